@@ -1,0 +1,7 @@
+"""taichi_voxify: turn 3D meshes into palette voxel art with a differentiable Taichi engine."""
+from .backend import init
+from .errors import (BackendError, InputError, MeshError, OptionError, ResourceError,
+                     VoxifyError)
+from .voxelart import VoxelArt
+
+__version__ = "0.1.0"

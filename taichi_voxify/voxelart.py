@@ -1,0 +1,111 @@
+"""VoxelArt: the result of a conversion, a grid of palette indices plus its palette.
+
+Axes are the mesh's own after normalisation: index x grows along +x (right), y along +y (up),
+z along +z (toward the front). indices[x, y, z] == 0 means empty; i > 0 means palette[i - 1].
+"""
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import InputError, OptionError
+
+MAX_COLORS = 255
+
+
+@dataclass
+class VoxelArt:
+    indices: np.ndarray  # uint8 (X, Y, Z)
+    palette: np.ndarray  # uint8 (K, 3) sRGB
+    metadata: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.indices = np.ascontiguousarray(self.indices, dtype=np.uint8)
+        self.palette = np.ascontiguousarray(self.palette, dtype=np.uint8).reshape(-1, 3)
+        if self.indices.ndim != 3:
+            raise InputError(f"indices must be a 3-D grid, got shape {self.indices.shape}")
+        if not 1 <= len(self.palette) <= MAX_COLORS:
+            raise InputError(f"palette must hold 1 to {MAX_COLORS} colours, got {len(self.palette)}")
+        if self.indices.max(initial=0) > len(self.palette):
+            raise InputError("indices refer to palette entries that do not exist")
+
+    @property
+    def shape(self):
+        return self.indices.shape
+
+    @property
+    def filled(self):
+        return self.indices > 0
+
+    @property
+    def filled_count(self):
+        return int(np.count_nonzero(self.indices))
+
+    def colors_used(self):
+        """Sorted palette entries (0-based) that at least one voxel uses."""
+        used = np.unique(self.indices)
+        return [int(i) - 1 for i in used if i > 0]
+
+    def rgb(self):
+        """(X, Y, Z, 3) uint8 colours; empty voxels are black."""
+        lut = np.concatenate([np.zeros((1, 3), np.uint8), self.palette])
+        return lut[self.indices]
+
+    def hex_palette(self):
+        return ["#%02x%02x%02x" % tuple(int(v) for v in c) for c in self.palette]
+
+    # --- numpy / Taichi interop -------------------------------------------------------------
+    @classmethod
+    def from_dense(cls, occupancy, color_index, palette, metadata=None):
+        """From a boolean occupancy grid and 0-based palette indices of the same shape."""
+        occupancy = np.asarray(occupancy, dtype=bool)
+        idx = np.where(occupancy, np.asarray(color_index, dtype=np.int64) + 1, 0)
+        return cls(idx.astype(np.uint8), palette, dict(metadata or {}))
+
+    def to_field(self):
+        """A Taichi u8 field (X, Y, Z) holding the indices (starts Taichi if needed)."""
+        from .backend import ensure_init
+        import taichi as ti
+
+        ensure_init()
+        f = ti.field(ti.u8, shape=self.shape)
+        f.from_numpy(self.indices)
+        return f
+
+    def palette_field(self):
+        """A Taichi vector field (K,) of float RGB in [0, 1]."""
+        from .backend import ensure_init
+        import taichi as ti
+
+        ensure_init()
+        f = ti.Vector.field(3, ti.f32, shape=len(self.palette))
+        f.from_numpy(self.palette.astype(np.float32) / 255.0)
+        return f
+
+    @classmethod
+    def from_field(cls, index_field, palette, metadata=None):
+        return cls(index_field.to_numpy().astype(np.uint8), palette, metadata)
+
+    # --- files ------------------------------------------------------------------------------
+    def to_npz_dict(self):
+        return dict(indices=self.indices, palette=self.palette,
+                    metadata=np.array(json.dumps(self.metadata, default=str)))
+
+    @classmethod
+    def load_npz(cls, path):
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                meta = json.loads(str(data["metadata"])) if "metadata" in data else {}
+                return cls(data["indices"], data["palette"], meta)
+        except (OSError, KeyError, ValueError) as exc:
+            raise InputError(f"cannot read voxel art from {path}: {exc}") from None
+
+
+def parse_resolution(n, low=4, high=512):
+    try:
+        n = int(n)
+    except (TypeError, ValueError):
+        raise OptionError(f"resolution must be an integer, got {n!r}") from None
+    if not low <= n <= high:
+        raise OptionError(f"resolution must be between {low} and {high}, got {n}")
+    return n

@@ -1,0 +1,25 @@
+import os
+import pathlib
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+SHARED_MESHES = ROOT.parent / "shared" / "meshes"
+
+
+def mesh_path(name):
+    """Path of a shipped test mesh; skip only when the shared folder is absent."""
+    p = SHARED_MESHES / name
+    if not p.exists():
+        pytest.skip(f"shared test mesh {name} not found at {p}")
+    return p
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _taichi_cpu():
+    """Every test runs on the CPU backend in f32 unless it re-initialises (gradient tests)."""
+    os.environ.setdefault("VOXIFY_ARCH", "cpu")
+    from taichi_voxify import backend
+
+    backend.init(arch="cpu", precision="f32")
+    yield
