@@ -1,0 +1,77 @@
+"""Write files whole or not at all: write a temporary file in the target's folder, then rename.
+
+A reader never sees a half-written file, and a failure leaves any older file untouched.
+"""
+import contextlib
+import os
+import shutil
+import tempfile
+
+from ..errors import VoxifyError
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yield a temporary path in the same folder as `path`; rename it to `path` on success.
+
+    The temporary name keeps the extension, so libraries that pick a format from it still work.
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    stem, ext = os.path.splitext(os.path.basename(path))
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{stem}.", suffix=f".part{ext}", dir=folder)
+    except OSError as exc:
+        raise VoxifyError(f"cannot write {path}: {exc.strerror or exc}") from None
+    os.close(fd)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except OSError as exc:
+        _remove_quietly(tmp)
+        raise VoxifyError(f"cannot write {path}: {exc.strerror or exc}") from None
+    except BaseException:
+        _remove_quietly(tmp)
+        raise
+
+
+def write_bytes(path, data):
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(data)
+
+
+def write_text(path, text):
+    write_bytes(path, text.encode("utf-8"))
+
+
+@contextlib.contextmanager
+def atomic_dir(path):
+    """Yield a temporary folder beside `path`; on success it replaces `path` (and its old
+    content) in one rename, so a folder of outputs is also complete or absent."""
+    path = os.path.abspath(os.fspath(path))
+    parent = os.path.dirname(path)
+    try:
+        tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.", suffix=".part", dir=parent)
+    except OSError as exc:
+        raise VoxifyError(f"cannot write {path}: {exc.strerror or exc}") from None
+    try:
+        yield tmp
+        old = None
+        if os.path.exists(path):
+            old = tmp + ".old"
+            os.replace(path, old)
+        os.replace(tmp, path)
+        if old:
+            shutil.rmtree(old, ignore_errors=True)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise VoxifyError(f"cannot write {path}: {exc.strerror or exc}") from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _remove_quietly(path):
+    with contextlib.suppress(OSError):
+        os.remove(path)

@@ -1,0 +1,83 @@
+import numpy as np
+import pytest
+
+from taichi_voxify import InputError, OptionError, VoxelArt
+from taichi_voxify.export import read_vox, write_vox
+
+
+def _random_art(shape=(5, 7, 4), colors=6, seed=0):
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, colors + 1, size=shape).astype(np.uint8)
+    pal = rng.integers(0, 256, size=(colors, 3)).astype(np.uint8)
+    return VoxelArt(idx, pal)
+
+
+def test_independent_reader_sees_every_voxel_and_colour(tmp_path):
+    parser = pytest.importorskip("pyvox.parser", reason="py-vox-io (the [test] extra) not installed")
+    art = _random_art()
+    path = tmp_path / "a.vox"
+    write_vox(art, path)
+    vox = parser.VoxParser(str(path)).parse()
+    (model,) = vox.models
+    X, Y, Z = art.shape
+    assert tuple(model.size) == (X, Z, Y)  # MagicaVoxel is z-up
+    got = np.zeros(art.shape, np.uint8)
+    for v in model.voxels:  # vox (x, y, z) = ours (x, Z-1-z, y)
+        got[v.x, v.z, Z - 1 - v.y] = v.c
+    np.testing.assert_array_equal(got, art.indices)
+    # the format's RGBA entry j holds colour index j + 1 (pyvox keeps that raw list)
+    rgb = np.array([tuple(c)[:3] for c in vox.palette[: len(art.palette)]], np.uint8)
+    np.testing.assert_array_equal(rgb, art.palette)
+
+
+def test_upright_orientation(tmp_path):
+    idx = np.zeros((2, 3, 2), np.uint8)
+    idx[0, 2, 1] = 1  # top, front-left voxel
+    art = VoxelArt(idx, [[255, 0, 0]])
+    path = tmp_path / "o.vox"
+    write_vox(art, path)
+    parser = pytest.importorskip("pyvox.parser")
+    (v,) = parser.VoxParser(str(path)).parse().models[0].voxels
+    assert (v.x, v.y, v.z) == (0, 0, 2)  # left, front (-y in MagicaVoxel), top (z up)
+
+
+def test_own_reader_round_trip(tmp_path):
+    art = _random_art(shape=(3, 9, 6), colors=200, seed=1)
+    path = tmp_path / "r.vox"
+    write_vox(art, path)
+    back = read_vox(path)
+    np.testing.assert_array_equal(back.indices, art.indices)
+    np.testing.assert_array_equal(back.palette, art.palette)
+
+
+def test_oversized_grid_refused_and_nothing_written(tmp_path):
+    art = VoxelArt(np.ones((257, 2, 2), np.uint8), [[1, 2, 3]])
+    with pytest.raises(OptionError, match="256"):
+        write_vox(art, tmp_path / "big.vox")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("cut", [3, 20, 40, -500, -1])
+def test_truncated_file_is_an_input_error(tmp_path, cut):
+    path = tmp_path / "t.vox"
+    write_vox(_random_art(), path)
+    data = path.read_bytes()
+    path.write_bytes(data[:cut])
+    with pytest.raises(InputError) as err:
+        read_vox(path)
+    assert "\n" not in str(err.value)
+
+
+def test_failed_write_keeps_the_old_file_and_leaves_no_temp(tmp_path):
+    from taichi_voxify.export.atomic import atomic_path
+
+    path = tmp_path / "k.vox"
+    write_vox(_random_art(), path)
+    before = path.read_bytes()
+    with pytest.raises(RuntimeError):
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as f:
+                f.write(b"half")
+            raise RuntimeError("crash in the middle of writing")
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["k.vox"]
