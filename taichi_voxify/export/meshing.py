@@ -1,0 +1,243 @@
+"""Voxels -> a cube mesh of the visible faces, greedy-merged into one rectangle per run of
+same-coloured faces, with flat colours; written as .glb, .obj (+ .mtl) or .ply.
+
+World units: 1 unit per voxel (times `voxel_size`), y up, the grid centred on x and z and
+standing on y = 0 (a game engine's or Blender's usual placement). Every quad has its own four
+vertices, so colours and normals are flat per face. Triangles wind counter-clockwise seen from
+outside, so right-hand normals point out of the solid.
+Merged rectangles meet neighbours at T-junctions; `merge=False` gives one quad per voxel face
+(crack-free everywhere, many more triangles).
+"""
+import json
+import os
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..color import srgb_to_linear
+from ..errors import OptionError
+from .atomic import atomic_path, write_bytes, write_text
+
+MESH_FORMATS = ("glb", "obj", "ply")
+# For a face normal along axis a, (u, v) are the two other axes in cyclic order, so that
+# e_u x e_v = e_a and corners (u0,v0) (u1,v0) (u1,v1) (u0,v1) run counter-clockwise seen from +a.
+_UV = {0: (1, 2), 1: (2, 0), 2: (0, 1)}
+
+
+@dataclass
+class VoxelMesh:
+    vertices: np.ndarray  # (4Q, 3) float32
+    normals: np.ndarray  # (4Q, 3) float32, the face normal at each corner
+    faces: np.ndarray  # (2Q, 3) int64, counter-clockwise seen from outside
+    color_index: np.ndarray  # (2Q,) int64, 0-based palette entry of each triangle
+    palette: np.ndarray  # (K, 3) uint8 sRGB
+    visible_faces: int  # voxel faces on the surface before merging
+
+    @property
+    def triangle_count(self):
+        return len(self.faces)
+
+    @property
+    def vertex_colors(self):
+        """(4Q, 3) uint8 sRGB colour of each vertex (its quad's colour)."""
+        return self.palette[self.color_index[0::2].repeat(4)]
+
+    def to_trimesh(self):
+        import trimesh
+
+        return trimesh.Trimesh(self.vertices, self.faces, vertex_normals=self.normals,
+                               vertex_colors=self.vertex_colors, process=False)
+
+
+def visible_face_labels(indices, axis, sign):
+    """(S, U, V) palette labels of the faces looking along +-axis (0 where no face), the grid
+    transposed to (axis, u, v) order; faces of slice s lie on the plane s + (sign > 0)."""
+    u, v = _UV[axis]
+    g = np.transpose(indices, (axis, u, v))
+    padded = np.pad(g, ((1, 1), (0, 0), (0, 0)))
+    neighbour = padded[2:] if sign > 0 else padded[:-2]
+    return np.where(neighbour == 0, g, 0)
+
+
+def greedy_rectangles(labels, merge=True):
+    """Rectangles covering the non-zero cells of each slice of `labels` (S, U, V), one colour
+    each: maximal runs along v, then runs with the same span and colour stacked along u.
+    Returns an int64 array (R, 6) of (slice, u0, u1, v0, v1, label), ends exclusive."""
+    S, U, V = labels.shape
+    if not merge:
+        s, u, v = np.nonzero(labels)
+        return np.stack([s, u, u + 1, v, v + 1, labels[s, u, v]], axis=1).astype(np.int64)
+    padded = np.pad(labels, ((0, 0), (0, 0), (1, 1))).astype(np.int64)
+    change = padded[..., 1:] != padded[..., :-1]  # (S, U, V+1): boundary before cell j
+    s0, u0, v0 = np.nonzero(change & (padded[..., 1:] != 0))  # a run starts at v0
+    _, _, v1 = np.nonzero(change & (padded[..., :-1] != 0))  # a run ends before v1
+    color = labels[s0, u0, v0].astype(np.int64)
+    order = np.lexsort((u0, color, v1, v0, s0))
+    s0, u0, v0, v1, color = (a[order] for a in (s0, u0, v0, v1, color))
+    same_span = np.ones(len(s0), bool)
+    same_span[0:1] = False
+    same_span[1:] = ((s0[1:] == s0[:-1]) & (v0[1:] == v0[:-1]) & (v1[1:] == v1[:-1])
+                     & (color[1:] == color[:-1]) & (u0[1:] == u0[:-1] + 1))
+    group = np.cumsum(~same_span) - 1
+    first = np.nonzero(~same_span)[0]
+    last = np.append(first[1:], len(s0)) - 1
+    return np.stack([s0[first], u0[first], u0[last] + 1, v0[first], v1[first], color[first]],
+                    axis=1) if len(group) else np.zeros((0, 6), np.int64)
+
+
+def voxel_mesh(art, voxel_size=1.0, merge=True):
+    """The VoxelMesh of `art`'s visible faces (see the module docstring for units)."""
+    X, Y, Z = art.shape
+    offset = np.array([X / 2.0, 0.0, Z / 2.0])
+    verts, norms, colors, visible = [], [], [], 0
+    for axis in range(3):
+        u, v = _UV[axis]
+        for sign in (1, -1):
+            labels = visible_face_labels(art.indices, axis, sign)
+            visible += int(np.count_nonzero(labels))
+            rect = greedy_rectangles(labels, merge)
+            plane = rect[:, 0] + (sign > 0)
+            corners = [(1, 3), (2, 3), (2, 4), (1, 4)]  # (u column, v column) of rect
+            if sign < 0:
+                corners = corners[::-1]
+            quad = np.zeros((len(rect), 4, 3))
+            quad[:, :, axis] = plane[:, None]
+            for k, (cu, cv) in enumerate(corners):
+                quad[:, k, u] = rect[:, cu]
+                quad[:, k, v] = rect[:, cv]
+            normal = np.zeros(3)
+            normal[axis] = sign
+            verts.append(quad)
+            norms.append(np.broadcast_to(normal, quad.shape))
+            colors.append(rect[:, 5] - 1)
+    quads = np.concatenate(verts)
+    n = len(quads)
+    base = 4 * np.arange(n)[:, None]
+    faces = np.concatenate([base + [0, 1, 2], base + [0, 2, 3]], axis=1).reshape(-1, 3)
+    return VoxelMesh(
+        vertices=((quads.reshape(-1, 3) - offset) * voxel_size).astype(np.float32),
+        normals=np.concatenate(norms).reshape(-1, 3).astype(np.float32),
+        faces=faces.astype(np.int64),
+        color_index=np.concatenate(colors).repeat(2).astype(np.int64),
+        palette=art.palette.copy(),
+        visible_faces=visible,
+    )
+
+
+def write_mesh(art, path, voxel_size=1.0, merge=True):
+    """Write the cube mesh of `art` to `path` (.glb, .obj + .mtl beside it, or .ply).
+    Returns {"triangles": int, "visible_faces": int, "files": [paths]}."""
+    fmt = os.path.splitext(os.fspath(path))[1].lower().lstrip(".")
+    if fmt not in MESH_FORMATS:
+        raise OptionError(f"unknown mesh format {fmt!r}: choose one of {', '.join(MESH_FORMATS)}")
+    mesh = voxel_mesh(art, voxel_size, merge)
+    files = {"glb": _write_glb, "obj": _write_obj, "ply": _write_ply}[fmt](mesh, os.fspath(path))
+    return {"triangles": mesh.triangle_count, "visible_faces": mesh.visible_faces, "files": files}
+
+
+# --- glTF binary ------------------------------------------------------------------------------
+def glb_bytes(mesh):
+    """A .glb with one primitive and one material per palette colour. glTF colours are linear,
+    so each baseColorFactor is the sRGB palette colour converted to linear (exact floats)."""
+    order = np.argsort(mesh.color_index[0::2], kind="stable")  # quads grouped by colour
+    quad_color = mesh.color_index[0::2][order]
+    corner = (4 * order[:, None] + np.arange(4)).ravel()
+    positions = mesh.vertices[corner].astype("<f4")
+    normals = mesh.normals[corner].astype("<f4")
+    local = np.array([[0, 1, 2], [0, 2, 3]], "<u4")
+    colors, starts = np.unique(quad_color, return_index=True)
+    ends = np.append(starts[1:], len(quad_color))
+    binary, views, accessors, primitives, materials = bytearray(), [], [], [], []
+
+    def add_view(data, target):
+        views.append(dict(buffer=0, byteOffset=len(binary), byteLength=len(data), target=target))
+        binary.extend(data)
+        binary.extend(b"\0" * (-len(binary) % 4))
+        return len(views) - 1
+
+    pos_view = add_view(positions.tobytes(), 34962)
+    nrm_view = add_view(normals.tobytes(), 34962)
+    for c, q0, q1 in zip(colors, starts, ends):
+        quads = q1 - q0
+        idx = (local[None] + 4 * np.arange(quads, dtype="<u4")[:, None, None]).astype("<u4")
+        idx_view = add_view(idx.tobytes(), 34963)
+        p = positions[4 * q0: 4 * q1]
+        a = len(accessors)
+        accessors += [
+            dict(bufferView=pos_view, byteOffset=int(4 * q0 * 12), componentType=5126,
+                 count=int(4 * quads), type="VEC3", min=p.min(0).tolist(), max=p.max(0).tolist()),
+            dict(bufferView=nrm_view, byteOffset=int(4 * q0 * 12), componentType=5126,
+                 count=int(4 * quads), type="VEC3"),
+            dict(bufferView=idx_view, componentType=5125, count=int(6 * quads), type="SCALAR"),
+        ]
+        primitives.append(dict(attributes=dict(POSITION=a, NORMAL=a + 1), indices=a + 2,
+                               material=len(materials)))
+        srgb = mesh.palette[c]
+        linear = srgb_to_linear(srgb.astype(np.float64) / 255.0)
+        materials.append(dict(
+            name="color_%d_%02x%02x%02x" % (c + 1, *srgb),
+            pbrMetallicRoughness=dict(baseColorFactor=[*map(float, linear), 1.0],
+                                      metallicFactor=0.0, roughnessFactor=1.0)))
+    doc = dict(asset=dict(version="2.0", generator="taichi_voxify"), scene=0,
+               scenes=[dict(nodes=[0])], nodes=[dict(mesh=0, name="voxels")],
+               meshes=[dict(name="voxels", primitives=primitives)], materials=materials,
+               accessors=accessors, bufferViews=views, buffers=[dict(byteLength=len(binary))])
+    if not primitives:  # an empty grid: a valid file with no geometry
+        doc.pop("meshes"), doc.pop("materials"), doc.pop("accessors"), doc.pop("bufferViews")
+        doc.pop("buffers")
+        doc["nodes"] = [dict(name="voxels")]
+    js = json.dumps(doc, separators=(",", ":")).encode()
+    js += b" " * (-len(js) % 4)
+    body = struct.pack("<II", len(js), 0x4E4F534A) + js
+    if binary:
+        body += struct.pack("<II", len(binary), 0x004E4942) + bytes(binary)
+    return struct.pack("<III", 0x46546C67, 2, 12 + len(body)) + body
+
+
+def _write_glb(mesh, path):
+    write_bytes(path, glb_bytes(mesh))
+    return [path]
+
+
+# --- Wavefront OBJ + MTL ----------------------------------------------------------------------
+def _write_obj(mesh, path):
+    """OBJ with one material per palette colour; Kd holds the sRGB colour in [0, 1], the
+    convention most OBJ readers follow."""
+    mtl_path = os.path.splitext(path)[0] + ".mtl"
+    used = np.unique(mesh.color_index)
+    mtl = ["# taichi_voxify palette"]
+    for c in used:
+        r, g, b = mesh.palette[c] / 255.0
+        mtl += [f"newmtl color_{c + 1}", f"Kd {r:.6f} {g:.6f} {b:.6f}", "Ka 0 0 0", "Ks 0 0 0",
+                "illum 1", ""]
+    normal_table = np.array([[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]])
+    tri_normal = mesh.normals[mesh.faces[:, 0]]
+    normal_id = np.argmax(tri_normal @ normal_table.T, axis=1) + 1
+    lines = ["# taichi_voxify voxel mesh: 1 unit per voxel, y up",
+             f"mtllib {os.path.basename(mtl_path)}"]
+    lines += ["v %g %g %g" % tuple(v) for v in mesh.vertices]
+    lines += ["vn %d %d %d" % tuple(n) for n in normal_table]
+    order = np.argsort(mesh.color_index, kind="stable")
+    current = None
+    for t in order:
+        if mesh.color_index[t] != current:
+            current = mesh.color_index[t]
+            lines.append(f"usemtl color_{current + 1}")
+        a, b, c = mesh.faces[t] + 1
+        n = normal_id[t]
+        lines.append(f"f {a}//{n} {b}//{n} {c}//{n}")
+    with atomic_path(path) as tmp_obj:
+        with open(tmp_obj, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        write_text(mtl_path, "\n".join(mtl) + "\n")
+    return [path, mtl_path]
+
+
+# --- PLY --------------------------------------------------------------------------------------
+def _write_ply(mesh, path):
+    """Binary PLY with per-vertex sRGB uchar colours and normals."""
+    from trimesh.exchange.ply import export_ply
+
+    write_bytes(path, export_ply(mesh.to_trimesh(), encoding="binary", vertex_normal=True))
+    return [path]
