@@ -1,0 +1,346 @@
+"""Palettes: extracted from pixel-art views, named (LEGO, PICO-8), or given as hex colours.
+
+All clustering happens in CIE Lab. Palettes are uint8 (K, 3) sRGB, ordered from the colour that
+covers the most (weighted) pixels to the least. Extraction never invents duplicates: when the
+images hold fewer than K distinct colours, the palette holds each of them once (fewer than K).
+
+Methods (`extract_palette`):
+- kmeans: weighted K-means (scikit-learn, seeded) on the distinct colours;
+- kmeans_rare: K-means, then while some colour lies farther from every centre than the two
+  closest centres lie from each other, merge that pair and give the outlier its own centre,
+  so small but distinct features (eyes, markings) keep their colour;
+- maxmin: farthest-point sampling, starting from the most common colour;
+- mediancut: split the box of largest weighted squared error at its weighted median along its
+  widest Lab axis until K boxes; each box's mean is a colour.
+maxmin and mediancut are deterministic and ignore the seed.
+"""
+import csv
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from .color import delta_e76, hex_to_rgb, lab_to_srgb, srgb_to_lab, to_uint8
+from .errors import InputError, OptionError
+
+PALETTE_METHODS = ("kmeans", "kmeans_rare", "maxmin", "mediancut")
+NAMED_PALETTES = ("lego", "pico8")
+MIN_COLORS, MAX_COLORS = 2, 32
+DEFAULT_COLORS = 8
+# front (+z) view counts four times, as in the authors' code; order of cameras.VIEW_NAMES
+SIX_VIEW_WEIGHTS = (1.0, 1.0, 1.0, 1.0, 4.0, 1.0)
+
+RARE_MIN_SHARE = 0.001  # a rare colour must cover at least this share of the weighted pixels
+RARE_RADIUS = 10.0  # delta E around a rare colour that counts as its support
+_DATA_DIR = Path(__file__).resolve().parent / "data" / "palettes"
+
+
+@dataclass(frozen=True)
+class PaletteSpec:
+    """What the user asked for: an extraction method, a named palette or explicit colours."""
+
+    kind: str  # "method", "named" or "colors"
+    method: str = None
+    name: str = None
+    colors: np.ndarray = None  # uint8 (M, 3) for kind "colors"
+    k: int = None
+
+
+def check_colors(k, what="number of colours"):
+    """K must be an int from 2 to 32."""
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
+        raise OptionError(f"{what} must be an integer from {MIN_COLORS} to {MAX_COLORS}, got {k!r}")
+    if not MIN_COLORS <= k <= MAX_COLORS:
+        raise OptionError(f"{what} must be from {MIN_COLORS} to {MAX_COLORS}, got {k}")
+    return int(k)
+
+
+# --- named palettes ------------------------------------------------------------------------
+
+@lru_cache(maxsize=None)
+def _read_named(name):
+    path = _DATA_DIR / f"{name}.csv"
+    with open(path, newline="") as f:
+        rows = csv.DictReader(line for line in f if not line.startswith("#"))
+        return tuple((r["name"], int(r["id"]), hex_to_rgb(r["hex"])) for r in rows)
+
+
+def named_palette(name):
+    """[(colour name, id, (r, g, b)), ...] of a shipped palette ("lego" or "pico8")."""
+    key = str(name).strip().lower()
+    if key not in NAMED_PALETTES:
+        raise OptionError(f"unknown named palette {name!r}: choose from {', '.join(NAMED_PALETTES)}")
+    return list(_read_named(key))
+
+
+def named_palette_rgb(name):
+    return np.array([rgb for _, _, rgb in named_palette(name)], dtype=np.uint8)
+
+
+# --- parsing user input ---------------------------------------------------------------------
+
+def parse_hex_list(text):
+    """'#ff0000,#0f0 ...' -> uint8 (M, 3); one-line OptionError naming a bad token."""
+    tokens = [t for t in text.replace(",", " ").split() if t]
+    colors = []
+    for token in tokens:
+        rgb = hex_to_rgb(token)
+        if rgb is None:
+            raise OptionError(f"bad colour {token!r} in palette: write colours as #rrggbb or #rgb")
+        if rgb in colors:
+            raise OptionError(f"colour {token!r} appears twice in the palette")
+        colors.append(rgb)
+    if not MIN_COLORS <= len(colors) <= MAX_COLORS:
+        raise OptionError(f"a palette needs {MIN_COLORS} to {MAX_COLORS} colours, got {len(colors)}")
+    return np.array(colors, dtype=np.uint8)
+
+
+def parse_palette(spec, k=None):
+    """A palette request -> PaletteSpec.
+
+    spec: None (kmeans), a method name (kmeans, kmeans_rare, maxmin, mediancut), a named palette
+    (lego, pico8), a string of hex colours ('#ff0000,#00ff00,...'), or an array of uint8 RGB.
+    k: the number of colours wanted (2 to 32) or None for the default (8; all given colours for
+    an explicit list).
+    """
+    if k is not None:
+        k = check_colors(k)
+    if spec is None:
+        return PaletteSpec("method", method="kmeans", k=k)
+    if isinstance(spec, PaletteSpec):
+        return spec if k is None else PaletteSpec(spec.kind, spec.method, spec.name, spec.colors, k)
+    if not isinstance(spec, str):
+        colors = np.asarray(spec)
+        if colors.ndim != 2 or colors.shape[1] != 3 or not MIN_COLORS <= len(colors) <= MAX_COLORS:
+            raise OptionError(f"a palette array must be (K, 3) with K from {MIN_COLORS} to "
+                              f"{MAX_COLORS}, got shape {colors.shape}")
+        return PaletteSpec("colors", colors=to_uint8(colors) if colors.dtype != np.uint8 else colors,
+                           k=k)
+    key = spec.strip().lower()
+    if key in PALETTE_METHODS:
+        return PaletteSpec("method", method=key, k=k)
+    if key in NAMED_PALETTES:
+        return PaletteSpec("named", name=key, k=k)
+    if "," in key or key.startswith("#"):
+        return PaletteSpec("colors", colors=parse_hex_list(key), k=k)
+    raise OptionError(f"unknown palette {spec!r}: use {', '.join(PALETTE_METHODS + NAMED_PALETTES)}"
+                      " or hex colours like '#ff0000,#00ff00'")
+
+
+# --- gathering pixels -----------------------------------------------------------------------
+
+def _as_views(images, masks):
+    images = np.asarray(images)
+    masks = np.asarray(masks, dtype=bool)
+    if images.ndim == 3:
+        images, masks = images[None], masks[None]
+    if images.ndim != 4 or images.shape[-1] != 3 or masks.shape != images.shape[:3]:
+        raise InputError(f"palette input must be images (V, H, W, 3) with masks (V, H, W), got "
+                         f"{images.shape} and {masks.shape}")
+    return images, masks
+
+
+def weighted_colors(images, masks, weights=None):
+    """Distinct foreground colours (uint8 (U, 3)) and their summed per-view weights (U,)."""
+    images, masks = _as_views(images, masks)
+    if weights is None:
+        weights = SIX_VIEW_WEIGHTS if len(images) == 6 else np.ones(len(images))
+    weights = np.asarray(weights, dtype=np.float64)
+    if weights.shape != (len(images),) or np.any(weights < 0):
+        raise OptionError(f"weights must be {len(images)} non-negative numbers, got {weights.tolist()}")
+    rgb = images if images.dtype == np.uint8 else to_uint8(images)
+    pixel_weight = np.broadcast_to(weights[:, None, None], masks.shape)[masks]
+    pixels = rgb[masks]
+    keep = pixel_weight > 0
+    if not np.any(keep):
+        raise InputError("no foreground pixels to take a palette from (all masks are empty)")
+    codes = pixels[keep].astype(np.int64) @ np.array([65536, 256, 1])
+    unique, inverse = np.unique(codes, return_inverse=True)
+    summed = np.bincount(inverse, weights=pixel_weight[keep])
+    colors = np.stack([unique >> 16, (unique >> 8) & 255, unique & 255], axis=1).astype(np.uint8)
+    return colors, summed
+
+
+# --- clustering in Lab ----------------------------------------------------------------------
+
+def _nearest(points, centres):
+    """Index of the nearest centre for each point, and the squared distance to it."""
+    d2 = ((points[:, None, :] - centres[None, :, :]) ** 2).sum(-1)
+    idx = np.argmin(d2, axis=1)
+    return idx, d2[np.arange(len(points)), idx]
+
+
+def _kmeans(lab, w, k, seed):
+    from sklearn.cluster import KMeans
+
+    km = KMeans(n_clusters=k, n_init=4, random_state=seed).fit(lab, sample_weight=w)
+    return km.cluster_centers_
+
+
+def _kmeans_rare(lab, w, k, seed):
+    centres = _kmeans(lab, w, k, seed)
+    min_support = max(RARE_MIN_SHARE * w.sum(), w.min())
+    for _ in range(k - 1):
+        _, d2 = _nearest(lab, centres)
+        rare = _supported_outlier(lab, w, np.sqrt(d2), min_support)
+        if rare is None:
+            break
+        pair_d = delta_e76(centres[:, None], centres[None])
+        pair_d[np.diag_indices(k)] = np.inf
+        a, b = np.unravel_index(np.argmin(pair_d), pair_d.shape)
+        if rare[1] <= pair_d[a, b]:  # the outlier is less distinct than the closest pair
+            break
+        owner, _ = _nearest(lab, centres)
+        mass = np.array([w[owner == a].sum(), w[owner == b].sum()]) + 1e-12
+        merged = (centres[a] * mass[0] + centres[b] * mass[1]) / mass.sum()
+        centres = np.vstack([np.delete(centres, [a, b], axis=0), merged, rare[0]])
+    return centres
+
+
+def _supported_outlier(lab, w, dist, min_support):
+    """(colour, distance) of the farthest colour with enough weight around it, or None."""
+    for i in np.argsort(-dist, kind="stable")[:64]:
+        near = delta_e76(lab, lab[i]) < RARE_RADIUS
+        if w[near].sum() >= min_support:
+            return np.average(lab[near], axis=0, weights=w[near]), dist[i]
+    return None
+
+
+def _maxmin(lab, w, k):
+    chosen = [int(np.argmax(w))]
+    dist = delta_e76(lab, lab[chosen[0]])
+    for _ in range(k - 1):
+        nxt = int(np.argmax(dist))
+        chosen.append(nxt)
+        dist = np.minimum(dist, delta_e76(lab, lab[nxt]))
+    return lab[chosen]
+
+
+def _median_cut(lab, w, k):
+    boxes = [np.arange(len(lab))]
+    while len(boxes) < k:
+        errors = [_box_error(lab[b], w[b]) for b in boxes]
+        worst = int(np.argmax(errors))
+        if errors[worst] <= 0:
+            break
+        boxes[worst:worst + 1] = _split_box(lab, w, boxes[worst])
+    return np.array([np.average(lab[b], axis=0, weights=w[b]) for b in boxes])
+
+
+def _box_error(points, weights):
+    mean = np.average(points, axis=0, weights=weights)
+    return float((weights * ((points - mean) ** 2).sum(-1)).sum())
+
+
+def _split_box(lab, w, box):
+    pts, wts = lab[box], w[box]
+    mean = np.average(pts, axis=0, weights=wts)
+    axis = int(np.argmax((wts[:, None] * (pts - mean) ** 2).sum(0)))
+    order = np.argsort(pts[:, axis], kind="stable")
+    values = pts[order, axis]
+    cut = int(np.searchsorted(np.cumsum(wts[order]), wts.sum() / 2.0)) + 1
+    # never cut between equal values, and never leave a side empty
+    cut = min(max(cut, 1), len(order) - 1)
+    while cut < len(order) and values[cut] == values[cut - 1]:
+        cut += 1
+    if cut == len(order):
+        cut = int(np.searchsorted(values, values[-1], side="left"))
+    return [box[order[:cut]], box[order[cut:]]]
+
+
+def _finish(centres_lab, colors, lab, w, k):
+    """uint8 palette of distinct colours ordered by covered weight.
+
+    Centres that round to the same uint8 colour merge; the data colours farthest from the
+    palette fill the gap, so K distinct colours come back whenever the data has K.
+    """
+    rgb = np.unique(to_uint8(lab_to_srgb(centres_lab)), axis=0)
+    while len(rgb) < min(k, len(colors)):
+        _, d2 = _nearest(lab, srgb_to_lab(rgb))
+        rgb = np.unique(np.vstack([rgb, colors[np.argmax(d2)]]), axis=0)
+    owner, _ = _nearest(lab, srgb_to_lab(rgb))
+    mass = np.bincount(owner, weights=w, minlength=len(rgb))
+    order = np.lexsort((np.arange(len(rgb)), -mass))
+    return rgb[order]
+
+
+def extract_palette(images, masks, k, method="kmeans", weights=None, seed=0):
+    """K colours (uint8 (K, 3)) that represent the foreground of the images.
+
+    images: (V, H, W, 3) float sRGB in [0, 1] or uint8 (or one (H, W, 3) image); masks: (V, H, W)
+    bool foreground; weights: one per view (default: front ×4 for six views, else equal).
+    Fewer than K colours come back only when the images hold fewer distinct colours.
+    """
+    k = check_colors(k)
+    if method not in PALETTE_METHODS:
+        raise OptionError(f"unknown palette method {method!r}: choose from {', '.join(PALETTE_METHODS)}")
+    colors, w = weighted_colors(images, masks, weights)
+    lab = srgb_to_lab(colors)
+    if len(colors) <= k:
+        return _finish(lab, colors, lab, w, k)
+    if method == "kmeans":
+        centres = _kmeans(lab, w, k, seed)
+    elif method == "kmeans_rare":
+        centres = _kmeans_rare(lab, w, k, seed)
+    elif method == "maxmin":
+        centres = _maxmin(lab, w, k)
+    else:
+        centres = _median_cut(lab, w, k)
+    return _finish(centres, colors, lab, w, k)
+
+
+# --- choosing from a fixed set of colours ---------------------------------------------------
+
+def fit_palette_subset(images, masks, candidates, k, weights=None):
+    """The k colours of `candidates` (uint8 (M, 3)) that best fit the images.
+
+    Greedy choice minimising the weighted sum of squared Lab distances from every foreground
+    colour to its nearest chosen colour, then single swaps while they improve it. Returns all
+    candidates when k >= M.
+    """
+    candidates = np.asarray(candidates, dtype=np.uint8)
+    if k >= len(candidates):
+        return candidates.copy()
+    colors, w = weighted_colors(images, masks, weights)
+    d2 = delta_e76(srgb_to_lab(candidates)[:, None], srgb_to_lab(colors)[None]) ** 2
+
+    def cost(sel):
+        return float((w * d2[sel].min(axis=0)).sum())
+
+    chosen = []
+    for _ in range(k):
+        rest = [j for j in range(len(candidates)) if j not in chosen]
+        chosen.append(min(rest, key=lambda j: cost(chosen + [j])))
+    improved = True
+    while improved:
+        improved = False
+        for slot in range(k):
+            for j in range(len(candidates)):
+                if j in chosen:
+                    continue
+                trial = chosen[:slot] + [j] + chosen[slot + 1:]
+                if cost(trial) < cost(chosen) - 1e-9:
+                    chosen, improved = trial, True
+    return candidates[sorted(chosen)]
+
+
+def resolve_palette(spec, images, masks, k=None, weights=None, seed=0):
+    """Turn a palette request (see parse_palette) into uint8 (K, 3) colours for these images."""
+    spec = parse_palette(spec, k)
+    k = spec.k
+    if spec.kind == "method":
+        return extract_palette(images, masks, k or DEFAULT_COLORS, spec.method, weights, seed)
+    if spec.kind == "named":
+        return fit_palette_subset(images, masks, named_palette_rgb(spec.name),
+                                  k or DEFAULT_COLORS, weights)
+    return fit_palette_subset(images, masks, spec.colors, k or len(spec.colors), weights)
+
+
+def nearest_palette_index(rgb, palette):
+    """Index of the Lab-nearest palette colour for every colour in rgb (..., 3)."""
+    lab = srgb_to_lab(rgb)
+    pal = srgb_to_lab(np.asarray(palette))
+    flat = lab.reshape(-1, 3)
+    idx, _ = _nearest(flat, pal)
+    return idx.reshape(lab.shape[:-1])
