@@ -1,0 +1,292 @@
+"""Stage 2 renderers: the six axis views marched along voxel columns, and a perspective variant.
+
+Axis views (the paper's orthographic supervision). Pixel (row r, column c) of an N x N image of
+an axis view is one ray running along one voxel column of the N^3 grid, entry face first. Each
+voxel is a cube of constant density and colour crossed over one voxel length, so
+
+    alpha_i = 1 - exp(-sigma_i),  sigma_i = softplus(density_i + shift)
+    w_i     = T_i * alpha_i,      T_i = prod_{j<i} (1 - alpha_j)
+    colour  = sum_i w_i c_i + T_end * white
+    depth   = sum_i w_i (i + 0.5) / N + T_end * 1      (entry face 0, far face 1; what the ray
+                                                       does not hit is placed on the far face)
+    opacity = 1 - T_end
+
+where T_end is the transmittance left when the ray leaves the grid, or when it falls to t_min
+(early termination; both passes stop at the same voxel, so the backward is exact for what the
+forward computed). Columns outside `span` (the first and last voxel whose density is above a
+threshold, see `column_spans`) are skipped. The column layout of each view follows the table in
+taichi_voxify/cameras.py; tests/test_ortho.py checks VIEW_LAYOUT against those cameras.
+
+Backward, per column and without atomics (each voxel lies in exactly one column of a view): with
+rest_i = sum_{j>i} w_j c_j + T_end * white (likewise for depth),
+
+    d colour / d sigma_i  = T_{i+1} c_i - rest_i
+    d depth / d sigma_i   = T_{i+1} t_i - rest_depth_i
+    d opacity / d sigma_i = T_end
+    d colour / d c_i      = w_i
+
+The six views run one after another inside one launch (a ti.static loop), so every voxel
+receives its six contributions in the same order on every run: gradients are bit-reproducible.
+"""
+import taichi as ti
+
+NUM_VIEWS = 6
+BACKGROUND = 1.0  # white
+
+# Per view: (march axis, march sign), (row axis, row sign), (column axis, column sign).
+# sign +1: the voxel index grows with the step / row / column; -1: it runs from N-1 down.
+VIEW_LAYOUT = (
+    ((0, -1), (1, -1), (2, -1)),  # +x: looks along -x, up +y, right -z
+    ((0, +1), (1, -1), (2, +1)),  # -x: looks along +x, up +y, right +z
+    ((1, -1), (2, +1), (0, +1)),  # +y: looks along -y, up -z, right +x
+    ((1, +1), (2, -1), (0, +1)),  # -y: looks along +y, up +z, right +x
+    ((2, -1), (1, -1), (0, +1)),  # +z: looks along -z, up +y, right +x
+    ((2, +1), (1, -1), (0, -1)),  # -z: looks along +z, up +y, right -x
+)
+
+
+@ti.func
+def softplus(x):
+    return ti.max(x, 0.0) + ti.log(1.0 + ti.exp(-ti.abs(x)))
+
+
+@ti.func
+def sigmoid(x):
+    return 1.0 / (1.0 + ti.exp(-x))
+
+
+@ti.func
+def _along(sign: ti.template(), n, k):
+    out = k
+    if ti.static(sign < 0):
+        out = n - 1 - k
+    return out
+
+
+@ti.func
+def column_voxel(view: ti.template(), n, r, c, s):
+    """Grid index (i, j, k) of step s along the ray of pixel (r, c) of an axis view."""
+    march, row, col = ti.static(VIEW_LAYOUT[view])
+    idx = ti.Vector([0, 0, 0])
+    idx[march[0]] = _along(march[1], n, s)
+    idx[row[0]] = _along(row[1], n, r)
+    idx[col[0]] = _along(col[1], n, c)
+    return idx
+
+
+def _other_axes(axis):
+    """The two grid axes a column of `axis` is indexed by, in increasing order."""
+    return tuple(a for a in range(3) if a != axis)
+
+
+@ti.func
+def step_range(view: ti.template(), n, r, c, span: ti.template()):
+    """Steps [s0, s1) of the ray of pixel (r, c) that cross its column's occupied span."""
+    march = ti.static(VIEW_LAYOUT[view][0])
+    idx = column_voxel(view, n, r, c, 0)
+    a, b = ti.static(_other_axes(march[0]))
+    first = span[march[0], idx[a], idx[b], 0]
+    last = span[march[0], idx[a], idx[b], 1]
+    s0, s1 = first, last + 1
+    if ti.static(march[1] < 0):
+        s0, s1 = n - 1 - last, n - first
+    return s0, s1
+
+
+@ti.func
+def _voxel_rgb(rgb: ti.template(), idx):
+    return ti.Vector([rgb[idx[0], idx[1], idx[2], ch] for ch in ti.static(range(3))])
+
+
+@ti.kernel
+def column_spans(density: ti.types.ndarray(), threshold: float, span: ti.types.ndarray()):
+    """span[axis, a, b] = (first, last) index along `axis` of the column at the other two axes
+    (a, b in increasing axis order) whose raw density exceeds `threshold`; (n, -1) if none."""
+    n = density.shape[0]
+    for axis in ti.static(range(3)):
+        for a, b in ti.ndrange(n, n):
+            first, last = n, -1
+            for k in range(n):
+                idx = ti.Vector([0, 0, 0])
+                idx[axis] = k
+                oa, ob = ti.static(_other_axes(axis))
+                idx[oa] = a
+                idx[ob] = b
+                if density[idx[0], idx[1], idx[2]] > threshold:
+                    first = ti.min(first, k)
+                    last = k
+            span[axis, a, b, 0] = first
+            span[axis, a, b, 1] = last
+
+
+@ti.kernel
+def render_axis_views(density: ti.types.ndarray(), rgb: ti.types.ndarray(),
+                      span: ti.types.ndarray(), shift: float, t_min: float,
+                      out_rgb: ti.types.ndarray(), out_depth: ti.types.ndarray(),
+                      out_opacity: ti.types.ndarray()):
+    """Colour (6,N,N,3), depth (6,N,N) and opacity (6,N,N) of the six axis views."""
+    n = density.shape[0]
+    for view in ti.static(range(NUM_VIEWS)):
+        for r, c in ti.ndrange(n, n):
+            s0, s1 = step_range(view, n, r, c, span)
+            trans = 1.0
+            colour = ti.Vector([0.0, 0.0, 0.0])
+            depth = 0.0
+            for s in range(s0, s1):
+                if trans <= t_min:
+                    break
+                idx = column_voxel(view, n, r, c, s)
+                sigma = softplus(density[idx[0], idx[1], idx[2]] + shift)
+                w = trans * (1.0 - ti.exp(-sigma))
+                colour += w * _voxel_rgb(rgb, idx)
+                depth += w * (s + 0.5) / n
+                trans *= ti.exp(-sigma)
+            for ch in ti.static(range(3)):
+                out_rgb[view, r, c, ch] = colour[ch] + trans * BACKGROUND
+            out_depth[view, r, c] = depth + trans
+            out_opacity[view, r, c] = 1.0 - trans
+
+
+@ti.kernel
+def render_axis_views_backward(density: ti.types.ndarray(), rgb: ti.types.ndarray(),
+                               span: ti.types.ndarray(), shift: float, t_min: float,
+                               out_rgb: ti.types.ndarray(), out_depth: ti.types.ndarray(),
+                               out_opacity: ti.types.ndarray(), g_rgb: ti.types.ndarray(),
+                               g_depth: ti.types.ndarray(), g_opacity: ti.types.ndarray(),
+                               grad_density: ti.types.ndarray(),
+                               grad_rgb: ti.types.ndarray()):
+    """Add d loss / d density and d loss / d rgb, given the loss gradients of the outputs of
+    `render_axis_views` (grad_* must be zeroed by the caller; they are accumulated into)."""
+    n = density.shape[0]
+    for view in ti.static(range(NUM_VIEWS)):
+        for r, c in ti.ndrange(n, n):
+            s0, s1 = step_range(view, n, r, c, span)
+            final_rgb = ti.Vector([out_rgb[view, r, c, ch] for ch in ti.static(range(3))])
+            g_col = ti.Vector([g_rgb[view, r, c, ch] for ch in ti.static(range(3))])
+            g_dep = g_depth[view, r, c]
+            opacity_term = g_opacity[view, r, c] * (1.0 - out_opacity[view, r, c])
+            trans = 1.0
+            acc_rgb = ti.Vector([0.0, 0.0, 0.0])
+            acc_depth = 0.0
+            for s in range(s0, s1):
+                if trans <= t_min:
+                    break
+                idx = column_voxel(view, n, r, c, s)
+                x = density[idx[0], idx[1], idx[2]] + shift
+                decay = ti.exp(-softplus(x))
+                w = trans * (1.0 - decay)
+                c_i = _voxel_rgb(rgb, idx)
+                t_i = (s + 0.5) / n
+                acc_rgb += w * c_i
+                acc_depth += w * t_i
+                trans_next = trans * decay
+                d_sigma = (g_col.dot(trans_next * c_i - (final_rgb - acc_rgb))
+                           + g_dep * (trans_next * t_i - (out_depth[view, r, c] - acc_depth))
+                           + opacity_term)
+                grad_density[idx[0], idx[1], idx[2]] += d_sigma * sigmoid(x)
+                for ch in ti.static(range(3)):
+                    grad_rgb[idx[0], idx[1], idx[2], ch] += w * g_col[ch]
+                trans = trans_next
+
+
+# --- perspective variant (only for the paper's "w/o ortho" ablation) ---------------------------
+
+@ti.func
+def _box_interval(o, d):
+    """Entry and exit distances of the ray o + t d through the box [-0.5, 0.5]^3."""
+    t0, t1 = 0.0, 1e9
+    for ax in ti.static(range(3)):
+        if ti.abs(d[ax]) > 1e-12:
+            ta = (-0.5 - o[ax]) / d[ax]
+            tb = (0.5 - o[ax]) / d[ax]
+            t0 = ti.max(t0, ti.min(ta, tb))
+            t1 = ti.min(t1, ti.max(ta, tb))
+        elif ti.abs(o[ax]) > 0.5:
+            t1 = -1.0
+    return t0, t1
+
+
+@ti.func
+def _nearest_voxel(p, n):
+    return ti.math.clamp(ti.cast(ti.floor((p + 0.5) * n), ti.i32), 0, n - 1)
+
+
+@ti.func
+def _ray(origins: ti.template(), dirs: ti.template(), v, r, c):
+    o = ti.Vector([origins[v, r, c, ax] for ax in ti.static(range(3))])
+    d = ti.Vector([dirs[v, r, c, ax] for ax in ti.static(range(3))])
+    return o, d
+
+
+@ti.kernel
+def render_rays(density: ti.types.ndarray(), rgb: ti.types.ndarray(),
+                origins: ti.types.ndarray(), dirs: ti.types.ndarray(), shift: float,
+                step: float, depth_offset: float, out_rgb: ti.types.ndarray(),
+                out_depth: ti.types.ndarray(), out_opacity: ti.types.ndarray()):
+    """General rays (V,H,W,3) through the grid, nearest-voxel samples every `step` voxel
+    lengths (each sample's interval = step). Depth = distance - depth_offset, background on the
+    box's exit point."""
+    n = density.shape[0]
+    ds = step / n  # world length of one step
+    for v, r, c in ti.ndrange(origins.shape[0], origins.shape[1], origins.shape[2]):
+        o, d = _ray(origins, dirs, v, r, c)
+        t0, t1 = _box_interval(o, d)
+        trans = 1.0
+        colour = ti.Vector([0.0, 0.0, 0.0])
+        depth = 0.0
+        steps = ti.max(ti.cast(ti.ceil((t1 - t0) / ds), ti.i32), 0)
+        for s in range(steps):
+            t = t0 + (s + 0.5) * ds
+            idx = _nearest_voxel(o + t * d, n)
+            decay = ti.exp(-softplus(density[idx[0], idx[1], idx[2]] + shift) * step)
+            w = trans * (1.0 - decay)
+            colour += w * _voxel_rgb(rgb, idx)
+            depth += w * (t - depth_offset)
+            trans *= decay
+        for ch in ti.static(range(3)):
+            out_rgb[v, r, c, ch] = colour[ch] + trans * BACKGROUND
+        out_depth[v, r, c] = depth + trans * (ti.max(t1, t0) - depth_offset)
+        out_opacity[v, r, c] = 1.0 - trans
+
+
+@ti.kernel
+def render_rays_backward(density: ti.types.ndarray(), rgb: ti.types.ndarray(),
+                         origins: ti.types.ndarray(), dirs: ti.types.ndarray(), shift: float,
+                         step: float, depth_offset: float, out_rgb: ti.types.ndarray(),
+                         out_depth: ti.types.ndarray(), out_opacity: ti.types.ndarray(),
+                         g_rgb: ti.types.ndarray(), g_depth: ti.types.ndarray(),
+                         g_opacity: ti.types.ndarray(), grad_density: ti.types.ndarray(),
+                         grad_rgb: ti.types.ndarray()):
+    """Backward of `render_rays` (accumulates into grad_*). Rays may sample a voxel many times
+    and share voxels, so the ray loop runs serially to keep the sums reproducible."""
+    n = density.shape[0]
+    ds = step / n
+    ti.loop_config(serialize=True)
+    for v, r, c in ti.ndrange(origins.shape[0], origins.shape[1], origins.shape[2]):
+        o, d = _ray(origins, dirs, v, r, c)
+        t0, t1 = _box_interval(o, d)
+        final_rgb = ti.Vector([out_rgb[v, r, c, ch] for ch in ti.static(range(3))])
+        g_col = ti.Vector([g_rgb[v, r, c, ch] for ch in ti.static(range(3))])
+        g_dep = g_depth[v, r, c]
+        opacity_term = g_opacity[v, r, c] * (1.0 - out_opacity[v, r, c])
+        trans = 1.0
+        acc_rgb = ti.Vector([0.0, 0.0, 0.0])
+        acc_depth = 0.0
+        steps = ti.max(ti.cast(ti.ceil((t1 - t0) / ds), ti.i32), 0)
+        for s in range(steps):
+            t = t0 + (s + 0.5) * ds
+            idx = _nearest_voxel(o + t * d, n)
+            x = density[idx[0], idx[1], idx[2]] + shift
+            decay = ti.exp(-softplus(x) * step)
+            w = trans * (1.0 - decay)
+            c_i = _voxel_rgb(rgb, idx)
+            acc_rgb += w * c_i
+            acc_depth += w * (t - depth_offset)
+            trans_next = trans * decay
+            d_tau = (g_col.dot(trans_next * c_i - (final_rgb - acc_rgb))
+                     + g_dep * (trans_next * (t - depth_offset) - (out_depth[v, r, c] - acc_depth))
+                     + opacity_term)
+            grad_density[idx[0], idx[1], idx[2]] += d_tau * step * sigmoid(x)
+            for ch in ti.static(range(3)):
+                grad_rgb[idx[0], idx[1], idx[2], ch] += w * g_col[ch]
+            trans = trans_next
