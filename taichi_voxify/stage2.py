@@ -199,3 +199,48 @@ class PerspectiveRenderer:
             nd.from_numpy(np.ascontiguousarray(g, dtype=backend.float_dtype()))
         self._k.render_rays_backward(density, rgb, *self._args(), *self.out, *self.grads,
                                      grad_density, grad_rgb)
+
+
+# --- palette quantizer over ti.ndarrays ----------------------------------------------------------
+
+def gumbel_noise_table(seed, size):
+    """`size` standard Gumbel samples from a numpy Generator seeded with `seed`."""
+    u = np.random.default_rng(seed).random(size)
+    u = np.clip(u, 1e-12, 1.0 - 1e-12)
+    return -np.log(-np.log(u))
+
+
+def initial_logits(rgb, palette, scale=0.1):
+    """logit_n = -||rgb - c_n|| / scale for (..., 3) colours and (C, 3) palette in [0, 1]."""
+    dist = np.linalg.norm(rgb[..., None, :] - palette, axis=-1)
+    return -dist / scale
+
+
+class PaletteQuantizer:
+    """Per-voxel Gumbel-Softmax over a palette (kernels/gumbel.py): logits -> colours, and back."""
+
+    def __init__(self, shape, palette, seed=0, table_size=1 << 18):
+        from kernels import gumbel
+
+        self._k = gumbel
+        colours = len(palette)
+        self.palette = _from_numpy(palette)
+        self.noise = _from_numpy(gumbel_noise_table(seed, table_size))
+        self.soft = _ndarray(tuple(shape) + (colours,))
+        self.rgb = _ndarray(tuple(shape) + (3,))
+        self.grad_logits = _ndarray(tuple(shape) + (colours,))
+        self.inv_tau = 1.0
+
+    def forward(self, logits, step, tau, hard=False, noise=True):
+        """Fill self.rgb (and self.soft) from the logits ndarray; the noise depends on `step`."""
+        self.inv_tau = 1.0 / tau
+        self._k.gumbel_softmax(logits, self.palette, self.noise, int(step) & 0xFFFFFFFF,
+                               1.0 if noise else 0.0, self.inv_tau, int(hard), self.soft,
+                               self.rgb)
+        return self.rgb
+
+    def backward(self, grad_rgb):
+        """d loss / d logits (self.grad_logits) from d loss / d rgb, for the last forward."""
+        self._k.gumbel_softmax_backward(self.soft, self.palette, grad_rgb, self.inv_tau,
+                                        self.grad_logits)
+        return self.grad_logits
