@@ -37,3 +37,53 @@ class CoarseField:
     def voxel_alpha(self, interval=1.0):
         """Opacity of each voxel for a ray crossing `interval` voxel lengths of it."""
         return 1.0 - np.exp(-softplus(self.density + self.shift) * interval)
+
+    def render(self, camera, width, height=None, chunk=1 << 18):
+        """Ray-march the field from `camera` at `width` x `height` pixels (Stage 1's renderer).
+
+        height defaults to keeping the camera's aspect. Returns float32 arrays:
+        rgb (H, W, 3) composited over white; depth (H, W), the expected termination distance
+        along the ray from the camera origin in world units, sum(w_i t_i) / opacity, np.inf
+        where the opacity is below 1e-4 (nothing there, as in the reference renders);
+        opacity (H, W) = 1 - final transmittance.
+        """
+        from kernels.raymarch import render_rays
+
+        from . import backend
+
+        backend.ensure_init()
+        if height is None:
+            height = max(1, int(round(width * camera.height / camera.width)))
+        fd = backend.float_dtype()
+        origins, dirs = (np.ascontiguousarray(a.reshape(-1, 3), dtype=fd)
+                         for a in camera.rays(width, height))
+        density = np.ascontiguousarray(self.density, dtype=fd)
+        rgb = np.ascontiguousarray(self.rgb, dtype=fd)
+        mask = self.occupancy_mask()
+        count = origins.shape[0]
+        out_rgb = np.zeros((count, 3), fd)
+        out_depth, out_trans = np.zeros(count, fd), np.zeros(count, fd)
+        for s in range(0, count, chunk):
+            ids = np.arange(s, min(count, s + chunk), dtype=np.int32)
+            rgb_c, depth_c, trans_c = (np.zeros((len(ids), 3), fd), np.zeros(len(ids), fd),
+                                       np.zeros(len(ids), fd))
+            render_rays(density, rgb, mask, origins, dirs, ids, rgb_c, depth_c, trans_c,
+                        self.shift, RENDER_TERMINATION)
+            out_rgb[ids], out_depth[ids], out_trans[ids] = rgb_c, depth_c, trans_c
+        opacity = 1.0 - out_trans
+        with np.errstate(divide="ignore", invalid="ignore"):
+            depth = np.where(opacity > 1e-4, out_depth / opacity, np.inf)
+        shape = (height, width)
+        return (out_rgb.reshape(shape + (3,)).astype(np.float32),
+                depth.reshape(shape).astype(np.float32), opacity.reshape(shape).astype(np.float32))
+
+    def occupancy_mask(self, thres=1e-7):
+        """uint8 (R,R,R) mask of cells a ray must sample: alpha per half-voxel step above
+        `thres` (skipped samples change a ray's transmittance by < 1e-4), dilated by one cell."""
+        from scipy.ndimage import maximum_filter
+
+        busy = self.voxel_alpha(interval=0.5) > thres
+        return np.ascontiguousarray(maximum_filter(busy.astype(np.uint8), size=3))
+
+
+RENDER_TERMINATION = 1e-4  # transmittance at which a ray stops, as in training

@@ -1,0 +1,94 @@
+"""Stage 1 timing: iterations/s, rays/s, time per phase and peak memory per grid resolution.
+
+Trains on an analytic scene (a coloured sphere ray-cast in numpy) so the numbers do not depend
+on the mesh renderer; examples/benchmark.py calls `bench_stage1`.
+"""
+import time
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from .stage1 import PHASES, Stage1Config, Stage1Trainer, peak_memory_bytes, training_cameras
+
+SPHERE_CENTRE = np.array([0.05, -0.02, 0.0])
+SPHERE_RADIUS = 0.32
+
+
+@dataclass
+class AnalyticRenders:
+    """The fields of render.Renders that Stage 1 reads."""
+
+    cameras: list
+    rgb: np.ndarray
+    alpha: np.ndarray
+    depth: np.ndarray
+
+
+def sphere_colour(points):
+    """Albedo on the sphere: smooth hue from the normal plus a dark band around the equator."""
+    n = (points - SPHERE_CENTRE) / SPHERE_RADIUS
+    rgb = 0.5 + 0.4 * n
+    band = np.abs(n[..., 1]) < 0.2
+    rgb[band] = (0.15, 0.15, 0.6)
+    return rgb
+
+
+def _cast_sphere(origins, dirs):
+    oc = origins - SPHERE_CENTRE
+    b = np.einsum("...i,...i", oc, dirs)
+    c = np.einsum("...i,...i", oc, oc) - SPHERE_RADIUS ** 2
+    disc = b * b - c
+    hit = disc > 0
+    t = np.where(hit, -b - np.sqrt(np.maximum(disc, 0.0)), np.inf)
+    return hit, t
+
+
+def sphere_renders(cameras, width, supersample=2):
+    """Renders of the analytic sphere: sRGB over white, coverage from supersample^2 rays."""
+    views = len(cameras)
+    rgb = np.zeros((views, width, width, 3), np.float32)
+    alpha = np.zeros((views, width, width), np.float32)
+    depth = np.full((views, width, width), np.inf, np.float32)
+    s = supersample
+    for v, cam in enumerate(cameras):
+        o, d = cam.rays(width * s, width * s)
+        hit, t = _cast_sphere(o, d)
+        col = np.ones(o.shape)
+        col[hit] = sphere_colour(o[hit] + t[hit, None] * d[hit])
+        rgb[v] = col.reshape(width, s, width, s, 3).mean(axis=(1, 3))
+        alpha[v] = hit.reshape(width, s, width, s).mean(axis=(1, 3))
+        o1, d1 = cam.rays(width, width)
+        _, t1 = _cast_sphere(o1, d1)
+        depth[v] = t1
+    return AnalyticRenders(list(cameras), rgb, alpha, depth)
+
+
+def bench_stage1(resolutions=(32, 64, 128), iterations=30, rays_per_batch=8192, views=20,
+                 seed=0, config=None):
+    """Time `iterations` training steps per resolution (after two untimed warm-up steps that
+    compile the kernels). Returns one dict per resolution."""
+    results = []
+    base = config or Stage1Config.preset("fast")
+    for res in resolutions:
+        cfg = replace(base, iterations=iterations + 2, rays_per_batch=rays_per_batch,
+                      views=views, mask_warmup=0.0, mask_every=10)
+        cams = training_cameras(cfg, seed)
+        renders = sphere_renders(cams, min(256, 2 * res))
+        setup = time.perf_counter()
+        trainer = Stage1Trainer(renders, res, cfg, seed)
+        setup = time.perf_counter() - setup
+        for _ in range(2):
+            trainer.step()
+        trainer.timings = dict.fromkeys(PHASES, 0.0)
+        start = time.perf_counter()
+        for _ in range(iterations):
+            trainer.step(timed=True)
+        elapsed = time.perf_counter() - start
+        results.append(dict(
+            resolution=res, iterations=iterations, rays_per_batch=rays_per_batch,
+            setup_s=setup, seconds=elapsed, iterations_per_s=iterations / elapsed,
+            rays_per_s=iterations * rays_per_batch / elapsed,
+            ms_per_iteration=1000 * elapsed / iterations,
+            phase_ms={k: 1000 * v / iterations for k, v in trainer.timings.items()},
+            peak_memory_mb=peak_memory_bytes() / 2 ** 20))
+    return results

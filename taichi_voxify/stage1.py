@@ -1,0 +1,319 @@
+"""Stage 1: a coarse DVGO-style voxel radiance field (density + colour grids) fitted to the
+reference renders of the mesh by ray marching, with hand-written gradients (kernels/).
+
+Loss = w_mse MSE(colour) + w_entropy entropy(opacity) + w_alpha MSE(opacity, coverage)
+       + w_tv_density TV(density) + w_tv_rgb TV(colour) + w_noise noise(density)
+(see kernels/regularizers.py). The opacity-vs-coverage term is ours, not DVGO's: the renders
+give the exact silhouette, and on white or near-white surfaces the colour loss alone cannot tell
+object from background.
+
+Empty space is skipped from the first step with the visual hull of the training silhouettes
+(a cell that projects onto background in any view cannot hold anything), and after a warm-up,
+as DVGO does, with a mask of cells whose opacity passed a threshold, refreshed every few steps.
+"""
+import math
+import resource
+import time
+from dataclasses import asdict, dataclass, replace
+
+import numpy as np
+
+from . import backend
+from .cameras import BOX_RADIUS, random_views
+from .coarse_field import CoarseField, density_shift
+from .errors import InputError, OptionError, ResourceError
+
+MIN_RESOLUTION = 8
+PHASES = ("sample", "forward", "loss", "backward", "gather", "adam", "mask")
+
+
+@dataclass
+class Stage1Config:
+    iterations: int = 600
+    rays_per_batch: int = 4096
+    lr_density: float = 0.1
+    lr_rgb: float = 0.1
+    lr_decay: float = 0.1  # learning rate at the last step, as a fraction of the first
+    beta1: float = 0.9
+    beta2: float = 0.99
+    adam_eps: float = 1e-12
+    alpha_init: float = 1e-6
+    term_thres: float = 1e-4  # stop a ray once its transmittance falls below this
+    w_mse: float = 1.0
+    w_entropy: float = 0.01
+    w_alpha: float = 0.1
+    w_tv_density: float = 1e-4
+    w_tv_rgb: float = 1e-4
+    w_noise: float = 1e-3
+    hull: bool = True  # skip cells outside the visual hull of the training silhouettes
+    mask_warmup: float = 0.25  # fraction of the steps before the opacity mask starts
+    mask_every: int = 25
+    mask_thres: float = 1e-4  # per-sample alpha below which a cell counts as empty
+    views: int = 40  # training views the caller should render (random orthographic)
+    image_scale: float = 2.0  # training image width = image_scale * resolution pixels
+    memory_budget_gb: float = 4.0
+    report_every: int = 25
+
+    @staticmethod
+    def preset(name):
+        if name not in PRESETS:
+            raise OptionError(f"unknown Stage 1 preset {name!r}: choose {', '.join(PRESETS)}")
+        return replace(PRESETS[name])
+
+    def validate(self):
+        if self.iterations < 1 or self.rays_per_batch < 1:
+            raise OptionError("Stage 1 needs at least one iteration and one ray per batch")
+        if not 0.0 < self.alpha_init < 1.0:
+            raise OptionError(f"alpha_init must lie in (0, 1), got {self.alpha_init}")
+        if self.lr_density <= 0 or self.lr_rgb <= 0 or not 0 < self.lr_decay <= 1:
+            raise OptionError("Stage 1 learning rates must be positive, lr_decay in (0, 1]")
+        return self
+
+
+PRESETS = {
+    "fast": Stage1Config(),
+    "paper": Stage1Config(iterations=8000, rays_per_batch=8192, views=100, image_scale=4.0),
+    "test": Stage1Config(iterations=120, rays_per_batch=1024, views=12, mask_every=10,
+                         report_every=10),
+}
+
+
+def training_cameras(config, seed=0):
+    """The random orthographic cameras Stage 1 expects its renders from."""
+    return random_views(config.views, seed=seed, ortho=True)
+
+
+def training_image_size(config, resolution):
+    return max(16, int(round(config.image_scale * resolution)))
+
+
+# --- input checks and memory -------------------------------------------------------------
+
+def estimate_bytes(resolution, ray_count, float_bytes=4):
+    """Bytes of the training state: grids, Adam moments, gradients, masks and the ray table."""
+    voxel = float_bytes * (1 + 3 + 3 + 8 + 4) + 8 * 4 + 3
+    return int(resolution ** 3 * voxel + ray_count * float_bytes * 10)
+
+
+def check_inputs(renders, resolution, config):
+    if int(resolution) != resolution or resolution < MIN_RESOLUTION:
+        raise OptionError(f"Stage 1 resolution must be an integer >= {MIN_RESOLUTION}, "
+                          f"got {resolution}")
+    cameras = list(getattr(renders, "cameras", []) or [])
+    rgb, alpha = np.asarray(renders.rgb), np.asarray(renders.alpha)
+    if not cameras or rgb.shape[0] == 0:
+        raise InputError("Stage 1 needs at least one rendered view, got 0")
+    if rgb.ndim != 4 or rgb.shape[-1] != 3 or alpha.shape != rgb.shape[:3] \
+            or len(cameras) != rgb.shape[0]:
+        raise InputError(f"renders do not match: {len(cameras)} cameras, rgb {rgb.shape}, "
+                         f"alpha {alpha.shape}")
+    for v in range(rgb.shape[0]):
+        if not (np.isfinite(rgb[v]).all() and np.isfinite(alpha[v]).all()):
+            raise InputError(f"render of view {v} ({cameras[v].name}) contains NaN or inf")
+        if not (alpha[v] > 0).any():
+            raise InputError(f"view {v} ({cameras[v].name}) misses the object: its alpha is 0 "
+                             "everywhere")
+    need = estimate_bytes(resolution, rgb.shape[0] * rgb.shape[1] * rgb.shape[2],
+                          np.dtype(backend.float_dtype()).itemsize)
+    budget = config.memory_budget_gb * 2 ** 30
+    if need > budget:
+        raise ResourceError(f"Stage 1 at resolution {resolution} needs about "
+                            f"{need / 2 ** 30:.1f} GiB, over the {config.memory_budget_gb:g} GiB "
+                            "budget: lower the resolution or raise memory_budget_gb")
+    return cameras, rgb, alpha
+
+
+# --- ray table and visual hull ------------------------------------------------------------
+
+def ray_table(cameras, rgb, alpha, dtype):
+    """All pixels of all views as one table: origins, dirs, target colour, target coverage."""
+    height, width = rgb.shape[1:3]
+    origins, dirs = zip(*(cam.rays(width, height) for cam in cameras))
+    flat = lambda a, c: np.ascontiguousarray(np.asarray(a, dtype=dtype).reshape(-1, c))
+    return (flat(origins, 3), flat(dirs, 3), flat(rgb, 3),
+            np.ascontiguousarray(np.asarray(alpha, dtype=dtype).reshape(-1)))
+
+
+def _footprint_pixels(cam, resolution, width):
+    """Radius in pixels that one cell's projection can cover in this view (upper bound)."""
+    radius = math.sqrt(3.0) / 2.0 / resolution
+    plane = cam.width
+    if not cam.ortho:
+        plane *= max(np.linalg.norm(cam.origin) - BOX_RADIUS, 1e-3)
+    return int(math.ceil(radius * width / plane)) + 1
+
+
+def visual_hull(cameras, alpha, resolution):
+    """uint8 (R,R,R): 1 for cells whose centre projects onto covered pixels in every view."""
+    import taichi as ti
+    from scipy.ndimage import maximum_filter
+
+    from kernels.grid import carve_hull
+
+    width = alpha.shape[2]
+    sil = np.stack([maximum_filter((a > 0).astype(np.uint8),
+                                   size=2 * _footprint_pixels(c, resolution, width) + 1)
+                    for c, a in zip(cameras, alpha)])
+    matrices = np.stack([c.matrix() for c in cameras]).astype(np.float64)
+    lens = np.array([[1.0 if c.ortho else 0.0, c.width, c.height, 0.0] for c in cameras])
+    fd = backend.float_dtype()
+    hull = np.zeros((resolution,) * 3, dtype=np.uint8)
+    carve_hull(hull, matrices.astype(fd), lens.astype(fd), np.ascontiguousarray(sil))
+    ti.sync()
+    return hull
+
+
+# --- the trainer --------------------------------------------------------------------------
+
+class Stage1Trainer:
+    """Training state on the Taichi device and one `step()` of fwd + loss + bwd + Adam."""
+
+    def __init__(self, renders, resolution, config=None, seed=0):
+        import taichi as ti
+
+        backend.ensure_init()
+        self.config = (config or Stage1Config.preset("fast")).validate()
+        self.resolution = res = int(resolution)
+        cameras, rgb, alpha = check_inputs(renders, resolution, self.config)
+        fd = backend.float_dtype()
+        ftype = backend.ti_float()
+        self.rng = np.random.default_rng(seed)
+        self.shift = density_shift(self.config.alpha_init)
+        table = ray_table(cameras, rgb, alpha, fd)
+        self.origins, self.dirs, self.target_rgb, self.target_alpha = (
+            self._upload(a, ftype) for a in table)
+        self.ray_count = table[0].shape[0]
+        hull = (visual_hull(cameras, alpha, res) if self.config.hull
+                else np.ones((res,) * 3, dtype=np.uint8))
+        self.hull = self._upload(hull, ti.u8)
+        self.mask = self._upload(hull, ti.u8)
+        self.mask_tmp = ti.ndarray(ti.u8, (res,) * 3)
+        self.density = ti.ndarray(ftype, (res,) * 3)
+        self.raw_rgb = ti.ndarray(ftype, (res,) * 3 + (3,))
+        self.rgb = self._upload(np.full((res,) * 3 + (3,), 0.5, dtype=fd), ftype)
+        self.moments = ti.ndarray(ftype, (res,) * 3 + (8,))
+        self.fixed_density = ti.ndarray(ti.i64, (res,) * 3)
+        self.fixed_rgb = ti.ndarray(ti.i64, (res,) * 3 + (3,))
+        self.grad_density = ti.ndarray(ftype, (res,) * 3)
+        self.grad_rgb = ti.ndarray(ftype, (res,) * 3 + (3,))
+        for a in (self.density, self.raw_rgb, self.moments, self.fixed_density, self.fixed_rgb):
+            a.fill(0)
+        batch = self.config.rays_per_batch
+        self.ids = ti.ndarray(ti.i32, (batch,))
+        self.out_rgb = ti.ndarray(ftype, (batch, 3))
+        self.out_depth = ti.ndarray(ftype, (batch,))
+        self.out_trans = ti.ndarray(ftype, (batch,))
+        self.grad_out_rgb = ti.ndarray(ftype, (batch, 3))
+        self.grad_opacity = ti.ndarray(ftype, (batch,))
+        self.losses = ti.ndarray(ftype, (batch, 3))
+        self.iteration = 0
+        self.timings = dict.fromkeys(PHASES, 0.0)
+
+    @staticmethod
+    def _upload(array, dtype):
+        import taichi as ti
+
+        nd = ti.ndarray(dtype, array.shape)
+        nd.from_numpy(np.ascontiguousarray(array))
+        return nd
+
+    def learning_rate_factor(self):
+        return self.config.lr_decay ** (self.iteration / max(1, self.config.iterations))
+
+    def step(self, timed=False):
+        """One training iteration; with timed=True, syncs after each phase to time it."""
+        from kernels.adam import gather_grads, masked_adam
+        from kernels.grid import FIXED_POINT_SCALE
+        from kernels.raymarch import backward_rays, render_rays
+        from kernels.regularizers import ray_losses
+
+        cfg = self.config
+        clock = _PhaseClock(self.timings, timed)
+        self.ids.from_numpy(self.rng.integers(0, self.ray_count, cfg.rays_per_batch,
+                                              dtype=np.int64).astype(np.int32))
+        clock.lap("sample")
+        render_rays(self.density, self.rgb, self.mask, self.origins, self.dirs, self.ids,
+                    self.out_rgb, self.out_depth, self.out_trans, self.shift, cfg.term_thres)
+        clock.lap("forward")
+        ray_losses(self.out_rgb, self.out_trans, self.target_rgb, self.target_alpha, self.ids,
+                   self.grad_out_rgb, self.grad_opacity, self.losses, cfg.w_mse, cfg.w_entropy,
+                   cfg.w_alpha)
+        clock.lap("loss")
+        backward_rays(self.density, self.rgb, self.mask, self.origins, self.dirs, self.ids,
+                      self.out_rgb, self.out_trans, self.grad_out_rgb, self.grad_opacity,
+                      self.fixed_density, self.fixed_rgb, self.shift, cfg.term_thres,
+                      FIXED_POINT_SCALE)
+        clock.lap("backward")
+        gather_grads(self.fixed_density, self.fixed_rgb, self.density, self.rgb,
+                     self.grad_density, self.grad_rgb, FIXED_POINT_SCALE, self.shift,
+                     cfg.w_tv_density, cfg.w_tv_rgb, cfg.w_noise)
+        clock.lap("gather")
+        self.iteration += 1
+        t, lr = self.iteration, self.learning_rate_factor()
+        masked_adam(self.density, self.raw_rgb, self.rgb, self.grad_density, self.grad_rgb,
+                    self.moments, cfg.lr_density * lr, cfg.lr_rgb * lr, cfg.beta1, cfg.beta2,
+                    1.0 - cfg.beta1 ** t, 1.0 - cfg.beta2 ** t, cfg.adam_eps)
+        clock.lap("adam")
+        if t >= cfg.mask_warmup * cfg.iterations and t % cfg.mask_every == 0:
+            self.refresh_mask()
+            clock.lap("mask")
+
+    def refresh_mask(self):
+        from kernels.grid import dilate, threshold_alpha
+        from kernels.raymarch import STEP_VOXELS
+
+        threshold_alpha(self.density, self.hull, self.mask_tmp, self.shift, STEP_VOXELS,
+                        self.config.mask_thres)
+        dilate(self.mask_tmp, self.hull, self.mask)
+
+    def batch_losses(self):
+        """Mean (mse, entropy, alpha) of the last batch."""
+        return self.losses.to_numpy().mean(axis=0)
+
+    def field(self, **metadata):
+        return CoarseField(density=self.density.to_numpy(), rgb=self.rgb.to_numpy(),
+                           alpha_init=self.config.alpha_init,
+                           metadata=dict(metadata, iterations=self.iteration,
+                                         resolution=self.resolution))
+
+
+class _PhaseClock:
+    def __init__(self, totals, timed):
+        self.totals, self.timed = totals, timed
+        self.last = time.perf_counter()
+
+    def lap(self, phase):
+        if self.timed:
+            import taichi as ti
+
+            ti.sync()
+            now = time.perf_counter()
+            self.totals[phase] += now - self.last
+            self.last = now
+
+
+def train_stage1(renders, resolution, config=None, seed=0, progress=None):
+    """Fit a CoarseField of `resolution`^3 voxels to `renders` (cameras, rgb over white, alpha).
+
+    progress(stage, step, total, info) is called every `report_every` steps with the batch
+    losses. Deterministic on CPU for a given seed.
+    """
+    start = time.perf_counter()
+    trainer = Stage1Trainer(renders, resolution, config, seed)
+    cfg = trainer.config
+    for it in range(cfg.iterations):
+        trainer.step()
+        report = (it + 1) % cfg.report_every == 0 or it + 1 == cfg.iterations
+        if progress is not None and report:
+            mse, entropy, alpha = trainer.batch_losses()
+            progress("stage1", it + 1, cfg.iterations,
+                     {"loss": float(mse), "mse": float(mse), "entropy": float(entropy),
+                      "alpha_mse": float(alpha)})
+    mse = float(trainer.batch_losses()[0])
+    return trainer.field(seconds=time.perf_counter() - start, final_mse=mse,
+                         config=asdict(cfg), seed=seed)
+
+
+def peak_memory_bytes():
+    """Peak resident memory of this process so far (Linux reports kilobytes)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
