@@ -1,0 +1,463 @@
+"""Loading meshes into one normalised, coloured triangle soup.
+
+Every supported file (OBJ+MTL, GLB, glTF with .bin and external textures, PLY, STL, OFF) and every
+part of a scene (with its node transform) becomes one list of triangles. Each triangle keeps its
+own colour source, so a face's albedo is
+
+    albedo_linear = material_colour * texture(uv) * corner_colour      (all linear RGB)
+
+where `material_colour` is the glTF base colour factor / MTL Kd / neutral grey, `texture` is the
+bilinear, sRGB-decoded lookup in the material's image (1 when it has none) and `corner_colour` is
+the barycentric blend of the per-corner vertex colours (COLOR_0, PLY vertex colours, or a face
+colour repeated on its three corners; 1 when there are none).
+
+Colour spaces: glTF factors and COLOR_0 are linear by the glTF spec; images, MTL colours, PLY
+colours and trimesh face/vertex colours from non-glTF files are sRGB. Everything is decoded to
+linear once; what leaves this module (`Mesh.color_at`, the renderer's images) is sRGB.
+
+Coordinates: Y up (glTF's convention), X right, Z toward the viewer of the front (+z) view.
+`up="z"` turns Z-up files (STL/PLY exports of CAD tools) into that frame.
+"""
+import json
+import os
+import pathlib
+import struct
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import MeshError, OptionError
+
+SUPPORTED_EXTENSIONS = (".obj", ".glb", ".gltf", ".ply", ".stl", ".off")
+MAX_FACES = 5_000_000
+NEUTRAL_GREY_SRGB = 0.6
+
+# Texture wrap modes (glTF sampler wrapS / wrapT): repeat is the default everywhere.
+WRAP_REPEAT, WRAP_CLAMP, WRAP_MIRROR = 0, 1, 2
+_GLTF_WRAP = {10497: WRAP_REPEAT, 33071: WRAP_CLAMP, 33648: WRAP_MIRROR}
+_UP_AXES = ("y", "z")
+
+
+def srgb_to_linear(c):
+    c = np.asarray(c, dtype=np.float64)
+    return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+
+
+def linear_to_srgb(c):
+    c = np.clip(np.asarray(c, dtype=np.float64), 0.0, 1.0)
+    return np.where(c <= 0.0031308, c * 12.92, 1.055 * c ** (1 / 2.4) - 0.055)
+
+
+SRGB8_TO_LINEAR = srgb_to_linear(np.arange(256) / 255.0).astype(np.float32)
+
+
+@dataclass
+class Texture:
+    """An sRGB image, row 0 at the top (v = 1), sampled bilinearly with the given wrap modes."""
+
+    image: np.ndarray  # (H, W, 3) uint8
+    wrap_u: int = WRAP_REPEAT
+    wrap_v: int = WRAP_REPEAT
+
+
+@dataclass
+class Mesh:
+    """A normalised triangle soup; see the module docstring for how a face gets its colour."""
+
+    name: str
+    triangles: np.ndarray  # (F, 3, 3) float32, inside [-0.5, 0.5]^3
+    uvs: np.ndarray  # (F, 3, 2) float32, v up (OBJ convention; glTF's v is flipped on load)
+    corner_colors: np.ndarray  # (F, 3, 3) float32 linear RGB multipliers
+    face_material: np.ndarray  # (F,) int32 into the material arrays
+    material_colors: np.ndarray  # (M, 3) float32 linear RGB
+    material_textures: np.ndarray  # (M,) int32 index into `textures`, -1 for none
+    textures: list = field(default_factory=list)
+    dropped_degenerate: int = 0
+    source: str = ""
+
+    @property
+    def face_count(self):
+        return int(len(self.triangles))
+
+    @property
+    def texture_images(self):
+        return [t.image for t in self.textures]
+
+    def face_normals(self):
+        """Unit geometric normals (F, 3) float32, by the winding of each triangle."""
+        t = self.triangles.astype(np.float64)
+        n = np.cross(t[:, 1] - t[:, 0], t[:, 2] - t[:, 0])
+        return (n / np.linalg.norm(n, axis=1, keepdims=True)).astype(np.float32)
+
+    def linear_color_at(self, face_ids, barycentrics):
+        """Linear RGB albedo (n, 3) float64 at points given by face id and barycentric weights."""
+        f = np.asarray(face_ids, dtype=np.int64).reshape(-1)
+        b = np.asarray(barycentrics, dtype=np.float64).reshape(-1, 3)
+        if len(f) != len(b):
+            raise OptionError(f"{len(f)} face ids but {len(b)} barycentric triples")
+        if len(f) and (f.min() < 0 or f.max() >= self.face_count):
+            raise OptionError(f"face ids must lie in [0, {self.face_count})")
+        mat = self.face_material[f]
+        color = self.material_colors[mat].astype(np.float64)
+        color *= np.einsum("nk,nkc->nc", b, self.corner_colors[f].astype(np.float64))
+        tex = self.material_textures[mat]
+        uv = np.einsum("nk,nkc->nc", b, self.uvs[f].astype(np.float64))
+        for t in np.unique(tex[tex >= 0]):
+            rows = tex == t
+            color[rows] *= sample_texture_linear(self.textures[t], uv[rows])
+        return color
+
+    def color_at(self, face_ids, barycentrics):
+        """sRGB albedo (n, 3) float32 in [0, 1] at points given by face id and barycentrics."""
+        return linear_to_srgb(self.linear_color_at(face_ids, barycentrics)).astype(np.float32)
+
+    def packed_textures(self):
+        """All texture images in one flat uint8 array plus a (T, 5) int32 table of
+        [offset, width, height, wrap_u, wrap_v]; a dummy 1-texel entry when there are none."""
+        if not self.textures:
+            return np.zeros(3, np.uint8), np.array([[0, 1, 1, 0, 0]], np.int32)
+        table, chunks, offset = [], [], 0
+        for t in self.textures:
+            h, w = t.image.shape[:2]
+            table.append([offset, w, h, t.wrap_u, t.wrap_v])
+            chunks.append(np.ascontiguousarray(t.image, dtype=np.uint8).reshape(-1))
+            offset += h * w * 3
+        if offset >= 2**31:
+            raise MeshError("textures too large: more than 2 GB of texels in one mesh")
+        return np.concatenate(chunks), np.asarray(table, np.int32)
+
+
+def wrap_index(i, size, mode):
+    """Integer texel indices wrapped by a glTF wrap mode (numpy twin of the kernel's)."""
+    if mode == WRAP_CLAMP:
+        return np.clip(i, 0, size - 1)
+    if mode == WRAP_MIRROR:
+        m = np.mod(i, 2 * size)
+        return np.where(m >= size, 2 * size - 1 - m, m)
+    return np.mod(i, size)
+
+
+def sample_texture_linear(texture, uv):
+    """Bilinear lookup (texels decoded from sRGB first) at uv (n, 2); returns linear (n, 3)."""
+    img = texture.image
+    h, w = img.shape[:2]
+    x = uv[:, 0] * w - 0.5
+    y = (1.0 - uv[:, 1]) * h - 0.5
+    x0, y0 = np.floor(x), np.floor(y)
+    fx, fy = (x - x0)[:, None], (y - y0)[:, None]
+    xs = [wrap_index(x0.astype(np.int64) + d, w, texture.wrap_u) for d in (0, 1)]
+    ys = [wrap_index(y0.astype(np.int64) + d, h, texture.wrap_v) for d in (0, 1)]
+    lin = SRGB8_TO_LINEAR.astype(np.float64)
+
+    def texel(yy, xx):
+        return lin[img[yy, xx]]
+
+    top = texel(ys[0], xs[0]) * (1 - fx) + texel(ys[0], xs[1]) * fx
+    bottom = texel(ys[1], xs[0]) * (1 - fx) + texel(ys[1], xs[1]) * fx
+    return top * (1 - fy) + bottom * fy
+
+
+# --------------------------------------------------------------------------------------------
+# Loading
+
+
+def load_mesh(path_or_trimesh, up="y", padding=0.0, max_faces=MAX_FACES):
+    """Load a mesh file (or a trimesh Trimesh/Scene) into a normalised, coloured `Mesh`.
+
+    The bounding box is centred at the origin and scaled so its longest side spans
+    1 - 2 * padding. `up="z"` rotates a Z-up file into our Y-up frame.
+    """
+    if up not in _UP_AXES:
+        raise OptionError(f"unknown up axis {up!r}: choose 'y' or 'z'")
+    if not 0.0 <= float(padding) < 0.5:
+        raise OptionError(f"padding must lie in [0, 0.5), got {padding}")
+    scene, name, source, declared = _open_scene(path_or_trimesh)
+    parts = list(_scene_parts(scene))
+    total = sum(len(g.faces) for g, _ in parts)
+    if total > max_faces:
+        raise MeshError(f"{name}: {total:,} faces is more than the limit of {max_faces:,}")
+    if total == 0:
+        raise MeshError(f"{name}: the file holds no triangle faces")
+    soup = _build_soup(parts, name, declared)
+    tris, keep = _drop_degenerate(soup["triangles"])
+    if not keep.any():
+        raise MeshError(f"{name}: every triangle is degenerate (zero area)")
+    if up == "z":
+        tris = tris[..., [0, 2, 1]] * np.array([1.0, 1.0, -1.0])
+    tris = _normalise(tris, padding)
+    return Mesh(
+        name=name,
+        triangles=tris.astype(np.float32),
+        uvs=soup["uvs"][keep],
+        corner_colors=soup["corner_colors"][keep],
+        face_material=soup["face_material"][keep],
+        material_colors=soup["material_colors"],
+        material_textures=soup["material_textures"],
+        textures=soup["textures"],
+        dropped_degenerate=int((~keep).sum()),
+        source=source,
+    )
+
+
+def _open_scene(path_or_trimesh):
+    """(trimesh.Scene, name, source text, texture declarations) for a path or trimesh object."""
+    import trimesh
+
+    if isinstance(path_or_trimesh, (trimesh.Trimesh, trimesh.Scene)):
+        scene = trimesh.Scene(path_or_trimesh) if isinstance(
+            path_or_trimesh, trimesh.Trimesh) else path_or_trimesh
+        name = pathlib.Path(str(path_or_trimesh.metadata.get("file_name", "mesh"))).stem
+        return scene, name or "mesh", "<trimesh object>", _Declared()
+    if not isinstance(path_or_trimesh, (str, os.PathLike)):
+        raise MeshError(f"expected a mesh file path or a trimesh object, got "
+                        f"{type(path_or_trimesh).__name__}")
+    path = pathlib.Path(path_or_trimesh)
+    if not path.is_file():
+        raise MeshError(f"mesh file not found: {path}")
+    ext = path.suffix.lower()
+    if ext not in SUPPORTED_EXTENSIONS:
+        raise MeshError(f"unknown mesh format {ext or '(no extension)'!r} for {path.name}: "
+                        f"supported are {', '.join(SUPPORTED_EXTENSIONS)}")
+    declared = _declared_textures(path, ext)
+    try:
+        scene = trimesh.load(str(path), force="scene", process=False)
+    except Exception as exc:  # trimesh raises many types for broken files
+        raise MeshError(f"cannot read {path.name}: {_one_line(exc)}") from None
+    return scene, path.stem, str(path), declared
+
+
+def _one_line(exc):
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:200]}" if text else type(exc).__name__
+
+
+def _scene_parts(scene):
+    """(geometry, 4x4 world transform) for every triangle-mesh instance in the scene graph."""
+    import trimesh
+
+    for node in scene.graph.nodes_geometry:
+        transform, geom_name = scene.graph[node]
+        geom = scene.geometry.get(geom_name)
+        if isinstance(geom, trimesh.Trimesh) and len(geom.faces):
+            yield geom, np.asarray(transform, dtype=np.float64)
+
+
+class _Declared:
+    """What the file itself says about textures, read from its MTL or glTF JSON, which
+    trimesh does not keep: which materials name an image, and glTF sampler wrap modes."""
+
+    def __init__(self, textured=(), wraps=None, missing_libs=()):
+        self.textured = set(textured)
+        self.wraps = dict(wraps or {})
+        self.missing_libs = list(missing_libs)
+
+
+def _declared_textures(path, ext):
+    try:
+        if ext == ".obj":
+            return _declared_obj(path)
+        if ext in (".gltf", ".glb"):
+            return _declared_gltf(_gltf_json(path, ext))
+    except (OSError, ValueError, KeyError, IndexError, TypeError, struct.error):
+        pass  # a broken header is reported by trimesh's own reader
+    return _Declared()
+
+
+def _declared_obj(path):
+    textured, missing = set(), []
+    with open(path, "r", errors="replace") as fh:
+        libs = [line.split(None, 1)[1].strip() for line in fh
+                if line.startswith("mtllib") and len(line.split(None, 1)) == 2]
+    for lib in libs:
+        mtl = path.parent / lib
+        if not mtl.is_file():
+            missing.append(lib)
+            continue
+        current = None
+        for line in mtl.read_text(errors="replace").splitlines():
+            words = line.strip().split()
+            if words and words[0] == "newmtl" and len(words) > 1:
+                current = " ".join(words[1:])
+            elif words and words[0].lower() == "map_kd" and current is not None:
+                textured.add(current)
+    return _Declared(textured, missing_libs=missing)
+
+
+def _gltf_json(path, ext):
+    data = path.read_bytes()
+    if ext == ".gltf":
+        return json.loads(data.decode("utf-8"))
+    if data[:4] != b"glTF":
+        raise ValueError("not a GLB")
+    length, kind = struct.unpack_from("<II", data, 12)
+    if kind != 0x4E4F534A:  # 'JSON'
+        raise ValueError("GLB without JSON chunk")
+    return json.loads(data[20:20 + length].decode("utf-8"))
+
+
+def _declared_gltf(doc):
+    textured, wraps = set(), {}
+    textures, samplers = doc.get("textures", []), doc.get("samplers", [])
+    for i, mat in enumerate(doc.get("materials", [])):
+        ref = mat.get("pbrMetallicRoughness", {}).get("baseColorTexture")
+        if ref is None:
+            continue
+        key = mat.get("name", f"material_{i}")
+        textured.add(key)
+        sampler_index = textures[ref["index"]].get("sampler")
+        sampler = samplers[sampler_index] if sampler_index is not None else {}
+        wraps[key] = (_GLTF_WRAP.get(sampler.get("wrapS", 10497), WRAP_REPEAT),
+                      _GLTF_WRAP.get(sampler.get("wrapT", 10497), WRAP_REPEAT))
+    return _Declared(textured, wraps)
+
+
+def _build_soup(parts, name, declared):
+    """Concatenate every part's world-space triangles and colour data."""
+    palette = _MaterialTable()
+    chunks = {k: [] for k in ("triangles", "uvs", "corner_colors", "face_material")}
+    warned = set()
+    for geom, transform in parts:
+        faces = np.asarray(geom.faces, dtype=np.int64)
+        verts = np.asarray(geom.vertices, dtype=np.float64)
+        if faces.ndim != 2 or faces.shape[1] != 3 or faces.min() < 0 or faces.max() >= len(verts):
+            raise MeshError(f"{name}: corrupt file, faces refer to vertices that do not exist")
+        world = verts @ transform[:3, :3].T + transform[:3, 3]
+        tris = world[faces]
+        if not np.isfinite(tris).all():
+            raise MeshError(f"{name}: vertex coordinates contain NaN or infinity")
+        uvs, corners, mat_id = _part_colors(geom, faces, palette, declared, name, warned)
+        chunks["triangles"].append(tris)
+        chunks["uvs"].append(uvs)
+        chunks["corner_colors"].append(corners)
+        chunks["face_material"].append(np.full(len(faces), mat_id, np.int32))
+    soup = {k: np.concatenate(v) for k, v in chunks.items()}
+    soup.update(palette.arrays())
+    return soup
+
+
+class _MaterialTable:
+    """Deduplicated (linear colour, texture) materials and their textures."""
+
+    def __init__(self):
+        self.keys, self.colors, self.tex_ids = {}, [], []
+        self.textures, self.tex_keys = [], {}
+
+    def texture_id(self, pil_image, wrap):
+        key = (id(pil_image), wrap)
+        if key not in self.tex_keys:
+            rgb = np.asarray(pil_image.convert("RGB"), dtype=np.uint8)
+            self.tex_keys[key] = len(self.textures)
+            self.textures.append(Texture(np.ascontiguousarray(rgb), *wrap))
+        return self.tex_keys[key]
+
+    def material_id(self, linear_rgb, tex_id):
+        key = (tuple(np.round(np.asarray(linear_rgb, np.float64), 7)), tex_id)
+        if key not in self.keys:
+            self.keys[key] = len(self.colors)
+            self.colors.append(np.asarray(linear_rgb, np.float32))
+            self.tex_ids.append(tex_id)
+        return self.keys[key]
+
+    def arrays(self):
+        return dict(material_colors=np.asarray(self.colors, np.float32).reshape(-1, 3),
+                    material_textures=np.asarray(self.tex_ids, np.int32),
+                    textures=self.textures)
+
+
+def _part_colors(geom, faces, palette, declared, name, warned):
+    """Per-corner uvs and colours and the material id of one part."""
+    import trimesh
+
+    n = len(faces)
+    from_gltf = "from_gltf_primitive" in geom.metadata
+    uvs = np.zeros((n, 3, 2), np.float32)
+    corners = None
+    base, tex_id = None, -1
+    visual = geom.visual
+    if isinstance(visual, trimesh.visual.TextureVisuals):
+        base, image, mat_name = _material_color(visual.material, from_gltf)
+        corners = _attribute_colors(visual.vertex_attributes.get("color"), faces, from_gltf)
+        uv = visual.uv
+        has_uv = uv is not None and len(uv) == len(geom.vertices)
+        if image is not None and has_uv:
+            uvs = np.nan_to_num(np.asarray(uv, np.float64)[faces]).astype(np.float32)
+            tex_id = palette.texture_id(image, declared.wraps.get(mat_name, (0, 0)))
+            base = np.ones(3) if base is None else base
+        elif mat_name in declared.textured and image is None:
+            _warn_once(warned, f"{name}: texture image of material {mat_name!r} is missing; "
+                               f"using its base colour")
+    elif isinstance(visual, trimesh.visual.ColorVisuals):
+        corners = _color_visual_colors(visual, faces, from_gltf)
+    if declared.missing_libs:
+        _warn_once(warned, f"{name}: material library {declared.missing_libs[0]!r} not found; "
+                           f"using grey")
+    if corners is None:
+        corners = np.ones((n, 3, 3), np.float32)
+    if base is None:  # no factor given: vertex/face colours stand alone, else neutral grey
+        base = np.ones(3) if not np.all(corners == 1) else srgb_to_linear([NEUTRAL_GREY_SRGB] * 3)
+    return uvs, corners, palette.material_id(base, tex_id)
+
+
+def _material_color(material, from_gltf):
+    """(linear base colour or None, PIL image or None, material name) of a trimesh material."""
+    import trimesh
+
+    name = getattr(material, "name", None)
+    if isinstance(material, trimesh.visual.material.PBRMaterial):
+        factor = material.baseColorFactor
+        linear = None if factor is None else np.asarray(factor, np.float64)[:3] / 255.0
+        return linear, material.baseColorTexture, name
+    image = getattr(material, "image", None)
+    diffuse = getattr(material, "diffuse", None)
+    if image is not None or diffuse is None:  # an MTL texture replaces Kd, as Blender does
+        return None, image, name
+    srgb = np.asarray(diffuse, np.float64)[:3] / 255.0
+    return (srgb if from_gltf else srgb_to_linear(srgb)), None, name
+
+
+def _attribute_colors(colors, faces, from_gltf):
+    """glTF COLOR_0 kept beside a texture: floats or normalised integers, linear."""
+    if colors is None:
+        return None
+    c = np.asarray(colors)
+    if c.ndim != 2 or c.shape[1] < 3:
+        return None
+    c = c[:, :3].astype(np.float64) / (np.iinfo(c.dtype).max if c.dtype.kind in "ui" else 1.0)
+    c = np.clip(np.nan_to_num(c), 0.0, 1.0)
+    if not from_gltf:
+        c = srgb_to_linear(c)
+    return c[faces].astype(np.float32)
+
+
+def _color_visual_colors(visual, faces, from_gltf):
+    """Vertex or face colours of a trimesh ColorVisuals (uint8; linear only from glTF)."""
+    if visual.kind == "vertex":
+        c = np.asarray(visual.vertex_colors)[:, :3][faces]
+    elif visual.kind == "face":
+        c = np.repeat(np.asarray(visual.face_colors)[:, None, :3], 3, axis=1)
+    else:
+        return None
+    c = c.astype(np.float64) / 255.0
+    return (c if from_gltf else srgb_to_linear(c)).astype(np.float32)
+
+
+def _warn_once(warned, message):
+    if message not in warned:
+        warned.add(message)
+        warnings.warn(message, stacklevel=4)
+
+
+def _drop_degenerate(tris):
+    """Keep triangles whose area is above a tiny fraction of the mesh's squared size."""
+    extent = float(np.max(tris.max(axis=(0, 1)) - tris.min(axis=(0, 1))))
+    double_area = np.linalg.norm(np.cross(tris[:, 1] - tris[:, 0], tris[:, 2] - tris[:, 0]), axis=1)
+    keep = double_area > (extent * extent) * 1e-12
+    return tris[keep], keep
+
+
+def _normalise(tris, padding):
+    lo, hi = tris.min(axis=(0, 1)), tris.max(axis=(0, 1))
+    scale = (1.0 - 2.0 * padding) / float(np.max(hi - lo))
+    return (tris - (lo + hi) / 2.0) * scale
+
