@@ -1,0 +1,257 @@
+"""Triangle rasterizer: a z-buffer made of one 64-bit key per (super)sample.
+
+Pass 1 (`rasterize`) loops over triangles in parallel; each walks the samples inside its
+screen-space bounding box and keeps those inside all three edges. The key
+`(float32 bits of view depth) << 32 | face id` goes into the sample with `atomic_min`: the depth
+bits of a non-negative float sort like the float, so the nearest face wins, and ties go to the
+lower face id. The result does not depend on thread order.
+
+Pass 2 (`resolve`) runs per output pixel over its S x S samples: it decodes the winning face,
+recomputes its (perspective-correct) barycentric weights at the sample, looks up the albedo
+(material colour * bilinear sRGB-decoded texture * vertex/face colour, all linear) and averages
+the samples: colour over a white background encoded as sRGB, coverage alpha, and depth, normal
+and face id of the covered sample nearest the pixel centre.
+
+Camera rows (cams[v] is (5, 3)): origin, right, up, forward, (plane width, plane height, ortho).
+Pixel centre (row r, column c) of a W x H image sits at u = ((c + 0.5) / W - 0.5) * width,
+v = (0.5 - (r + 0.5) / H) * height; an orthographic ray starts at origin + u right + v up and
+runs along forward, a perspective one starts at origin toward forward + u right + v up.
+Orthographic views keep surfaces at depth >= 0; perspective views drop triangles that reach
+behind the near distance (no clipping).
+"""
+import taichi as ti
+
+EMPTY_KEY = 0x7FFFFFFFFFFFFFFF
+NEAR = 1e-4
+
+
+@ti.func
+def _camera(cams: ti.template(), v):
+    origin = ti.Vector([cams[v, 0, 0], cams[v, 0, 1], cams[v, 0, 2]])
+    right = ti.Vector([cams[v, 1, 0], cams[v, 1, 1], cams[v, 1, 2]])
+    up = ti.Vector([cams[v, 2, 0], cams[v, 2, 1], cams[v, 2, 2]])
+    fwd = ti.Vector([cams[v, 3, 0], cams[v, 3, 1], cams[v, 3, 2]])
+    return origin, right, up, fwd
+
+
+@ti.func
+def _corner(tris: ti.template(), f, k):
+    return ti.Vector([tris[f, k, 0], tris[f, k, 1], tris[f, k, 2]])
+
+
+@ti.func
+def _project(tris: ti.template(), cams: ti.template(), v, f, width, height):
+    """Screen positions (pixel units, x right, y down) and view depths of a face's corners."""
+    origin, right, up, fwd = _camera(cams, v)
+    plane_w, plane_h, ortho = cams[v, 4, 0], cams[v, 4, 1], cams[v, 4, 2]
+    xs = ti.Vector([0.0, 0.0, 0.0])
+    ys = ti.Vector([0.0, 0.0, 0.0])
+    zs = ti.Vector([0.0, 0.0, 0.0])
+    for k in ti.static(range(3)):
+        p = _corner(tris, f, k) - origin
+        x, y, z = p.dot(right), p.dot(up), p.dot(fwd)
+        if ortho < 0.5:
+            inv = 1.0 / ti.max(z, NEAR)
+            x, y = x * inv, y * inv
+        xs[k] = (x / plane_w + 0.5) * width - 0.5
+        ys[k] = (0.5 - y / plane_h) * height - 0.5
+        zs[k] = z
+    return xs, ys, zs
+
+
+@ti.func
+def _edge_weights(xs, ys, px, py):
+    """Unnormalised barycentric weights (edge functions) of point (px, py)."""
+    w0 = (xs[2] - xs[1]) * (py - ys[1]) - (ys[2] - ys[1]) * (px - xs[1])
+    w1 = (xs[0] - xs[2]) * (py - ys[2]) - (ys[0] - ys[2]) * (px - xs[2])
+    w2 = (xs[1] - xs[0]) * (py - ys[0]) - (ys[1] - ys[0]) * (px - xs[0])
+    return ti.Vector([w0, w1, w2])
+
+
+@ti.func
+def _view_depth_and_bary(b, zs, ortho):
+    """Depth along forward and perspective-correct barycentrics from screen weights b."""
+    z = b.dot(zs)
+    bary = b
+    if ortho < 0.5:
+        q = b / zs
+        s = q.sum()
+        z = 1.0 / s
+        bary = q / s
+    return z, bary
+
+
+@ti.func
+def _depth_key(z, f):
+    bits = ti.bit_cast(ti.cast(z, ti.f32), ti.i32)
+    return (ti.cast(bits, ti.i64) << 32) | ti.cast(f, ti.i64)
+
+
+@ti.kernel
+def clear_keys(keys: ti.types.ndarray()):
+    for i, j in keys:
+        keys[i, j] = ti.i64(EMPTY_KEY)
+
+
+@ti.kernel
+def rasterize(tris: ti.types.ndarray(), cams: ti.types.ndarray(), v: ti.i32,
+              keys: ti.types.ndarray()):
+    """Write the nearest face's depth key into every sample of `keys` (H*S, W*S) for view v."""
+    height, width = keys.shape[0], keys.shape[1]
+    ortho = cams[v, 4, 2]
+    for f in range(tris.shape[0]):
+        xs, ys, zs = _project(tris, cams, v, f, width, height)
+        area = _edge_weights(xs, ys, xs[0], ys[0])[0]
+        behind = ortho < 0.5 and zs.min() <= NEAR
+        if area != 0.0 and not behind:
+            sign = 1.0 if area > 0.0 else -1.0
+            x0 = ti.cast(ti.max(ti.ceil(xs.min()), 0.0), ti.i32)
+            x1 = ti.cast(ti.min(ti.floor(xs.max()), width - 1.0), ti.i32)
+            y0 = ti.cast(ti.max(ti.ceil(ys.min()), 0.0), ti.i32)
+            y1 = ti.cast(ti.min(ti.floor(ys.max()), height - 1.0), ti.i32)
+            for py in range(y0, y1 + 1):
+                for px in range(x0, x1 + 1):
+                    w = _edge_weights(xs, ys, float(px), float(py))
+                    w *= sign
+                    if w.min() >= 0.0:
+                        z, _ = _view_depth_and_bary(w / (area * sign), zs, ortho)
+                        if z >= 0.0:
+                            ti.atomic_min(keys[py, px], _depth_key(z, f))
+
+
+@ti.func
+def _wrap(i, n, mode):
+    r = i - i  # same integer type as i
+    if mode == 1:  # clamp to edge
+        r = ti.min(ti.max(i, 0), n - 1)
+    elif mode == 2:  # mirrored repeat
+        m = i % (2 * n)
+        if m < 0:
+            m += 2 * n
+        r = m if m < n else 2 * n - 1 - m
+    else:  # repeat
+        m = i % n
+        if m < 0:
+            m += n
+        r = m
+    return r
+
+
+@ti.func
+def _texel(tex: ti.template(), lut: ti.template(), offset, width, x, y):
+    base = offset + (y * width + x) * 3
+    return ti.Vector([lut[ti.cast(tex[base + c], ti.i32)] for c in ti.static(range(3))])
+
+
+@ti.func
+def _sample_texture(tex: ti.template(), table: ti.template(), lut: ti.template(), t, uv):
+    """Bilinear, sRGB-decoded lookup; uv has v up, image row 0 is v = 1."""
+    offset, width, height = table[t, 0], table[t, 1], table[t, 2]
+    wrap_u, wrap_v = table[t, 3], table[t, 4]
+    x = ti.min(ti.max(uv[0] * width - 0.5, -1e9), 1e9)
+    y = ti.min(ti.max((1.0 - uv[1]) * height - 0.5, -1e9), 1e9)
+    fx0, fy0 = ti.floor(x), ti.floor(y)
+    fx, fy = x - fx0, y - fy0
+    ix, iy = ti.cast(fx0, ti.i64), ti.cast(fy0, ti.i64)
+    xa = ti.cast(_wrap(ix, ti.cast(width, ti.i64), wrap_u), ti.i32)
+    xb = ti.cast(_wrap(ix + 1, ti.cast(width, ti.i64), wrap_u), ti.i32)
+    ya = ti.cast(_wrap(iy, ti.cast(height, ti.i64), wrap_v), ti.i32)
+    yb = ti.cast(_wrap(iy + 1, ti.cast(height, ti.i64), wrap_v), ti.i32)
+    top = _texel(tex, lut, offset, width, xa, ya) * (1 - fx) + _texel(tex, lut, offset, width, xb, ya) * fx
+    bottom = _texel(tex, lut, offset, width, xa, yb) * (1 - fx) + _texel(tex, lut, offset, width, xb, yb) * fx
+    return top * (1 - fy) + bottom * fy
+
+
+@ti.func
+def _albedo(f, bary, uvs: ti.template(), corners: ti.template(), face_mat: ti.template(),
+            mat_col: ti.template(), mat_tex: ti.template(), tex: ti.template(),
+            table: ti.template(), lut: ti.template()):
+    """Linear albedo at barycentric point `bary` of face f."""
+    m = face_mat[f]
+    color = ti.Vector([mat_col[m, 0], mat_col[m, 1], mat_col[m, 2]])
+    corner = ti.Vector([0.0, 0.0, 0.0])
+    for k in ti.static(range(3)):
+        corner += bary[k] * ti.Vector([corners[f, k, 0], corners[f, k, 1], corners[f, k, 2]])
+    color *= corner
+    t = mat_tex[m]
+    if t >= 0:
+        uv = ti.Vector([0.0, 0.0])
+        for k in ti.static(range(3)):
+            uv += bary[k] * ti.Vector([uvs[f, k, 0], uvs[f, k, 1]])
+        color *= _sample_texture(tex, table, lut, t, uv)
+    return color
+
+
+@ti.func
+def _to_srgb(c):
+    c = ti.min(ti.max(c, 0.0), 1.0)
+    out = c * 12.92
+    for i in ti.static(range(3)):
+        if c[i] > 0.0031308:
+            out[i] = 1.055 * ti.pow(c[i], 1.0 / 2.4) - 0.055
+    return out
+
+
+@ti.func
+def _ray_dir(cams: ti.template(), v, px, py, width, height):
+    """Unit direction of the ray through sample (px, py) of a width x height sample grid."""
+    origin, right, up, fwd = _camera(cams, v)
+    d = fwd
+    if cams[v, 4, 2] < 0.5:
+        u = ((px + 0.5) / width - 0.5) * cams[v, 4, 0]
+        w = (0.5 - (py + 0.5) / height) * cams[v, 4, 1]
+        d = (fwd + u * right + w * up).normalized()
+    return d
+
+
+@ti.kernel
+def resolve(tris: ti.types.ndarray(), uvs: ti.types.ndarray(), corners: ti.types.ndarray(),
+            face_mat: ti.types.ndarray(), mat_col: ti.types.ndarray(),
+            mat_tex: ti.types.ndarray(), tex: ti.types.ndarray(), table: ti.types.ndarray(),
+            lut: ti.types.ndarray(), cams: ti.types.ndarray(), v: ti.i32,
+            keys: ti.types.ndarray(), ss: ti.i32,
+            rgb: ti.types.ndarray(), alpha: ti.types.ndarray(), depth: ti.types.ndarray(),
+            normal: ti.types.ndarray(), face_id: ti.types.ndarray()):
+    """Average each pixel's ss x ss samples into the view-v slices of the output images."""
+    height, width = rgb.shape[1], rgb.shape[2]
+    sw, sh = width * ss, height * ss
+    ortho = cams[v, 4, 2]
+    centre = 0.5 * (ss - 1)
+    for r, c in ti.ndrange(height, width):
+        acc = ti.Vector([0.0, 0.0, 0.0])
+        covered = 0
+        best = 1e30
+        best_face = -1
+        best_depth = 0.0
+        best_normal = ti.Vector([0.0, 0.0, 0.0])
+        for a, b in ti.ndrange(ss, ss):
+            py, px = r * ss + a, c * ss + b
+            key = keys[py, px]
+            if key != ti.i64(EMPTY_KEY):
+                f = ti.cast(key - ((key >> 32) << 32), ti.i32)
+                xs, ys, zs = _project(tris, cams, v, f, sw, sh)
+                area = _edge_weights(xs, ys, xs[0], ys[0])[0]
+                wts = _edge_weights(xs, ys, float(px), float(py)) / area
+                wts = ti.max(wts, 0.0)
+                z, bary = _view_depth_and_bary(wts / wts.sum(), zs, ortho)
+                acc += _albedo(f, bary, uvs, corners, face_mat, mat_col, mat_tex, tex, table, lut)
+                covered += 1
+                dist = (a - centre) ** 2 + (b - centre) ** 2
+                if dist < best:
+                    d = _ray_dir(cams, v, px, py, sw, sh)
+                    _, _, _, fwd = _camera(cams, v)
+                    p0, p1, p2 = _corner(tris, f, 0), _corner(tris, f, 1), _corner(tris, f, 2)
+                    n = (p1 - p0).cross(p2 - p0).normalized()
+                    if n.dot(d) > 0.0:
+                        n = -n
+                    best, best_face, best_normal = dist, f, n
+                    best_depth = z / d.dot(fwd)
+        n_samples = ss * ss
+        cover = covered / n_samples
+        color = _to_srgb(acc / n_samples + (1.0 - cover))
+        for i in ti.static(range(3)):
+            rgb[v, r, c, i] = color[i]
+            normal[v, r, c, i] = best_normal[i]
+        alpha[v, r, c] = cover
+        face_id[v, r, c] = best_face
+        depth[v, r, c] = best_depth if best_face >= 0 else ti.math.inf

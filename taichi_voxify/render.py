@@ -1,0 +1,203 @@
+"""Reference renders of a `Mesh`: unlit albedo, coverage, depth, normals and face ids for any
+list of cameras (see cameras.py for the image convention), by the Taichi rasterizer in
+kernels/raster.py. Anti-aliasing: each pixel averages supersample x supersample samples.
+
+- rgb: (V, H, W, 3) float32 sRGB albedo composited over a white background (averaged in linear)
+- alpha: (V, H, W) float32 fraction of covered samples
+- depth: (V, H, W) float32 distance along the ray from the camera origin, inf where empty
+- normal: (V, H, W, 3) float32 unit geometric face normal turned toward the camera, 0 where empty
+- face_id: (V, H, W) int32 face index, -1 where empty
+depth, normal and face_id come from the covered sample nearest the pixel centre.
+"""
+import os
+import pathlib
+import tempfile
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import backend
+from .cameras import Camera, axis_views
+from .errors import OptionError, ResourceError
+from .mesh import SRGB8_TO_LINEAR, Mesh, load_mesh
+
+BUNDLED_MESH = pathlib.Path(__file__).resolve().parent / "data" / "spot" / "spot.obj"
+MAX_RENDER_BYTES = 8 * 2**30
+
+
+@dataclass
+class Renders:
+    cameras: list
+    rgb: np.ndarray
+    alpha: np.ndarray
+    depth: np.ndarray
+    normal: np.ndarray
+    face_id: np.ndarray
+
+    @property
+    def names(self):
+        return [c.name for c in self.cameras]
+
+    def __len__(self):
+        return len(self.cameras)
+
+
+def camera_rows(cameras):
+    """(V, 5, 3) float64 rows origin, right, up, forward, (plane width, plane height, ortho)."""
+    rows = np.zeros((len(cameras), 5, 3))
+    for i, cam in enumerate(cameras):
+        rows[i, :4] = cam.origin, cam.right, cam.up, cam.forward
+        rows[i, 4] = cam.width, cam.height, 1.0 if cam.ortho else 0.0
+    return rows
+
+
+def _check_request(mesh, cameras, width, height, supersample):
+    if not isinstance(mesh, Mesh):
+        raise OptionError(f"render_views needs a Mesh from load_mesh, got {type(mesh).__name__}")
+    if not cameras or not all(isinstance(c, Camera) for c in cameras):
+        raise OptionError("render_views needs a non-empty list of Camera objects")
+    if int(width) < 1 or int(height) < 1:
+        raise OptionError(f"image size must be at least 1 x 1, got {width} x {height}")
+    if not 1 <= int(supersample) <= 8:
+        raise OptionError(f"supersample must be 1..8, got {supersample}")
+    samples = width * height * supersample**2
+    need = samples * 8 + len(cameras) * width * height * 9 * 8 + mesh.face_count * 100
+    if need > MAX_RENDER_BYTES:
+        raise ResourceError(f"rendering {len(cameras)} views of {width} x {height} at "
+                            f"supersample {supersample} needs about {need / 2**30:.1f} GiB")
+
+
+def _upload(array, dtype):
+    import taichi as ti
+
+    arr = ti.ndarray(dtype, array.shape)
+    arr.from_numpy(np.ascontiguousarray(array))
+    return arr
+
+
+def _device_mesh(mesh):
+    """The mesh's arrays as Taichi ndarrays in the order the resolve kernel takes them."""
+    import taichi as ti
+
+    fdt, fnp = backend.ti_float(), backend.float_dtype()
+    tex, table = mesh.packed_textures()
+    return dict(
+        tris=_upload(mesh.triangles.astype(fnp), fdt),
+        uvs=_upload(mesh.uvs.astype(fnp), fdt),
+        corners=_upload(mesh.corner_colors.astype(fnp), fdt),
+        face_mat=_upload(mesh.face_material.astype(np.int32), ti.i32),
+        mat_col=_upload(mesh.material_colors.astype(fnp).reshape(-1, 3), fdt),
+        mat_tex=_upload(mesh.material_textures.astype(np.int32), ti.i32),
+        tex=_upload(tex, ti.u8),
+        table=_upload(table, ti.i32),
+        lut=_upload(SRGB8_TO_LINEAR.astype(fnp), fdt),
+    )
+
+
+def render_views(mesh, cameras, width, height=None, supersample=2):
+    """Render `mesh` from every camera at width x height (square when height is None)."""
+    import taichi as ti
+
+    from kernels import raster
+
+    height = width if height is None else height
+    cameras = list(cameras)
+    _check_request(mesh, cameras, width, height, supersample)
+    width, height, ss = int(width), int(height), int(supersample)
+    backend.ensure_init()
+    fdt, n_views = backend.ti_float(), len(cameras)
+    dev = _device_mesh(mesh)
+    cams = _upload(camera_rows(cameras).astype(backend.float_dtype()), fdt)
+    keys = ti.ndarray(ti.i64, (height * ss, width * ss))
+    out = dict(rgb=ti.ndarray(fdt, (n_views, height, width, 3)),
+               alpha=ti.ndarray(fdt, (n_views, height, width)),
+               depth=ti.ndarray(fdt, (n_views, height, width)),
+               normal=ti.ndarray(fdt, (n_views, height, width, 3)),
+               face_id=ti.ndarray(ti.i32, (n_views, height, width)))
+    for v in range(n_views):
+        raster.clear_keys(keys)
+        raster.rasterize(dev["tris"], cams, v, keys)
+        raster.resolve(dev["tris"], dev["uvs"], dev["corners"], dev["face_mat"], dev["mat_col"],
+                       dev["mat_tex"], dev["tex"], dev["table"], dev["lut"], cams, v, keys, ss,
+                       out["rgb"], out["alpha"], out["depth"], out["normal"], out["face_id"])
+    arrays = {k: a.to_numpy() for k, a in out.items()}
+    return Renders(cameras=cameras,
+                   rgb=arrays["rgb"].astype(np.float32),
+                   alpha=arrays["alpha"].astype(np.float32),
+                   depth=arrays["depth"].astype(np.float32),
+                   normal=arrays["normal"].astype(np.float32),
+                   face_id=arrays["face_id"].astype(np.int32))
+
+
+def save_views_png(renders, path, columns=3, label=True):
+    """Tile the views' rgb images into one labelled PNG (written atomically)."""
+    from PIL import Image, ImageDraw
+
+    n, h, w = renders.rgb.shape[:3]
+    columns = max(1, min(int(columns), n))
+    rows = -(-n // columns)
+    bar = 14 if label else 0
+    sheet = Image.new("RGB", (columns * (w + 2), rows * (h + bar + 2)), (200, 200, 200))
+    draw = ImageDraw.Draw(sheet)
+    for i in range(n):
+        x, y = (i % columns) * (w + 2) + 1, (i // columns) * (h + bar + 2) + 1
+        img = (np.clip(renders.rgb[i], 0, 1) * 255 + 0.5).astype(np.uint8)
+        sheet.paste(Image.fromarray(img), (x, y + bar))
+        if label:
+            draw.text((x + 2, y + 1), renders.cameras[i].name, fill=(0, 0, 0))
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.stem + ".", suffix=".png.tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        sheet.save(tmp, format="PNG")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def subdivide(mesh):
+    """Split every triangle into four at its edge midpoints (uvs and colours follow)."""
+    def split(a):
+        m01, m12, m20 = (a[:, 0] + a[:, 1]) / 2, (a[:, 1] + a[:, 2]) / 2, (a[:, 2] + a[:, 0]) / 2
+        parts = [(a[:, 0], m01, m20), (m01, a[:, 1], m12), (m20, m12, a[:, 2]), (m01, m12, m20)]
+        return np.concatenate([np.stack(p, axis=1) for p in parts]).astype(a.dtype)
+
+    return Mesh(name=mesh.name, triangles=split(mesh.triangles), uvs=split(mesh.uvs),
+                corner_colors=split(mesh.corner_colors),
+                face_material=np.tile(mesh.face_material, 4),
+                material_colors=mesh.material_colors, material_textures=mesh.material_textures,
+                textures=mesh.textures, source=mesh.source)
+
+
+def benchmark_mesh(face_count=200_000):
+    """The bundled textured Spot, subdivided and cut to exactly `face_count` triangles."""
+    mesh = load_mesh(BUNDLED_MESH)
+    while mesh.face_count < face_count:
+        mesh = subdivide(mesh)
+    keep = slice(0, int(face_count))
+    return Mesh(name=mesh.name, triangles=mesh.triangles[keep], uvs=mesh.uvs[keep],
+                corner_colors=mesh.corner_colors[keep], face_material=mesh.face_material[keep],
+                material_colors=mesh.material_colors, material_textures=mesh.material_textures,
+                textures=mesh.textures, source=mesh.source)
+
+
+def bench_render(mesh=None, face_count=200_000, size=512, cameras=None, supersample=2,
+                 repeats=3):
+    """Time render_views: first call (compiles or loads kernels) and the best of `repeats`."""
+    mesh = benchmark_mesh(face_count) if mesh is None else mesh
+    cameras = axis_views() if cameras is None else cameras
+    start = time.perf_counter()
+    render_views(mesh, cameras, size, supersample=supersample)
+    first = time.perf_counter() - start
+    times = []
+    for _ in range(max(1, int(repeats))):
+        start = time.perf_counter()
+        render_views(mesh, cameras, size, supersample=supersample)
+        times.append(time.perf_counter() - start)
+    return dict(faces=mesh.face_count, views=len(cameras), size=size, supersample=supersample,
+                first_call_s=first, best_s=min(times), median_s=float(np.median(times)),
+                arch=backend.info().get("arch"), threads=backend.info().get("threads"))
