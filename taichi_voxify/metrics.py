@@ -1,0 +1,168 @@
+"""Evaluation metrics for voxel art against the mesh, in the six axis views (numpy only).
+
+Views, pixels and depths follow taichi_voxify/cameras.py: an N x N image of an axis view has one
+pixel per voxel column of the N^3 grid. `VIEW_AXES` says, per view, which grid axis runs along
+the image columns (`right`), which along the image rows upward (`up`), and which along the ray
+(`forward`), each with its sign; `view_volume` reorders a grid into (row, col, step along the
+ray), so step 0 is the cell nearest the camera.
+
+Voxel depth (`render_voxels_axis`) is the distance from the camera origin (on the box face) to
+the ENTRY FACE of the first filled cell along the ray: step / N, in box units (0..1), np.inf
+where the ray hits nothing: what a renderer of solid cubes sees, and the same quantity as the
+mesh renderer's depth, which for a cell whose centre is inside lies within half a cell of it.
+"""
+import numpy as np
+
+from .errors import InputError
+
+VIEW_NAMES = ("+x", "-x", "+y", "-y", "+z", "-z")
+
+# view: (right axis, sign), (up axis, sign), (forward axis, sign); matches cameras._AXIS_FRAMES
+VIEW_AXES = {
+    "+x": ((2, -1), (1, +1), (0, -1)),
+    "-x": ((2, +1), (1, +1), (0, +1)),
+    "+y": ((0, +1), (2, -1), (1, -1)),
+    "-y": ((0, +1), (2, +1), (1, +1)),
+    "+z": ((0, +1), (1, +1), (2, -1)),
+    "-z": ((0, -1), (1, +1), (2, +1)),
+}
+
+
+# --- colour ---------------------------------------------------------------------------------
+_SRGB_TO_XYZ = np.array([[0.4124564, 0.3575761, 0.1804375],
+                         [0.2126729, 0.7151522, 0.0721750],
+                         [0.0193339, 0.1191920, 0.9503041]])
+_WHITE_D65 = np.array([0.95047, 1.0, 1.08883])
+_EPS = 216.0 / 24389.0
+_KAPPA = 24389.0 / 27.0
+
+
+def srgb_to_lab(rgb):
+    """CIE L*a*b* (D65) of float sRGB colours in [0, 1], any leading shape (..., 3)."""
+    c = np.asarray(rgb, dtype=np.float64)
+    linear = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    xyz = linear @ _SRGB_TO_XYZ.T / _WHITE_D65
+    f = np.where(xyz > _EPS, np.cbrt(xyz), (_KAPPA * xyz + 16.0) / 116.0)
+    return np.stack([116.0 * f[..., 1] - 16.0,
+                     500.0 * (f[..., 0] - f[..., 1]),
+                     200.0 * (f[..., 1] - f[..., 2])], axis=-1)
+
+
+def lab_to_srgb(lab):
+    """Float sRGB (unclipped) of CIE L*a*b* (D65) colours (..., 3)."""
+    lab = np.asarray(lab, dtype=np.float64)
+    fy = (lab[..., 0] + 16.0) / 116.0
+    f = np.stack([fy + lab[..., 1] / 500.0, fy, fy - lab[..., 2] / 200.0], axis=-1)
+    xyz = np.where(f ** 3 > _EPS, f ** 3, (116.0 * f - 16.0) / _KAPPA) * _WHITE_D65
+    linear = xyz @ np.linalg.inv(_SRGB_TO_XYZ).T
+    linear = np.maximum(linear, 0.0)
+    return np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * linear ** (1 / 2.4) - 0.055)
+
+
+def delta_e76(rgb_a, rgb_b):
+    """Per-colour CIE ΔE76 (Euclidean distance in Lab) between float sRGB colours."""
+    return np.linalg.norm(srgb_to_lab(rgb_a) - srgb_to_lab(rgb_b), axis=-1)
+
+
+def color_error_de76(img_a, img_b, mask):
+    """Mean CIE ΔE76 between two float sRGB images (..., 3) over the pixels where mask is true;
+    nan when the mask is empty."""
+    mask = np.asarray(mask, dtype=bool)
+    if not mask.any():
+        return float("nan")
+    return float(delta_e76(np.asarray(img_a)[mask], np.asarray(img_b)[mask]).mean())
+
+
+# --- geometry -------------------------------------------------------------------------------
+def silhouette_iou(a_mask, b_mask):
+    """Intersection over union of two boolean masks (1.0 when both are empty)."""
+    a, b = np.asarray(a_mask, dtype=bool), np.asarray(b_mask, dtype=bool)
+    if a.shape != b.shape:
+        raise InputError(f"masks differ in shape: {a.shape} vs {b.shape}")
+    union = np.count_nonzero(a | b)
+    return 1.0 if union == 0 else np.count_nonzero(a & b) / union
+
+
+def view_volume(grid, view):
+    """Reorder a grid (N, N, N, ...) into (row, col, step) for axis view `view` (name or index):
+    out[r, c, s] is the cell that pixel (r, c)'s ray passes at step s from the camera."""
+    name = VIEW_NAMES[view] if isinstance(view, (int, np.integer)) else view
+    (right, rs), (up, us), (fwd, fs) = VIEW_AXES[name]
+    out = np.moveaxis(np.asarray(grid), (up, right, fwd), (0, 1, 2))
+    if us > 0:  # row 0 is the top of the image: the high end of the up axis
+        out = out[::-1]
+    if rs < 0:
+        out = out[:, ::-1]
+    if fs < 0:
+        out = out[:, :, ::-1]
+    return out
+
+
+def six_view_silhouettes(occupancy):
+    """(6, N, N) bool: which pixels of each axis view see at least one filled cell."""
+    occ = np.asarray(occupancy, dtype=bool)
+    return np.stack([view_volume(occ, v).any(axis=2) for v in VIEW_NAMES])
+
+
+def render_voxels_axis(art):
+    """Six axis views of VoxelArt at one pixel per column: float32 sRGB images (6, N, N, 3) on
+    white, masks (6, N, N) bool, depth (6, N, N) float32 (entry face of the first filled cell,
+    box units; np.inf where empty)."""
+    n = art.indices.shape[0]
+    if art.indices.shape != (n, n, n):
+        raise InputError(f"axis views need a cubic grid, got {art.indices.shape}")
+    lut = np.concatenate([np.ones((1, 3)), art.palette / 255.0]).astype(np.float32)
+    images, masks, depths = [], [], []
+    for view in VIEW_NAMES:
+        cols = view_volume(art.indices, view)
+        hit = cols > 0
+        mask = hit.any(axis=2)
+        step = np.argmax(hit, axis=2)
+        first = np.take_along_axis(cols, step[..., None], axis=2)[..., 0]
+        images.append(lut[first])
+        masks.append(mask)
+        depths.append(np.where(mask, step / n, np.inf).astype(np.float32))
+    return np.stack(images), np.stack(masks), np.stack(depths)
+
+
+def depth_error(depth_a, depth_b, mask):
+    """Mean absolute difference of two depth maps over pixels where mask is true and both are
+    finite; nan when there are none."""
+    a, b = np.asarray(depth_a, np.float64), np.asarray(depth_b, np.float64)
+    valid = np.asarray(mask, dtype=bool) & np.isfinite(a) & np.isfinite(b)
+    return float(np.abs(a - b)[valid].mean()) if valid.any() else float("nan")
+
+
+def evaluate_voxel_art(art, mesh_renders_axis, alpha_threshold=0.5):
+    """Compare VoxelArt with the mesh's six axis-view renders (a Renders at N x N, views in
+    VIEW_NAMES order). Colour and depth errors are over pixels both cover, pooled over views;
+    depth error is in box units and in voxel lengths."""
+    images, masks, depths = render_voxels_axis(art)
+    ref = mesh_renders_axis
+    _check_renders(ref, masks.shape)
+    ref_mask = np.asarray(ref.alpha) > alpha_threshold
+    both = masks & ref_mask
+    ious = [silhouette_iou(masks[v], ref_mask[v]) for v in range(len(VIEW_NAMES))]
+    n = masks.shape[1]
+    depth = depth_error(depths, ref.depth, both)
+    return {
+        "iou_per_view": dict(zip(VIEW_NAMES, ious)),
+        "iou_mean": float(np.mean(ious)),
+        "color_de76": color_error_de76(images, ref.rgb, both),
+        "depth_error": depth,
+        "depth_error_voxels": depth * n,
+        "colors_used": len(art.colors_used()),
+        "voxels_filled": art.filled_count,
+    }
+
+
+def _check_renders(ref, shape):
+    for name in ("rgb", "alpha", "depth"):
+        if not hasattr(ref, name):
+            raise InputError(f"mesh renders lack the {name!r} images")
+    if np.asarray(ref.alpha).shape != shape:
+        raise InputError(f"mesh renders must be the six axis views at the voxel resolution "
+                         f"{shape}, got {np.asarray(ref.alpha).shape}")
+    cams = getattr(ref, "cameras", None)
+    if cams is not None and [getattr(c, "name", None) for c in cams] != list(VIEW_NAMES):
+        raise InputError(f"mesh renders must be the axis views {', '.join(VIEW_NAMES)} in order")
