@@ -32,7 +32,7 @@ VIEW_AXES = {
 _SRGB_TO_XYZ = np.array([[0.4124564, 0.3575761, 0.1804375],
                          [0.2126729, 0.7151522, 0.0721750],
                          [0.0193339, 0.1191920, 0.9503041]])
-_WHITE_D65 = np.array([0.95047, 1.0, 1.08883])
+_WHITE_D65 = _SRGB_TO_XYZ.sum(axis=1)  # D65 as this matrix sees it: sRGB white -> L* = 100
 _EPS = 216.0 / 24389.0
 _KAPPA = 24389.0 / 27.0
 
@@ -130,7 +130,7 @@ def depth_error(depth_a, depth_b, mask):
     finite; nan when there are none."""
     a, b = np.asarray(depth_a, np.float64), np.asarray(depth_b, np.float64)
     valid = np.asarray(mask, dtype=bool) & np.isfinite(a) & np.isfinite(b)
-    return float(np.abs(a - b)[valid].mean()) if valid.any() else float("nan")
+    return float(np.abs(a[valid] - b[valid]).mean()) if valid.any() else float("nan")
 
 
 def evaluate_voxel_art(art, mesh_renders_axis, alpha_threshold=0.5):
