@@ -322,10 +322,10 @@ def _build_soup(parts, name, declared):
         verts = np.asarray(geom.vertices, dtype=np.float64)
         if faces.ndim != 2 or faces.shape[1] != 3 or faces.min() < 0 or faces.max() >= len(verts):
             raise MeshError(f"{name}: corrupt file, faces refer to vertices that do not exist")
-        world = verts @ transform[:3, :3].T + transform[:3, 3]
-        tris = world[faces]
-        if not np.isfinite(tris).all():
+        tris = verts[faces]
+        if not (np.isfinite(tris).all() and np.isfinite(transform).all()):
             raise MeshError(f"{name}: vertex coordinates contain NaN or infinity")
+        tris = tris @ transform[:3, :3].T + transform[:3, 3]
         uvs, corners, mat_id = _part_colors(geom, faces, palette, declared, name, warned)
         chunks["triangles"].append(tris)
         chunks["uvs"].append(uvs)
