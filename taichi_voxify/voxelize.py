@@ -11,8 +11,8 @@ Spot at N=32 it lowers the six-view silhouette IoU from 0.99 to 0.87.
 
 Colours: each surface cell takes the mesh colour at the point of its nearest overlapping
 triangle closest to the cell centre; every other filled cell copies the nearest surface cell.
-The visible colours are clustered by K-means in CIE Lab (seeded) into at most K palette
-colours, or mapped to a palette the caller gives.
+The visible cells' colours (uniform weights) go to palette.py: K-means in CIE Lab (seeded) into at
+most K colours by default, or any palette request it understands.
 """
 from dataclasses import dataclass
 
@@ -20,8 +20,9 @@ import numpy as np
 from scipy import ndimage
 
 from . import backend
-from .errors import InputError, OptionError, ResourceError
-from .voxelart import MAX_COLORS, VoxelArt, parse_resolution
+from .errors import InputError, ResourceError
+from .palette import check_colors, nearest_palette_index, resolve_palette
+from .voxelart import VoxelArt, parse_resolution
 
 BYTES_PER_CELL = 48  # keys, face ids, barycentrics, crossing counts, votes, masks
 MEMORY_LIMIT = 4 << 30
@@ -117,23 +118,25 @@ def voxelize_occupancy(triangles, resolution, fill=True):
 
 
 def voxelize_mesh(mesh, resolution, colors=6, palette=None, fill=True, seed=0):
-    """Baseline voxel art of `mesh` (anything with `.triangles` and `.color_at(face_ids, bary)`):
-    solid voxels, nearest surface colour, K-means (in Lab, seeded) to at most `colors` colours,
-    or the nearest colour of `palette` ((K, 3) uint8 sRGB) when one is given."""
+    """Baseline voxel art of `mesh` (a Mesh, or anything with `.triangles` and
+    `.color_at(face_ids, bary)`): solid voxels, nearest surface colour, then `colors` palette
+    colours taken from the visible voxels' colours: K-means in Lab (seeded) when `palette` is
+    None, else any request palette.resolve_palette understands (a method name, "lego", hex
+    colours, a (K, 3) array); every filled voxel gets its Lab-nearest palette colour."""
+    k = check_colors(colors)
     voxels = solid_voxels(mesh.triangles, resolution)
     occupancy = voxels.solid if fill else shell(voxels.solid)
     if not occupancy.any():
         raise InputError("the mesh fills no voxel at this resolution")
-    rgb = _cell_colors(mesh, voxels, occupancy)  # (M,) cells in argwhere order
-    visible = shell(occupancy)[occupancy]
-    if palette is None:
-        pal = kmeans_palette(rgb[visible], _color_count(colors), seed)
-    else:
-        pal = _palette_array(palette)
+    rgb = _cell_colors(mesh, voxels, occupancy)  # (M, 3), cells in argwhere order
+    visible = rgb[shell(occupancy)[occupancy]]
+    pal = resolve_palette(palette, visible[None, :, None, :], np.ones((1, len(visible), 1), bool),
+                          k=k, weights=[1.0], seed=seed)
     index = np.zeros(occupancy.shape, dtype=np.int64)
     index[occupancy] = nearest_palette_index(rgb, pal)
-    meta = dict(method="voxelize", resolution=occupancy.shape[0], colors=len(pal), fill=fill,
-                seed=seed, palette_source="kmeans" if palette is None else "given",
+    meta = dict(method="voxelize", resolution=int(occupancy.shape[0]), colors=k, fill=bool(fill),
+                seed=seed, palette="kmeans" if palette is None else
+                (palette if isinstance(palette, str) else "given"),
                 mesh=getattr(mesh, "name", None))
     return VoxelArt.from_dense(occupancy, index, pal, meta)
 
@@ -149,48 +152,3 @@ def _cell_colors(mesh, voxels, occupancy):
     face = voxels.face_ids[src]
     bary = voxels.bary[src].astype(np.float32)
     return np.clip(np.asarray(mesh.color_at(face, bary), dtype=np.float32), 0.0, 1.0)
-
-
-def _color_count(colors):
-    try:
-        k = int(colors)
-    except (TypeError, ValueError):
-        raise OptionError(f"colors must be an integer, got {colors!r}") from None
-    if not 1 <= k <= MAX_COLORS:
-        raise OptionError(f"colors must be between 1 and {MAX_COLORS}, got {k}")
-    return k
-
-
-def _palette_array(palette):
-    pal = np.asarray(palette)
-    if pal.ndim != 2 or pal.shape[1] != 3 or not 1 <= len(pal) <= MAX_COLORS:
-        raise OptionError(f"palette must be (K, 3) sRGB with 1..{MAX_COLORS} colours, "
-                          f"got shape {pal.shape}")
-    if pal.dtype.kind == "f":
-        pal = np.round(np.clip(pal, 0, 1) * 255)
-    return pal.astype(np.uint8)
-
-
-def kmeans_palette(rgb, k, seed=0):
-    """At most k uint8 sRGB colours: K-means of float sRGB (M, 3) colours in CIE Lab."""
-    from sklearn.cluster import KMeans
-
-    from .metrics import lab_to_srgb, srgb_to_lab
-
-    quantised = np.unique(np.round(np.clip(rgb, 0, 1) * 255).astype(np.uint8), axis=0)
-    if len(quantised) <= k:
-        return quantised
-    lab = srgb_to_lab(rgb.astype(np.float64))
-    model = KMeans(n_clusters=k, n_init=4, random_state=int(seed)).fit(lab)
-    centres = np.round(np.clip(lab_to_srgb(model.cluster_centers_), 0, 1) * 255)
-    return np.unique(centres.astype(np.uint8), axis=0)
-
-
-def nearest_palette_index(rgb, palette):
-    """0-based index of the palette colour nearest (CIE ΔE76) to each float sRGB colour."""
-    from .metrics import srgb_to_lab
-
-    lab = srgb_to_lab(np.asarray(rgb, dtype=np.float64))
-    pal_lab = srgb_to_lab(palette.astype(np.float64) / 255.0)
-    dist = ((lab[:, None, :] - pal_lab[None, :, :]) ** 2).sum(-1)
-    return np.argmin(dist, axis=1)

@@ -7,10 +7,9 @@ import pytest
 from taichi_voxify.cameras import VIEW_NAMES as CAMERA_VIEWS
 from taichi_voxify.cameras import axis_views
 from taichi_voxify.errors import InputError
-from taichi_voxify.metrics import (VIEW_NAMES, color_error_de76, delta_e76, depth_error,
-                                   evaluate_voxel_art, lab_to_srgb, render_voxels_axis,
-                                   silhouette_iou, six_view_silhouettes, srgb_to_lab,
-                                   view_volume)
+from taichi_voxify.metrics import (VIEW_NAMES, color_error_de76, depth_error,
+                                   evaluate_voxel_art, render_voxels_axis, silhouette_iou,
+                                   six_view_silhouettes, view_volume)
 from taichi_voxify.voxelart import VoxelArt
 
 
@@ -48,16 +47,27 @@ def test_silhouette_of_one_voxel_lands_where_the_camera_projects_it():
         assert sil[view].sum() == 1 and sil[view, row, col], cam.name
 
 
-def test_lab_of_pure_colours_and_delta_e():
-    lab = srgb_to_lab(np.array([[1, 1, 1], [0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1]], float))
-    expected = [[100, 0, 0], [0, 0, 0], [53.24, 80.09, 67.20], [87.73, -86.18, 83.18],
-                [32.30, 79.19, -107.86]]
-    assert np.allclose(lab, expected, atol=0.02)
-    assert delta_e76([1, 1, 1], [0, 0, 0]) == pytest.approx(100.0, abs=1e-6)
-    assert delta_e76([1, 0, 0], [0, 0, 1]) == pytest.approx(
-        np.linalg.norm(np.subtract([53.24, 80.09, 67.20], [32.30, 79.19, -107.86])), abs=0.05)
-    rgb = np.random.default_rng(0).random((50, 3))
-    assert np.allclose(lab_to_srgb(srgb_to_lab(rgb)), rgb, atol=1e-9)
+# CIE Lab (D65) of pure sRGB colours, from the CIE formulas
+LAB = {"white": (100, 0, 0), "black": (0, 0, 0), "red": (53.24, 80.09, 67.20),
+       "green": (87.73, -86.18, 83.18), "blue": (32.30, 79.19, -107.86)}
+RGB = {"white": (1, 1, 1), "black": (0, 0, 0), "red": (1, 0, 0), "green": (0, 1, 0),
+       "blue": (0, 0, 1)}
+
+
+def known_de(a, b):
+    return float(np.linalg.norm(np.subtract(LAB[a], LAB[b])))
+
+
+@pytest.mark.parametrize("a, b", [("white", "black"), ("red", "blue"), ("green", "red"),
+                                  ("blue", "white")])
+def test_delta_e76_of_pure_colours(a, b):
+    img_a = np.array([[RGB[a]]], float)
+    img_b = np.array([[RGB[b]]], float)
+    assert color_error_de76(img_a, img_b, np.ones((1, 1), bool)) == pytest.approx(
+        known_de(a, b), abs=0.05)
+    as_uint8 = (img_a * 255).astype(np.uint8)
+    assert color_error_de76(as_uint8, img_b, np.ones((1, 1), bool)) == pytest.approx(
+        known_de(a, b), abs=0.05)
 
 
 def test_color_error_counts_only_masked_pixels():
@@ -66,8 +76,7 @@ def test_color_error_counts_only_masked_pixels():
     b[0, 0] = 0  # black where the mask is off
     b[1, 1] = [1, 0, 0]
     mask = np.array([[False, True], [True, True]])
-    red_vs_white = delta_e76([1, 1, 1], [1, 0, 0])
-    assert color_error_de76(a, b, mask) == pytest.approx(red_vs_white / 3)
+    assert color_error_de76(a, b, mask) == pytest.approx(known_de("white", "red") / 3, abs=0.02)
     assert np.isnan(color_error_de76(a, b, np.zeros((2, 2), bool)))
 
 
@@ -132,7 +141,7 @@ def test_evaluate_against_itself_and_against_a_changed_render():
     worse = evaluate_voxel_art(art, other)
     assert worse["iou_mean"] == 1.0
     # ten pixels are seen by both (1 in each z view, 2 in the others); one turned blue
-    assert worse["color_de76"] == pytest.approx(delta_e76([1, 0, 0], [0, 0, 1]) / 10)
+    assert worse["color_de76"] == pytest.approx(known_de("red", "blue") / 10, abs=0.01)
     assert worse["depth_error"] == pytest.approx(0.25)
     assert worse["depth_error_voxels"] == pytest.approx(1.0)
 
@@ -141,3 +150,21 @@ def test_evaluate_refuses_renders_of_another_size():
     art = two_voxel_art(4)
     with pytest.raises(InputError):
         evaluate_voxel_art(art, renders_of(two_voxel_art(5)))
+
+
+def test_baseline_against_real_mesh_renders():
+    from taichi_voxify.mesh import load_mesh
+    from taichi_voxify.metrics import mesh_axis_renders
+    from taichi_voxify.render import BUNDLED_MESH
+    from taichi_voxify.voxelize import voxelize_mesh
+
+    mesh = load_mesh(BUNDLED_MESH)
+    n, k = 16, 5
+    art = voxelize_mesh(mesh, n, colors=k)
+    scores = evaluate_voxel_art(art, mesh_axis_renders(mesh, n))
+    assert scores["iou_mean"] >= 0.95  # 0.997 when written
+    assert min(scores["iou_per_view"].values()) >= 0.9
+    assert scores["color_de76"] < 12  # 8.2 when written
+    assert scores["depth_error_voxels"] < 0.5  # 0.25 when written: within the first voxel
+    assert 1 <= scores["colors_used"] <= k
+    assert scores["voxels_filled"] == art.filled_count > 0
