@@ -11,8 +11,11 @@ Methods (`extract_palette`):
   so small but distinct features (eyes, markings) keep their colour;
 - maxmin: farthest-point sampling, starting from the most common colour;
 - mediancut: split the box of largest weighted squared error at its weighted median along its
-  widest Lab axis until K boxes; each box's mean is a colour.
-maxmin and mediancut are deterministic and ignore the seed.
+  widest Lab axis until K boxes; each box's mean is a colour;
+- anneal: mass-constrained deterministic annealing (Rose 1998, as in Gerstner et al. 2012):
+  soft assignments at a falling temperature; each colour carries a twin and splits in two
+  when the twins drift apart, until K colours.
+maxmin and mediancut are deterministic and ignore the seed; anneal uses it for the twins' nudge.
 """
 import csv
 from dataclasses import dataclass
@@ -24,7 +27,7 @@ import numpy as np
 from .color import delta_e76, hex_to_rgb, lab_to_srgb, srgb_to_lab, to_uint8
 from .errors import InputError, OptionError
 
-PALETTE_METHODS = ("kmeans", "kmeans_rare", "maxmin", "mediancut")
+PALETTE_METHODS = ("kmeans", "kmeans_rare", "maxmin", "mediancut", "anneal")
 NAMED_PALETTES = ("lego", "pico8")
 MIN_COLORS, MAX_COLORS = 2, 32
 DEFAULT_COLORS = 8
@@ -173,8 +176,11 @@ def _nearest(points, centres):
 
 def _kmeans(lab, w, k, seed):
     from sklearn.cluster import KMeans
+    from threadpoolctl import threadpool_limits
 
-    km = KMeans(n_clusters=k, n_init=4, random_state=seed).fit(lab, sample_weight=w)
+    # a few thousand colours at most: one thread avoids OpenMP start-up that costs more
+    with threadpool_limits(limits=1):
+        km = KMeans(n_clusters=k, n_init=4, random_state=seed).fit(lab, sample_weight=w)
     return km.cluster_centers_
 
 
@@ -249,6 +255,39 @@ def _split_box(lab, w, box):
     return [box[order[:cut]], box[order[cut:]]]
 
 
+def _anneal(lab, w, k, seed, cooling=0.7, final_temperature=1.0, steps=20):
+    rng = np.random.default_rng(seed)
+    p = w / w.sum()
+    mean = p @ lab
+    spread = np.linalg.eigvalsh(((lab - mean).T * p) @ (lab - mean)).max()
+    temperature = 2.0 * spread + 1.0  # above the first critical temperature: one cluster
+    parents = [mean]
+    while True:
+        twins = np.array([c + rng.normal(scale=0.5, size=3) for c in parents])
+        centres = np.vstack([parents, twins])
+        mass = np.full(len(centres), 1.0 / len(centres))
+        for _ in range(steps):
+            d2 = ((lab[:, None] - centres[None]) ** 2).sum(-1)
+            logits = np.log(mass)[None] - d2 / temperature
+            resp = np.exp(logits - logits.max(1, keepdims=True))
+            resp /= resp.sum(1, keepdims=True)
+            mass = np.maximum(p @ resp, 1e-12)
+            centres = (resp * p[:, None]).T @ lab / mass[:, None]
+        n = len(parents)
+        merged = [(centres[i] * mass[i] + centres[n + i] * mass[n + i]) / (mass[i] + mass[n + i])
+                  for i in range(n)]
+        parents = []
+        for i in range(n):  # twins that separated are two colours now
+            apart = delta_e76(centres[i], centres[n + i]) > 1.0
+            if apart and len(parents) + (n - i) < k:
+                parents += [centres[i], centres[n + i]]
+            else:
+                parents.append(merged[i])
+        if len(parents) >= k or temperature < final_temperature:
+            return np.array(parents[:k])
+        temperature *= cooling
+
+
 def _finish(centres_lab, colors, lab, w, k):
     """uint8 palette of distinct colours ordered by covered weight.
 
@@ -285,6 +324,8 @@ def extract_palette(images, masks, k, method="kmeans", weights=None, seed=0):
         centres = _kmeans_rare(lab, w, k, seed)
     elif method == "maxmin":
         centres = _maxmin(lab, w, k)
+    elif method == "anneal":
+        centres = _anneal(lab, w, k, seed)
     else:
         centres = _median_cut(lab, w, k)
     return _finish(centres, colors, lab, w, k)
