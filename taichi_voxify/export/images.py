@@ -99,13 +99,13 @@ def iso_camera(azimuth=45.0, elevation=30.0, art=None, name="iso", margin=1.06):
     toward_camera = np.array([np.sin(az) * np.cos(el), np.sin(el), np.cos(az) * np.cos(el)])
     centre, radius = np.zeros(3), BOX_RADIUS
     if art is not None and art.filled_count:
-        centre, radius = _filled_sphere(art)
+        centre, radius = filled_sphere(art)
     size = 2 * radius * margin
     return Camera(name, centre + toward_camera * 2.0, -toward_camera, (0.0, 1.0, 0.0), True,
                   size, size)
 
 
-def _filled_sphere(art):
+def filled_sphere(art):
     """Centre and radius (box units) of the sphere around the filled voxels' bounding box."""
     shape = np.array(art.shape)
     voxel = 1.0 / shape.max()

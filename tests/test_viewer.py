@@ -1,0 +1,108 @@
+import numpy as np
+import pytest
+
+from taichi_voxify import VoxelArt
+from taichi_voxify.errors import BackendError
+
+RED, BLUE = [230, 20, 20], [20, 20, 230]
+
+
+@pytest.fixture(scope="module")
+def viewer():
+    from taichi_voxify import viewer as module
+
+    if not module.vulkan_available():
+        pytest.skip("GGUI needs Vulkan: apt-get install -y mesa-vulkan-drivers libvulkan1")
+    return module
+
+
+def _centre_cube(color=1):
+    idx = np.zeros((6, 6, 6), np.uint8)
+    idx[2:4, 2:4, 2:4] = color
+    return VoxelArt(idx, [RED, BLUE])
+
+
+def _reddish(px):
+    px = px.astype(int)
+    return px[..., 0] > 2 * px[..., 1] + 40 and px[..., 0] > 2 * px[..., 2] + 40
+
+
+def test_headless_render_shows_the_red_cube_on_the_background(viewer):
+    img = viewer.render_image(_centre_cube(), size=(96, 64), azimuth=30, elevation=20)
+    assert img.shape == (64, 96, 3) and img.dtype == np.uint8
+    assert _reddish(img[32, 48]) and _reddish(img[30, 46])
+    for corner in (img[0, 0], img[0, -1], img[-1, 0], img[-1, -1]):
+        assert tuple(corner) == (255, 255, 255)
+
+
+def test_image_is_upright(viewer):
+    idx = np.zeros((4, 4, 4), np.uint8)
+    idx[:, 2:, :] = 1  # red on top
+    idx[:, :2, :] = 2  # blue below
+    img = viewer.render_image(VoxelArt(idx, [RED, BLUE]), size=(64, 64), elevation=0,
+                              azimuth=0).astype(int)
+    assert _reddish(img[24, 32]) and img[40, 32, 2] > img[40, 32, 0] + 60
+
+
+def test_slicing_and_recolouring(viewer):
+    art = _centre_cube()
+    empty = viewer.render_image(art, size=(48, 48), layers=2)  # the cube starts at layer 2
+    assert np.all(empty == 255)
+    blue = viewer.render_image(art, size=(48, 48), palette=[BLUE, BLUE]).astype(int)
+    assert blue[24, 24, 2] > blue[24, 24, 0] + 60
+
+
+def test_reference_is_shown_on_the_left_and_screenshot_written(viewer, tmp_path):
+    from PIL import Image
+
+    ref = np.zeros((10, 10, 3), np.uint8)
+    ref[..., 1] = 200  # green
+    path = viewer.screenshot(_centre_cube(), tmp_path / "s.png", size=(128, 64), reference=ref)
+    img = np.asarray(Image.open(path).convert("RGB")).astype(int)
+    assert tuple(img[32, 32]) == (0, 200, 0)  # reference in the left half
+    assert _reddish(img[32, 96])  # the model moved to the right half
+    assert [p.name for p in tmp_path.iterdir()] == ["s.png"]
+
+
+def test_draw_voxels_into_a_host_scene(viewer):
+    import taichi as ti
+
+    window = viewer.open_window("host", (48, 48), show_window=False)
+    try:
+        scene, canvas, cam = window.get_scene(), window.get_canvas(), ti.ui.Camera()
+        cam.position(0.0, 0.0, 3.0)
+        cam.lookat(0.0, 0.0, 0.0)
+        canvas.set_background_color((1.0, 1.0, 1.0))
+        scene.set_camera(cam)
+        scene.ambient_light((1.0, 1.0, 1.0))
+        art = _centre_cube()
+        drawable = viewer.draw_voxels(scene, art)
+        assert viewer.draw_voxels(scene, art) is drawable  # fields reused across frames
+        canvas.scene(scene)
+        buf = window.get_image_buffer_as_numpy()
+        assert _reddish(np.round(buf[24, 24, :3] * 255))
+    finally:
+        window.destroy()
+
+
+def test_missing_display_is_a_clear_error(viewer, monkeypatch):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    with pytest.raises(BackendError, match="--headless"):
+        viewer.open_window("x", (8, 8), show_window=True)
+
+
+def test_missing_vulkan_names_what_to_install():
+    import os
+    import subprocess
+    import sys
+
+    code = ("from taichi_voxify import backend, viewer\n"
+            "backend.init(arch='cpu')\n"
+            "try:\n    viewer.open_window('x', (8, 8), show_window=False)\n"
+            "except Exception as e:\n    print(type(e).__name__, e)\n")
+    env = dict(os.environ, VK_ICD_FILENAMES="/nonexistent/icd.json",
+               VK_DRIVER_FILES="/nonexistent/icd.json")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert "BackendError" in out.stdout and "mesa-vulkan-drivers" in out.stdout
