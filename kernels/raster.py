@@ -187,7 +187,9 @@ def _to_srgb(c):
     c = ti.min(ti.max(c, 0.0), 1.0)
     out = c * 12.92
     for i in ti.static(range(3)):
-        if c[i] > 0.0031308:
+        if c[i] >= 1.0:  # exact white for the background
+            out[i] = 1.0
+        elif c[i] > 0.0031308:
             out[i] = 1.055 * ti.pow(c[i], 1.0 / 2.4) - 0.055
     return out
 
