@@ -139,11 +139,15 @@ def closest_points(triangles: ti.types.ndarray(), n: ti.i32, keys: ti.types.ndar
 @ti.kernel
 def axis_crossings(triangles: ti.types.ndarray(), n: ti.i32, axis: ti.template(),
                    jitter_u: ti.f64, jitter_v: ti.f64, counts: ti.types.ndarray(),
-                   hits: ti.types.ndarray(), face_hit: ti.types.ndarray()):
+                   hits: ti.types.ndarray(), face_hit: ti.types.ndarray(),
+                   record_ends: ti.template(), top: ti.types.ndarray(),
+                   bottom: ti.types.ndarray()):
     """counts[u, v, m] += +1/-1 for each triangle entered/left by the ray along `axis` through
     column (u, v) (u, v along the next two axes, cyclically), where m is the number of cell
     centres the ray passes before the crossing (0..n); hits[u, v, cell] = 1 for the cell the
-    crossing lies in; face_hit[f] = 1 for every triangle some ray crosses."""
+    crossing lies in; face_hit[f] = 1 for every triangle some ray crosses. With `record_ends`,
+    top/bottom[u, v, cell] keep the crossing in that cell farthest along / against the axis as
+    a key (bits of t + 2 << 32 | face), for the colour of what the axis views see."""
     ax, au, av = ti.static(axis, (axis + 1) % 3, (axis + 2) % 3)
     for f in range(triangles.shape[0]):
         a, b, c = _vertex(triangles, f, 0), _vertex(triangles, f, 1), _vertex(triangles, f, 2)
@@ -170,8 +174,14 @@ def axis_crossings(triangles: ti.types.ndarray(), n: ti.i32, axis: ti.template()
                     t = (wa * a[ax] + wb * b[ax] + wc * c[ax]) / area
                     m = ti.math.clamp(ti.ceil((t + 0.5) * n - 0.5, ti.i32), 0, n)
                     ti.atomic_add(counts[iu, iv, m], sign)
-                    hits[iu, iv, ti.math.clamp(ti.floor((t + 0.5) * n, ti.i32), 0, n - 1)] = ti.u8(1)
+                    cell = ti.math.clamp(ti.floor((t + 0.5) * n, ti.i32), 0, n - 1)
+                    hits[iu, iv, cell] = ti.u8(1)
                     face_hit[f] = 1
+                    if ti.static(record_ends):
+                        t_bits = ti.bit_cast(ti.cast(t + 2.0, ti.f32), ti.i32)
+                        key = (ti.cast(t_bits, ti.i64) << FACE_BITS) | ti.cast(f, ti.i64)
+                        ti.atomic_max(top[iu, iv, cell], key)
+                        ti.atomic_min(bottom[iu, iv, cell], key)
 
 
 @ti.kernel

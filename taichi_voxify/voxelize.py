@@ -20,7 +20,7 @@ import numpy as np
 from scipy import ndimage
 
 from . import backend
-from .errors import InputError, ResourceError
+from .errors import InputError, OptionError, ResourceError
 from .palette import check_colors, nearest_palette_index, resolve_palette
 from .voxelart import VoxelArt, parse_resolution
 
@@ -34,6 +34,7 @@ class SolidVoxels:
     inside: np.ndarray  # bool (N, N, N): cells whose centre is inside the mesh
     face_ids: np.ndarray  # int32 (N, N, N): nearest overlapping triangle, -1 where none
     bary: np.ndarray  # float (N, N, N, 3): barycentrics of the closest point on that triangle
+    ends: list = None  # per axis (top, bottom) int64 (N, N, N) crossing keys, or None
 
 
 def _triangles_array(triangles):
@@ -61,19 +62,23 @@ def _surface(kern, tris, n):
     return face_ids, bary
 
 
-def _ray_casts(kern, tris, n):
+def _ray_casts(kern, tris, n, record_ends=False):
     """Cells whose centre is inside (majority of the three axes), the cells each axis's rays
-    cross the mesh in, and which triangles some ray crosses."""
+    cross the mesh in, which triangles some ray crosses, and (with record_ends) per axis the
+    outermost crossings in each cell (top, bottom keys; see kernels/voxelize.py)."""
     votes = np.zeros((n, n, n), dtype=np.int32)
     face_hit = np.zeros(len(tris), dtype=np.int32)
-    hits = []
+    hits, ends = [], []
+    shape = (n, n, n) if record_ends else (1, 1, 1)
     for axis in range(3):
         counts = np.zeros((n, n, n + 1), dtype=np.int32)
         hits.append(np.zeros((n, n, n), dtype=np.uint8))
+        ends.append((np.full(shape, -1, np.int64), np.full(shape, kern.NO_FACE, np.int64)))
         ju, jv = kern.JITTER[axis]
-        kern.axis_crossings(tris, n, axis, ju, jv, counts, hits[axis], face_hit)
+        kern.axis_crossings(tris, n, axis, ju, jv, counts, hits[axis], face_hit, record_ends,
+                            *ends[axis])
         kern.winding_votes(counts, n, axis, votes)
-    return votes >= 2, hits, face_hit.astype(bool)
+    return votes >= 2, hits, face_hit.astype(bool), ends if record_ends else None
 
 
 def _sliver_cells(inside, face_ids, face_hit):
@@ -83,8 +88,9 @@ def _sliver_cells(inside, face_ids, face_hit):
     return sliver & ~near_inside
 
 
-def solid_voxels(triangles, resolution):
-    """Filled cells, inside cells, and the nearest surface point of every surface cell."""
+def solid_voxels(triangles, resolution, record_ends=False):
+    """Filled cells, inside cells, and the nearest surface point of every surface cell (and,
+    with record_ends, the outermost ray crossings per cell, for `visible_colors`)."""
     from kernels import voxelize as kern
 
     n = parse_resolution(resolution, low=1)
@@ -92,12 +98,12 @@ def solid_voxels(triangles, resolution):
     backend.ensure_init()
     tris = _triangles_array(triangles)
     face_ids, bary = _surface(kern, tris, n)
-    inside, hits, face_hit = _ray_casts(kern, tris, n)
+    inside, hits, face_hit, ends = _ray_casts(kern, tris, n, record_ends)
     solid = inside.astype(np.uint8)
     for axis in range(3):
         kern.fill_empty_columns(hits[axis], n, axis, solid)
     solid = solid.astype(bool) | _sliver_cells(inside, face_ids, face_hit)
-    return SolidVoxels(solid, inside, face_ids, bary)
+    return SolidVoxels(solid, inside, face_ids, bary, ends)
 
 
 def shell(solid):
@@ -117,28 +123,104 @@ def voxelize_occupancy(triangles, resolution, fill=True):
     return solid if fill else shell(solid)
 
 
-def voxelize_mesh(mesh, resolution, colors=6, palette=None, fill=True, seed=0):
+COLOR_SOURCES = ("nearest", "visible")
+
+
+def voxelize_mesh(mesh, resolution, colors=6, palette=None, fill=True, seed=0,
+                  color_source="nearest"):
     """Baseline voxel art of `mesh` (a Mesh, or anything with `.triangles` and
-    `.color_at(face_ids, bary)`): solid voxels, nearest surface colour, then `colors` palette
-    colours taken from the visible voxels' colours: K-means in Lab (seeded) when `palette` is
-    None, else any request palette.resolve_palette understands (a method name, "lego", hex
-    colours, a (K, 3) array); every filled voxel gets its Lab-nearest palette colour."""
+    `.color_at(face_ids, bary)`): solid voxels, surface colours, then `colors` palette colours
+    taken from the visible voxels' colours: K-means in Lab (seeded) when `palette` is None, else
+    any request palette.resolve_palette understands (a method name, "lego", hex colours, a
+    (K, 3) array); every filled voxel gets its Lab-nearest palette colour.
+
+    color_source: "nearest": each surface cell takes the colour of the mesh point nearest its
+    centre (the plain baseline); "visible": each cell on the outside takes the mean colour of
+    the surface the axis rays through its column meet first from its open sides (what the
+    six axis views show; decals and overlapping parts come out right), falling back to
+    "nearest" where no ray meets one. Hidden cells copy the nearest surface cell either way.
+    """
     k = check_colors(colors)
-    voxels = solid_voxels(mesh.triangles, resolution)
+    if color_source not in COLOR_SOURCES:
+        raise OptionError(f"unknown color_source {color_source!r}: choose nearest or visible")
+    voxels = solid_voxels(mesh.triangles, resolution, record_ends=color_source == "visible")
     occupancy = voxels.solid if fill else shell(voxels.solid)
     if not occupancy.any():
         raise InputError("the mesh fills no voxel at this resolution")
+    outer = shell(occupancy)
     rgb = _cell_colors(mesh, voxels, occupancy)  # (M, 3), cells in argwhere order
-    visible = rgb[shell(occupancy)[occupancy]]
+    if color_source == "visible":
+        seen, seen_rgb = visible_colors(mesh, voxels.ends, occupancy)
+        rgb[seen[occupancy]] = seen_rgb[seen]
+    visible = rgb[outer[occupancy]]
     pal = resolve_palette(palette, visible[None, :, None, :], np.ones((1, len(visible), 1), bool),
                           k=k, weights=[1.0], seed=seed)
     index = np.zeros(occupancy.shape, dtype=np.int64)
     index[occupancy] = nearest_palette_index(rgb, pal)
     meta = dict(method="voxelize", resolution=int(occupancy.shape[0]), colors=k, fill=bool(fill),
-                seed=seed, palette="kmeans" if palette is None else
+                seed=seed, color_source=color_source,
+                palette="kmeans" if palette is None else
                 (palette if isinstance(palette, str) else "given"),
                 mesh=getattr(mesh, "name", None))
     return VoxelArt.from_dense(occupancy, index, pal, meta)
+
+
+def visible_colors(mesh, ends, occupancy):
+    """Colours of the surface the axis rays meet first, seen from each open side of a cell.
+
+    Returns a bool (N, N, N) mask of cells some ray coloured and float32 (N, N, N, 3) colours
+    (the mean over the cell's open sides). For a cell open on the + side of an axis, the ray
+    comes down that axis: the first crossing it meets is the highest in the empty cell above,
+    else the highest in the cell itself; likewise from below.
+    """
+    from kernels import voxelize as kern
+
+    n = occupancy.shape[0]
+    tris = np.asarray(mesh.triangles, np.float64)
+    padded = np.pad(occupancy, 1, constant_values=False)
+    total = np.zeros((n, n, n, 3))
+    count = np.zeros((n, n, n))
+    for axis in range(3):
+        top, bottom = (np.moveaxis(e, (0, 1, 2), ((axis + 1) % 3, (axis + 2) % 3, axis))
+                       for e in ends[axis])  # back to (x, y, z) order
+        for step, keys, none in ((1, top, -1), (-1, bottom, kern.NO_FACE)):
+            open_side = occupancy & ~np.roll(padded, -step, axis=axis)[1:-1, 1:-1, 1:-1]
+            cells = np.argwhere(open_side)
+            beside = cells.copy()
+            beside[:, axis] += step
+            key = keys[tuple(cells.T)]
+            in_grid = (beside[:, axis] >= 0) & (beside[:, axis] < n)
+            outer_key = np.full(len(cells), none, np.int64)
+            outer_key[in_grid] = keys[tuple(beside[in_grid].T)]
+            key = np.where(outer_key != none, outer_key, key)
+            hit = key != none
+            cells, key = cells[hit], key[hit]
+            face, bary = _crossing_points(tris, cells, key, axis, n, kern)
+            colour = np.asarray(mesh.color_at(face, bary), np.float64)
+            np.add.at(total, tuple(cells.T), colour)
+            np.add.at(count, tuple(cells.T), 1)
+    seen = count > 0
+    out = np.zeros((n, n, n, 3), np.float32)
+    out[seen] = total[seen] / count[seen][:, None]
+    return seen, out
+
+
+def _crossing_points(tris, cells, keys, axis, n, kern):
+    """Face ids and barycentrics of ray crossings stored as keys for the columns of `cells`."""
+    face = (keys & ((1 << kern.FACE_BITS) - 1)).astype(np.int64)
+    au, av = (axis + 1) % 3, (axis + 2) % 3
+    ju, jv = kern.JITTER[axis]
+    pu = (cells[:, au] + 0.5 + ju) / n - 0.5
+    pv = (cells[:, av] + 0.5 + jv) / n - 0.5
+    tri = tris[face]
+    a, b, c = tri[:, 0], tri[:, 1], tri[:, 2]
+
+    def edge(p, q):  # twice the signed area of (p, q, column point) in the (u, v) plane
+        return (p[:, au] - pu) * (q[:, av] - pv) - (p[:, av] - pv) * (q[:, au] - pu)
+
+    w = np.stack([edge(b, c), edge(c, a), edge(a, b)], axis=1)
+    bary = w / w.sum(axis=1, keepdims=True)
+    return face, np.clip(bary, 0.0, 1.0).astype(np.float32)
 
 
 def _cell_colors(mesh, voxels, occupancy):

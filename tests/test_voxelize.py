@@ -213,6 +213,26 @@ def test_surface_colours_follow_the_mesh():
     assert art.filled[6, 6, 6]  # the interior is filled, coloured from the nearest surface
 
 
+def test_visible_colours_see_a_decal_in_front_of_a_surface():
+    # a grey box with a thin red "decal" a fifth of a voxel in front of its +z face: the cells
+    # behind it are nearer to the box face, but the front view sees the decal
+    n = 12
+    tris = triangles_of(trimesh.creation.box(extents=(1.0, 1.0, 0.5)))
+    z = 0.25 + 0.2 / n
+    decal = np.array([[[-0.2, -0.2, z], [0.2, -0.2, z], [0.2, 0.2, z]],
+                      [[-0.2, -0.2, z], [0.2, 0.2, z], [-0.2, 0.2, z]]])
+    red, grey = [0.9, 0.1, 0.1], [0.5, 0.5, 0.5]
+    rgb = np.array([grey] * len(tris) + [red] * 2)
+    mesh = FaceColorMesh(np.concatenate([tris, decal]), rgb)
+    front_cell = (n // 2, n // 2, 8)  # z cells 3..8 are filled
+    seen = voxelize_mesh(mesh, n, colors=2, color_source="visible")
+    assert seen.filled[front_cell] and not seen.filled[n // 2, n // 2, 9]
+    assert np.abs(seen.rgb()[front_cell] / 255 - red).max() < 0.02
+    assert np.abs(seen.rgb()[n // 2, n // 2, 3] / 255 - grey).max() < 0.02  # the back
+    nearest = voxelize_mesh(mesh, n, colors=2, color_source="nearest")
+    assert np.abs(nearest.rgb()[front_cell] / 255 - grey).max() < 0.02
+
+
 def test_given_palette_is_used_as_is():
     mesh = load_alien_stub()
     pal = np.array([[255, 255, 255], [0, 0, 0], [40, 200, 60]], np.uint8)
@@ -229,3 +249,5 @@ def test_bad_options_are_refused():
         voxelize_mesh(mesh, 12, palette=np.zeros((2, 4)))
     with pytest.raises(OptionError):
         voxelize_mesh(mesh, 0)
+    with pytest.raises(OptionError):
+        voxelize_mesh(mesh, 12, color_source="average")
