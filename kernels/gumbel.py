@@ -10,6 +10,8 @@ Backward: d loss / d logit_n = s_n (q_n - sum_m s_m q_m) / tau with q_n = (d los
 """
 import taichi as ti
 
+from .adam import adam_update
+
 
 @ti.func
 def pcg_hash(x):
@@ -28,13 +30,17 @@ def noise_slot(step_key, flat, table_size):
 @ti.kernel
 def gumbel_softmax(logits: ti.types.ndarray(), palette: ti.types.ndarray(),
                    noise_table: ti.types.ndarray(), step_key: ti.u32, noise_scale: float,
-                   inv_tau: float, hard: ti.i32, soft: ti.types.ndarray(),
-                   rgb: ti.types.ndarray()):
+                   inv_tau: float, hard: ti.i32, density: ti.types.ndarray(),
+                   threshold: float, soft: ti.types.ndarray(), rgb: ti.types.ndarray()):
     """soft (N,N,N,C) = tempered softmax of logits + noise; rgb (N,N,N,3) its palette colour
-    (the soft mixture, or the argmax colour when `hard`)."""
+    (the soft mixture, or the argmax colour when `hard`). Voxels whose raw density is not
+    above `threshold` (nearly transparent: the renderer skips or barely sees them) are left
+    as they are."""
     n, m, l, colours = logits.shape[0], logits.shape[1], logits.shape[2], logits.shape[3]
     table_size = noise_table.shape[0]
     for i, j, k in ti.ndrange(n, m, l):
+        if density[i, j, k] <= threshold:
+            continue
         base = ((i * m + j) * l + k) * colours
         top, best = -1e30, 0
         for c in range(colours):
@@ -62,11 +68,17 @@ def gumbel_softmax(logits: ti.types.ndarray(), palette: ti.types.ndarray(),
 @ti.kernel
 def gumbel_softmax_backward(soft: ti.types.ndarray(), palette: ti.types.ndarray(),
                             grad_rgb: ti.types.ndarray(), inv_tau: float,
+                            density: ti.types.ndarray(), threshold: float,
                             grad_logits: ti.types.ndarray()):
-    """grad_logits (N,N,N,C) from grad_rgb (N,N,N,3); the same in the soft and hard phases."""
+    """grad_logits (N,N,N,C) from grad_rgb (N,N,N,3); the same in the soft and hard phases.
+    Voxels without colour gradient (unseen) or skipped by the forward get exactly zero."""
     n, m, l, colours = soft.shape[0], soft.shape[1], soft.shape[2], soft.shape[3]
     for i, j, k in ti.ndrange(n, m, l):
         g = ti.Vector([grad_rgb[i, j, k, ch] for ch in ti.static(range(3))])
+        if g.norm_sqr() == 0.0 or density[i, j, k] <= threshold:
+            for c in range(colours):
+                grad_logits[i, j, k, c] = 0.0
+            continue
         mean_q = 0.0
         for c in range(colours):
             q = g.dot(ti.Vector([palette[c, ch] for ch in ti.static(range(3))]))
@@ -74,3 +86,21 @@ def gumbel_softmax_backward(soft: ti.types.ndarray(), palette: ti.types.ndarray(
         for c in range(colours):
             q = g.dot(ti.Vector([palette[c, ch] for ch in ti.static(range(3))]))
             grad_logits[i, j, k, c] = soft[i, j, k, c] * (q - mean_q) * inv_tau
+
+
+# Stage 2's optimiser step. Kept here (Stage 1's kernels/adam.py is specialised to its packed
+# density+colour grids); it reuses that file's adam_update so the two cannot drift apart.
+@ti.kernel
+def masked_adam_step(param: ti.types.ndarray(), grad: ti.types.ndarray(),
+                     exp_avg: ti.types.ndarray(), exp_avg_sq: ti.types.ndarray(), lr: float,
+                     beta1: float, beta2: float, bias1: float, bias2: float, eps: float,
+                     low: float, high: float):
+    """One Adam step (bias corrections 1 - beta^t passed in) on the entries with nonzero
+    gradient, of an array of any shape; results clamped to [low, high]."""
+    for idx in ti.grouped(param):
+        g = grad[idx]
+        if g != 0.0:
+            p, m, v = adam_update(param[idx], g, exp_avg[idx], exp_avg_sq[idx], lr, beta1,
+                                  beta2, bias1, bias2, eps)
+            param[idx] = ti.math.clamp(p, low, high)
+            exp_avg[idx], exp_avg_sq[idx] = m, v

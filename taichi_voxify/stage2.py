@@ -229,18 +229,314 @@ class PaletteQuantizer:
         self.soft = _ndarray(tuple(shape) + (colours,))
         self.rgb = _ndarray(tuple(shape) + (3,))
         self.grad_logits = _ndarray(tuple(shape) + (colours,))
+        for nd in (self.soft, self.rgb):
+            nd.fill(0)
         self.inv_tau = 1.0
+        self._all = None
 
-    def forward(self, logits, step, tau, hard=False, noise=True):
-        """Fill self.rgb (and self.soft) from the logits ndarray; the noise depends on `step`."""
+    def _everywhere(self, shape):
+        if self._all is None:
+            self._all = _ndarray(tuple(shape))
+            self._all.fill(0)
+        return self._all
+
+    def forward(self, logits, step, tau, hard=False, noise=True, density=None, threshold=-1e30):
+        """Fill self.rgb (and self.soft) from the logits ndarray; the noise depends on `step`.
+        With a density ndarray, voxels whose raw density is not above `threshold` are skipped
+        (their colours keep the last value they had; the renderer barely sees them)."""
         self.inv_tau = 1.0 / tau
+        if density is None:
+            density, threshold = self._everywhere(logits.shape[:3]), -1e30
+        self._active = density, float(threshold)
         self._k.gumbel_softmax(logits, self.palette, self.noise, int(step) & 0xFFFFFFFF,
-                               1.0 if noise else 0.0, self.inv_tau, int(hard), self.soft,
-                               self.rgb)
+                               1.0 if noise else 0.0, self.inv_tau, int(hard), density,
+                               float(threshold), self.soft, self.rgb)
         return self.rgb
 
     def backward(self, grad_rgb):
         """d loss / d logits (self.grad_logits) from d loss / d rgb, for the last forward."""
         self._k.gumbel_softmax_backward(self.soft, self.palette, grad_rgb, self.inv_tau,
-                                        self.grad_logits)
+                                        *self._active, self.grad_logits)
         return self.grad_logits
+
+
+# --- inputs --------------------------------------------------------------------------------------
+
+def softplus_inverse(y):
+    y = np.maximum(y, 1e-30)
+    return y + np.log(-np.expm1(-y))
+
+
+def resample_field(coarse, n):
+    """(density, rgb) of the coarse field on an n^3 grid (trilinear, cell centres aligned),
+    with the density rescaled so the opacity per world length is kept."""
+    from scipy.ndimage import map_coordinates
+
+    r = coarse.resolution
+    density = np.asarray(coarse.density, dtype=np.float64)
+    rgb = np.asarray(coarse.rgb, dtype=np.float64)
+    if r == n:
+        return density, rgb
+    src = (np.arange(n) + 0.5) * r / n - 0.5
+    grid = np.stack(np.meshgrid(src, src, src, indexing="ij"))
+    sample = lambda a: map_coordinates(a, grid, order=1, mode="nearest")  # noqa: E731
+    thickness = softplus(sample(density) + coarse.shift) * (r / n)  # per new voxel length
+    rgb = np.stack([sample(rgb[..., ch]) for ch in range(3)], axis=-1)
+    return softplus_inverse(thickness) - coarse.shift, np.clip(rgb, 0.0, 1.0)
+
+
+def _as_unit_float(image):
+    a = np.asarray(image)
+    return a.astype(np.float64) / 255.0 if a.dtype == np.uint8 else a.astype(np.float64)
+
+
+def check_inputs(coarse, pixel_art, masks, palette, depth_target, mesh_views_hr, clip):
+    pixel_art = _as_unit_float(pixel_art)
+    if pixel_art.ndim != 4 or pixel_art.shape[0] != NUM_VIEWS or pixel_art.shape[3] != 3 \
+            or pixel_art.shape[1] != pixel_art.shape[2]:
+        raise InputError(f"pixel art must be (6, N, N, 3), got {pixel_art.shape}")
+    n = pixel_art.shape[1]
+    masks = np.asarray(masks, dtype=bool)
+    if masks.shape != (NUM_VIEWS, n, n):
+        raise InputError(f"masks must be (6, {n}, {n}), got {masks.shape}")
+    palette = np.asarray(palette)
+    if palette.ndim != 2 or palette.shape[1] != 3 or len(palette) < 1:
+        raise InputError(f"palette must be (K, 3) uint8, got {palette.shape}")
+    if not isinstance(coarse, CoarseField):
+        raise InputError("Stage 2 needs the CoarseField made by Stage 1")
+    if not np.all(np.isfinite(pixel_art)) or not np.all(np.isfinite(coarse.density)):
+        raise InputError("Stage 2 inputs hold NaN or infinite values")
+    if depth_target is not None and np.shape(depth_target) != (NUM_VIEWS, n, n):
+        raise InputError(f"depth target must be (6, {n}, {n}), got {np.shape(depth_target)}")
+    if clip is not None:
+        if mesh_views_hr is None or np.ndim(mesh_views_hr) != 4 \
+                or np.shape(mesh_views_hr)[0] != NUM_VIEWS:
+            raise InputError("the CLIP loss needs the six high-resolution mesh views (6,H,H,3)")
+    return n, pixel_art, masks, _as_unit_float(palette)
+
+
+def stage1_depth(coarse, n):
+    """Stage 1's own rendered depth of the six axis views (N x N), in box lengths from the entry
+    face; NaN where the coarse field shows nothing."""
+    depth = np.stack([coarse.render(cam, n)[1] for cam in axis_views()]).astype(np.float64)
+    return np.where(np.isfinite(depth), depth, np.nan)
+
+
+# --- losses --------------------------------------------------------------------------------------
+
+def view_losses(out, pixel_art, masks, depth_target, cfg):
+    """Weighted loss terms and their gradients w.r.t. the rendered colour, depth and opacity."""
+    diff = out.rgb - pixel_art
+    pixel = float(np.mean(diff * diff))
+    g_rgb = cfg.w_pixel * 2.0 * diff / diff.size
+    background = ~masks
+    count = max(int(background.sum()), 1)
+    alpha = float(np.sum(out.opacity ** 2 * background)) / count
+    g_opacity = cfg.w_alpha * 2.0 * out.opacity * background / count
+    depth, g_depth = 0.0, np.zeros_like(out.depth)
+    if depth_target is not None and cfg.w_depth > 0:
+        valid = masks & np.isfinite(depth_target)
+        x = np.where(valid, out.depth - np.nan_to_num(depth_target), 0.0)
+        count = max(int(valid.sum()), 1)
+        if cfg.depth_loss == "l1":
+            depth, slope = np.abs(x).sum() / count, np.sign(x)
+        else:
+            beta = cfg.depth_beta
+            small = np.abs(x) < beta
+            depth = np.where(small, 0.5 * x * x / beta, np.abs(x) - 0.5 * beta).sum() / count
+            slope = np.where(small, x / beta, np.sign(x))
+        g_depth = cfg.w_depth * slope * valid / count
+    total = cfg.w_pixel * pixel + cfg.w_alpha * alpha + cfg.w_depth * float(depth)
+    terms = dict(loss=total, pixel=pixel, alpha=alpha, depth=float(depth))
+    return terms, g_rgb, g_depth, g_opacity
+
+
+# --- training ------------------------------------------------------------------------------------
+
+class _AdamParam:
+    """A trained ti.ndarray with its gradient and Adam moments (kernels/gumbel.masked_adam_step)."""
+
+    def __init__(self, values, lr, low=-1e30, high=1e30):
+        self.value = _from_numpy(values)
+        self.grad = _ndarray(values.shape)
+        self.m, self.v = _ndarray(values.shape), _ndarray(values.shape)
+        self.m.fill(0)
+        self.v.fill(0)
+        self.lr, self.low, self.high = lr, low, high
+
+    def step(self, t, beta1=0.9, beta2=0.99, eps=1e-12):
+        from kernels.gumbel import masked_adam_step
+
+        masked_adam_step(self.value, self.grad, self.m, self.v, self.lr, beta1, beta2,
+                         1.0 - beta1 ** t, 1.0 - beta2 ** t, eps, self.low, self.high)
+
+
+class Stage2Trainer:
+    """The trained grids and one optimisation step; see the module docstring."""
+
+    def __init__(self, density, rgb, palette, shift, config, seed=0, ortho=True,
+                 use_gumbel=True):
+        n = density.shape[0]
+        self.config, self.shift, self.palette, self.n = config, shift, palette, n
+        self.density = _AdamParam(density, config.lr_density)
+        self.use_gumbel = use_gumbel
+        if use_gumbel:
+            self.logits = _AdamParam(initial_logits(rgb, palette, config.logit_scale),
+                                     config.lr_logits)
+            self.quantizer = PaletteQuantizer((n, n, n), palette, seed, config.noise_table_size)
+            self.logits.grad = self.quantizer.grad_logits  # the quantizer's backward fills it
+            self.grad_rgb = _ndarray((n, n, n, 3))
+        else:
+            self.colour = _AdamParam(rgb, config.lr_rgb, 0.0, 1.0)
+            self.grad_rgb = self.colour.grad
+        self.renderer_threshold = density_threshold(config.skip_alpha, shift)
+        if ortho:
+            self.renderer = AxisViewRenderer(n, shift, config.skip_alpha, config.t_min)
+        else:
+            self.renderer = PerspectiveRenderer(n, shift, config.perspective_distance)
+
+    def colours(self, step):
+        if not self.use_gumbel:
+            return self.colour.value
+        tau, hard = self.config.temperature(step)
+        return self.quantizer.forward(self.logits.value, step, tau, hard,
+                                      density=self.density.value,
+                                      threshold=self.renderer_threshold)
+
+    def step(self, step, targets, clip=None, mesh_views_hr=None, rng=None):
+        """One iteration: render, losses, backward, Adam. Returns the loss terms."""
+        cfg = self.config
+        pixel_art, masks, depth_target = targets
+        rgb = self.colours(step)
+        out = self.renderer.forward(self.density.value, rgb)
+        terms, g_rgb, g_depth, g_opacity = view_losses(out, pixel_art, masks, depth_target, cfg)
+        if clip is not None and step % cfg.clip_every == 0 and cfg.w_clip > 0:
+            picks = clip.patch_positions(masks, rng, cfg.clip_patches_per_view)
+            clip_loss, clip_grad = clip.loss_and_grad(out.rgb, mesh_views_hr, picks)
+            g_rgb = g_rgb + cfg.w_clip * clip_grad
+            terms.update(clip=clip_loss, loss=terms["loss"] + cfg.w_clip * clip_loss)
+        self.density.grad.fill(0)
+        self.grad_rgb.fill(0)
+        self.renderer.backward(self.density.value, rgb, g_rgb, g_depth, g_opacity,
+                               self.density.grad, self.grad_rgb)
+        self.density.step(step + 1)
+        if self.use_gumbel:
+            self.quantizer.backward(self.grad_rgb)
+            self.logits.step(step + 1)
+        else:
+            self.colour.step(step + 1)
+        return terms
+
+    def initial_depth(self):
+        """Depth of the six views of the grids as they are (used before the first step)."""
+        return self.renderer.forward(self.density.value, self.colours(0)).depth
+
+    def grids(self):
+        """(density (N,N,N), colour index (N,N,N) 0-based, logits or None, continuous rgb)."""
+        density = self.density.value.to_numpy()
+        if self.use_gumbel:
+            logits = self.logits.value.to_numpy()
+            index = np.argmax(logits, axis=-1)
+            return density, index, logits, self.palette[index]
+        rgb = self.colour.value.to_numpy()
+        return density, nearest_palette_index(rgb, self.palette), None, rgb
+
+
+def nearest_palette_index(rgb, palette):
+    """Index of the palette colour nearest in CIE Lab to each (..., 3) colour."""
+    from .color import srgb_to_lab
+
+    lab, pal = srgb_to_lab(rgb), srgb_to_lab(palette)
+    return np.argmin(np.linalg.norm(lab[..., None, :] - pal, axis=-1), axis=-1)
+
+
+def fill_interior(occupancy, color_index):
+    """Fill the cavities no path from outside reaches; each new voxel takes the colour of the
+    nearest filled voxel. Returns new (occupancy, color_index)."""
+    from scipy import ndimage
+
+    solid = ndimage.binary_fill_holes(occupancy)
+    new = solid & ~occupancy
+    color_index = color_index.copy()
+    if new.any():
+        _, nearest = ndimage.distance_transform_edt(~occupancy, return_indices=True)
+        color_index[new] = color_index[tuple(axis[new] for axis in nearest)]
+    return solid, color_index
+
+
+def render_voxel_art(occupancy, color_index, palette):
+    """The six axis views of opaque palette-coloured voxels (what the exports show)."""
+    n = occupancy.shape[0]
+    density = np.where(occupancy, OPAQUE_DENSITY, -OPAQUE_DENSITY)
+    renderer = AxisViewRenderer(n, 0.0, skip_alpha=1e-4, t_min=1e-6)
+    return renderer.forward(_from_numpy(density), _from_numpy(palette[color_index]))
+
+
+@dataclass
+class Stage2Result:
+    occupancy: np.ndarray  # (N,N,N) bool
+    color_index: np.ndarray  # (N,N,N) int, 0-based palette index (argmax of the logits)
+    palette: np.ndarray  # (K,3) uint8
+    density: np.ndarray  # (N,N,N) trained raw density
+    logits: np.ndarray  # (N,N,N,K), None for the use_gumbel=False ablation
+    rgb: np.ndarray  # (N,N,N,3) colour before quantisation (palette colour of the argmax)
+    renders: ViewRender  # six axis views of the final voxel art
+    history: list = field(default_factory=list)  # loss terms every log_every steps
+    metadata: dict = field(default_factory=dict)
+
+    def colors_used(self):
+        return sorted(int(i) for i in np.unique(self.color_index[self.occupancy]))
+
+    def to_voxel_art(self, metadata=None):
+        return VoxelArt.from_dense(self.occupancy, self.color_index, self.palette,
+                                   metadata={**self.metadata, **(metadata or {})})
+
+
+def train_stage2(coarse, pixel_art, masks, palette, depth_target=None, mesh_views_hr=None,
+                 config=None, seed=0, progress=None, clip=None, ortho=True, use_gumbel=True):
+    """Fine-tune the coarse field into palette voxel art fitted to six pixel-art views.
+
+    coarse: Stage 1's CoarseField (resampled when its resolution is not N);
+    pixel_art (6,N,N,3) float sRGB over white; masks (6,N,N) bool foreground;
+    palette (K,3) uint8; depth_target (6,N,N) distance from the entry face in box lengths,
+    NaN/inf where there is none, or None for Stage 1's own rendered depth;
+    mesh_views_hr (6,H,H,3) the mesh's axis views at high resolution (for CLIP);
+    clip: a clip_bridge.ClipPatchLoss or None; ortho=False / use_gumbel=False: ablations.
+    """
+    cfg = (config or Stage2Config.preset("fast")).validate()
+    start = time.perf_counter()
+    backend.ensure_init()
+    n, pixel_art, masks, palette_f = check_inputs(coarse, pixel_art, masks, palette,
+                                                  depth_target, mesh_views_hr, clip)
+    density, rgb = resample_field(coarse, n)
+    depth_source = "given" if depth_target is not None else "stage1"
+    if depth_target is None and cfg.w_depth > 0:
+        depth_target = stage1_depth(coarse, n)
+    trainer = Stage2Trainer(density, rgb, palette_f, coarse.shift, cfg, seed, ortho,
+                            use_gumbel)
+    targets = (pixel_art, masks, depth_target)
+    rng = np.random.default_rng(seed)
+    history = []
+    for step in range(cfg.iterations):
+        terms = trainer.step(step, targets, clip, mesh_views_hr, rng)
+        if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.iterations:
+            tau, hard = cfg.temperature(step)
+            history.append(dict(step=step + 1, tau=tau, hard=hard, **terms))
+            if progress is not None:
+                progress("stage2", step + 1, cfg.iterations, dict(terms))
+    result = _finish(trainer, np.asarray(palette, dtype=np.uint8), history, cfg)
+    result.metadata.update(stage2_seconds=time.perf_counter() - start, seed=seed,
+                           ortho=ortho, use_gumbel=use_gumbel, clip=clip is not None,
+                           depth_target=depth_source,
+                           config=dataclasses.asdict(cfg))
+    return result
+
+
+def _finish(trainer, palette, history, cfg):
+    density, index, logits, rgb = trainer.grids()
+    alpha = 1.0 - np.exp(-softplus(density + trainer.shift))
+    occupancy = alpha > cfg.occupancy_alpha
+    if cfg.fill:
+        occupancy, index = fill_interior(occupancy, index)
+    renders = render_voxel_art(occupancy, index, palette.astype(np.float64) / 255.0)
+    return Stage2Result(occupancy, index, palette, density, logits, rgb, renders, history)
