@@ -150,14 +150,17 @@ def glb_bytes(mesh):
     ends = np.append(starts[1:], len(quad_color))
     binary, views, accessors, primitives, materials = bytearray(), [], [], [], []
 
-    def add_view(data, target):
-        views.append(dict(buffer=0, byteOffset=len(binary), byteLength=len(data), target=target))
+    def add_view(data, target, stride=None):
+        view = dict(buffer=0, byteOffset=len(binary), byteLength=len(data), target=target)
+        if stride:  # required when several accessors share one vertex buffer view
+            view["byteStride"] = stride
+        views.append(view)
         binary.extend(data)
         binary.extend(b"\0" * (-len(binary) % 4))
         return len(views) - 1
 
-    pos_view = add_view(positions.tobytes(), 34962)
-    nrm_view = add_view(normals.tobytes(), 34962)
+    pos_view = add_view(positions.tobytes(), 34962, 12)
+    nrm_view = add_view(normals.tobytes(), 34962, 12)
     for c, q0, q1 in zip(colors, starts, ends):
         quads = q1 - q0
         idx = (local[None] + 4 * np.arange(quads, dtype="<u4")[:, None, None]).astype("<u4")
