@@ -13,7 +13,7 @@ mesh renderer's depth, which for a cell whose centre is inside lies within half 
 """
 import numpy as np
 
-from .color import delta_e76, srgb_to_lab
+from .color import delta_e76, linear_to_srgb, srgb_to_lab, srgb_to_linear
 from .errors import InputError
 
 VIEW_NAMES = ("+x", "-x", "+y", "-y", "+z", "-z")
@@ -115,10 +115,22 @@ def mesh_axis_renders(mesh, resolution, supersample=3):
     return render_views(mesh, axis_views(), resolution, supersample=supersample)
 
 
+def uncomposite_white(rgb, alpha):
+    """The foreground colour of sRGB pixels composited over white in linear light with
+    coverage alpha (as render.py does): edge pixels lose their white tint. Pixels with no
+    coverage stay white."""
+    alpha = np.asarray(alpha, np.float64)[..., None]
+    linear = srgb_to_linear(rgb)
+    fg = np.where(alpha > 0, (linear - (1.0 - alpha)) / np.maximum(alpha, 1e-6), 1.0)
+    return linear_to_srgb(np.clip(fg, 0.0, 1.0))
+
+
 def evaluate_voxel_art(art, mesh_renders_axis, alpha_threshold=0.5):
     """Compare VoxelArt with the mesh's six axis-view renders (a Renders at N x N, views in
-    VIEW_NAMES order). Colour and depth errors are over pixels both cover, pooled over views;
-    depth error is in box units and in voxel lengths."""
+    VIEW_NAMES order; see mesh_axis_renders). A mesh pixel is covered when alpha exceeds
+    alpha_threshold. Colour error (mean ΔE76, the mesh colour taken back off its white
+    background) and depth error are over pixels both cover, pooled over views; depth error is
+    in box units and in voxel lengths."""
     images, masks, depths = render_voxels_axis(art)
     ref = mesh_renders_axis
     _check_renders(ref, masks.shape)
@@ -130,7 +142,7 @@ def evaluate_voxel_art(art, mesh_renders_axis, alpha_threshold=0.5):
     return {
         "iou_per_view": dict(zip(VIEW_NAMES, ious)),
         "iou_mean": float(np.mean(ious)),
-        "color_de76": color_error_de76(images, ref.rgb, both),
+        "color_de76": color_error_de76(images, uncomposite_white(ref.rgb, ref.alpha), both),
         "depth_error": depth,
         "depth_error_voxels": depth * n,
         "colors_used": len(art.colors_used()),

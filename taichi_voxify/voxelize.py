@@ -24,7 +24,8 @@ from .errors import InputError, OptionError, ResourceError
 from .palette import check_colors, nearest_palette_index, resolve_palette
 from .voxelart import VoxelArt, parse_resolution
 
-BYTES_PER_CELL = 48  # keys, face ids, barycentrics, crossing counts, votes, masks
+BYTES_PER_CELL = 96  # keys, face ids, barycentrics, crossings, votes, masks, nearest indices
+BYTES_PER_CELL_ENDS = 48  # the outermost crossings per axis for color_source="visible"
 MEMORY_LIMIT = 4 << 30
 
 
@@ -46,8 +47,8 @@ def _triangles_array(triangles):
     return np.ascontiguousarray(tris, dtype=backend.float_dtype())
 
 
-def _check_memory(n):
-    need = BYTES_PER_CELL * n ** 3
+def _check_memory(n, record_ends):
+    need = (BYTES_PER_CELL + (BYTES_PER_CELL_ENDS if record_ends else 0)) * n ** 3
     if need > MEMORY_LIMIT:
         raise ResourceError(f"voxelising at N={n} needs about {need / 2**30:.1f} GiB "
                             f"(limit {MEMORY_LIMIT / 2**30:.0f} GiB)")
@@ -94,7 +95,7 @@ def solid_voxels(triangles, resolution, record_ends=False):
     from kernels import voxelize as kern
 
     n = parse_resolution(resolution, low=1)
-    _check_memory(n)
+    _check_memory(n, record_ends)
     backend.ensure_init()
     tris = _triangles_array(triangles)
     face_ids, bary = _surface(kern, tris, n)
@@ -228,7 +229,8 @@ def _cell_colors(mesh, voxels, occupancy):
     has_face = voxels.face_ids >= 0
     if not has_face.any():
         raise InputError("no triangle overlaps the voxel grid")
-    _, nearest = ndimage.distance_transform_edt(~has_face, return_indices=True)
+    nearest = ndimage.distance_transform_edt(~has_face, return_distances=False,
+                                             return_indices=True)
     cells = np.argwhere(occupancy)
     src = tuple(nearest[(slice(None),) + tuple(cells.T)])
     face = voxels.face_ids[src]
