@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from taichi_voxify import InputError, OptionError, VoxelArt
+from taichi_voxify import InputError, VoxelArt
 from taichi_voxify.export import read_vox, write_vox
 
 
@@ -50,11 +50,20 @@ def test_own_reader_round_trip(tmp_path):
     np.testing.assert_array_equal(back.palette, art.palette)
 
 
-def test_oversized_grid_refused_and_nothing_written(tmp_path):
-    art = VoxelArt(np.ones((257, 2, 2), np.uint8), [[1, 2, 3]])
-    with pytest.raises(OptionError, match="256"):
-        write_vox(art, tmp_path / "big.vox")
-    assert list(tmp_path.iterdir()) == []
+@pytest.mark.parametrize("shape", [(257, 2, 3), (3, 300, 520)])
+def test_large_grid_split_into_models_round_trips(tmp_path, shape):
+    rng = np.random.default_rng(2)
+    idx = (rng.random(shape) < 0.01).astype(np.uint8) * rng.integers(1, 4, shape).astype(np.uint8)
+    idx[0, 0, 0] = idx[-1, -1, -1] = 3  # corners pin the extent
+    art = VoxelArt(idx, [[1, 2, 3], [4, 5, 6], [7, 8, 9]])
+    path = tmp_path / "big.vox"
+    write_vox(art, path)
+    data = path.read_bytes()
+    blocks = int(np.prod([-(-n // 256) for n in shape]))
+    assert data.count(b"SIZE") == blocks and data.count(b"nSHP") == blocks
+    back = read_vox(path)
+    np.testing.assert_array_equal(back.indices, art.indices)
+    np.testing.assert_array_equal(back.palette, art.palette)
 
 
 @pytest.mark.parametrize("cut", [3, 20, 40, -500, -1])
