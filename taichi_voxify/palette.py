@@ -10,8 +10,10 @@ Methods (`extract_palette`):
   closest centres lie from each other, merge that pair and give the outlier its own centre,
   so small but distinct features (eyes, markings) keep their colour;
 - maxmin: farthest-point sampling, starting from the most common colour;
-- mediancut: split the box of largest weighted squared error at its weighted median along its
-  widest Lab axis until K boxes; each box's mean is a colour;
+- mediancut: split the box of largest weighted squared error along its widest Lab axis until
+  K boxes, each box's mean being a colour; the cut goes where the two halves' squared error is
+  least (the variance-based variant of median cut, which separates distinct clusters that a
+  cut at the median would slice through);
 - anneal: mass-constrained deterministic annealing (Rose 1998, as in Gerstner et al. 2012):
   soft assignments at a falling temperature; each colour carries a twin and splits in two
   when the twins drift apart, until K colours.
@@ -240,18 +242,17 @@ def _box_error(points, weights):
 
 
 def _split_box(lab, w, box):
+    """Cut along the axis of largest spread where the two halves' squared error is least."""
     pts, wts = lab[box], w[box]
     mean = np.average(pts, axis=0, weights=wts)
     axis = int(np.argmax((wts[:, None] * (pts - mean) ** 2).sum(0)))
     order = np.argsort(pts[:, axis], kind="stable")
-    values = pts[order, axis]
-    cut = int(np.searchsorted(np.cumsum(wts[order]), wts.sum() / 2.0)) + 1
-    # never cut between equal values, and never leave a side empty
-    cut = min(max(cut, 1), len(order) - 1)
-    while cut < len(order) and values[cut] == values[cut - 1]:
-        cut += 1
-    if cut == len(order):
-        cut = int(np.searchsorted(values, values[-1], side="left"))
+    values, p, q = pts[order, axis], pts[order], wts[order]
+    cw, cx, cxx = np.cumsum(q), np.cumsum(q[:, None] * p, 0), np.cumsum(q * (p * p).sum(1))
+    left = cxx[:-1] - (cx[:-1] ** 2).sum(1) / cw[:-1]
+    right = (cxx[-1] - cxx[:-1]) - ((cx[-1] - cx[:-1]) ** 2).sum(1) / (cw[-1] - cw[:-1])
+    error = np.where(values[1:] > values[:-1], left + right, np.inf)  # cut between equal values: no
+    cut = int(np.argmin(error)) + 1
     return [box[order[:cut]], box[order[cut:]]]
 
 
@@ -284,8 +285,19 @@ def _anneal(lab, w, k, seed, cooling=0.7, final_temperature=1.0, steps=20):
             else:
                 parents.append(merged[i])
         if len(parents) >= k or temperature < final_temperature:
-            return np.array(parents[:k])
+            return _lloyd(lab, w, np.array(parents[:k]))  # the zero-temperature limit
         temperature *= cooling
+
+
+def _lloyd(lab, w, centres, steps=10):
+    """Hard weighted K-means steps from given centres (empty clusters keep their centre)."""
+    for _ in range(steps):
+        owner, _ = _nearest(lab, centres)
+        mass = np.bincount(owner, weights=w, minlength=len(centres))
+        sums = np.stack([np.bincount(owner, weights=w * lab[:, i], minlength=len(centres))
+                         for i in range(3)], 1)
+        centres = np.where(mass[:, None] > 0, sums / np.maximum(mass, 1e-12)[:, None], centres)
+    return centres
 
 
 def _finish(centres_lab, colors, lab, w, k):

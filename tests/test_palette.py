@@ -1,0 +1,168 @@
+"""Palettes: extraction methods, named palettes, user hex lists, refusals."""
+import numpy as np
+import pytest
+
+from taichi_voxify.color import delta_e76, srgb_to_lab
+from taichi_voxify.errors import OptionError
+from taichi_voxify.palette import (PALETTE_METHODS, extract_palette, fit_palette_subset,
+                                   named_palette, named_palette_rgb, nearest_palette_index,
+                                   parse_palette, resolve_palette, weighted_colors)
+
+
+def _clustered_views(seed=0, clusters=12, views=6, size=24):
+    """Six views whose foreground holds `clusters` colour blobs with a little noise."""
+    rng = np.random.default_rng(seed)
+    centres = rng.random((clusters, 3))
+    pick = rng.integers(0, clusters, size=(views, size, size))
+    images = np.clip(centres[pick] + rng.normal(scale=0.02, size=pick.shape + (3,)), 0, 1)
+    masks = rng.random((views, size, size)) > 0.2
+    return images.astype(np.float32), masks
+
+
+def _min_pairwise_delta(palette):
+    lab = srgb_to_lab(palette)
+    d = delta_e76(lab[:, None], lab[None])
+    return d[~np.eye(len(lab), dtype=bool)].min()
+
+
+@pytest.mark.parametrize("method", PALETTE_METHODS)
+def test_each_method_is_deterministic_and_gives_k_distinct_colours(method):
+    images, masks = _clustered_views()
+    a = extract_palette(images, masks, 8, method, seed=3)
+    b = extract_palette(images, masks, 8, method, seed=3)
+    assert a.dtype == np.uint8 and a.shape == (8, 3)
+    np.testing.assert_array_equal(a, b)
+    assert len(np.unique(a, axis=0)) == 8
+    assert _min_pairwise_delta(a) > 1.0
+
+
+@pytest.mark.parametrize("method", PALETTE_METHODS)
+def test_each_method_finds_well_separated_colours(method):
+    """Three flat colours, k=3: every method must return (close to) exactly those three."""
+    flat = np.array([[0.9, 0.1, 0.1], [0.1, 0.2, 0.8], [0.95, 0.95, 0.9]])
+    pick = np.random.default_rng(0).integers(0, 3, size=(6, 16, 16))
+    images = flat[pick] + np.random.default_rng(1).normal(scale=0.004, size=pick.shape + (3,))
+    pal = extract_palette(np.clip(images, 0, 1), np.ones(pick.shape, bool), 3, method)
+    d = delta_e76(srgb_to_lab(pal)[:, None], srgb_to_lab(flat)[None])
+    assert d.min(axis=0).max() < 5.0
+
+
+def test_fewer_distinct_colours_than_k_gives_each_once():
+    images = np.zeros((1, 4, 4, 3))
+    images[0, :2] = [1.0, 0.0, 0.0]
+    pal = extract_palette(images, np.ones((1, 4, 4), bool), 5)
+    assert sorted(map(tuple, pal.tolist())) == [(0, 0, 0), (255, 0, 0)]
+    assert tuple(pal[0]) in {(0, 0, 0), (255, 0, 0)}  # ordered by coverage: equal here
+
+
+def test_kmeans_rare_keeps_a_small_distinct_colour_that_kmeans_drops():
+    """Oranges of many shades plus 0.125% of pure blue (an eye): only kmeans_rare keeps blue."""
+    rng = np.random.default_rng(0)
+    shades = np.stack([np.linspace(0.2, 1.0, 64), np.linspace(0.05, 0.7, 64), np.full(64, 0.05)], 1)
+    pixels = shades[rng.integers(0, 64, size=4000)]
+    pixels[:5] = [0.0, 0.1, 1.0]
+    images, masks = pixels.reshape(1, 40, 100, 3), np.ones((1, 40, 100), bool)
+    blue = srgb_to_lab(np.array([0.0, 0.1, 1.0]))
+
+    def blue_gap(method):
+        return delta_e76(srgb_to_lab(extract_palette(images, masks, 4, method)), blue).min()
+
+    assert blue_gap("kmeans") > 30.0  # the data really is hard for plain K-means
+    assert blue_gap("kmeans_rare") < 5.0
+
+
+def test_maxmin_takes_the_extremes_and_front_weights_count():
+    images = np.zeros((6, 2, 2, 3))
+    images[4] = [1.0, 0.0, 0.0]  # the front view (+z) is red
+    images[0, 0, 0] = [0.0, 0.0, 1.0]
+    masks = np.ones((6, 2, 2), bool)
+    masks[1:4] = False  # 7 black pixels of weight 1 remain
+    colors, w = weighted_colors(images, masks)
+    weight_of = {tuple(c): x for c, x in zip(colors.tolist(), w)}
+    assert weight_of[(255, 0, 0)] == 16.0  # 4 pixels x front weight 4
+    pal = extract_palette(images, masks, 3, "maxmin")
+    assert sorted(map(tuple, pal.tolist())) == [(0, 0, 0), (0, 0, 255), (255, 0, 0)]
+    assert tuple(pal[0]) == (255, 0, 0)  # most weighted first
+
+
+def test_named_palettes_load_with_names_and_ids():
+    lego = named_palette("lego")
+    assert len(lego) >= 40
+    names = [n for n, _, _ in lego]
+    ids = [i for _, i, _ in lego]
+    assert len(set(names)) == len(names) and len(set(ids)) == len(ids)
+    assert ("Black", 0) in [(n, i) for n, i, _ in lego]
+    assert all(len(rgb) == 3 and all(0 <= v <= 255 for v in rgb) for _, _, rgb in lego)
+    pico = named_palette("PICO8")
+    assert [i for _, i, _ in pico] == list(range(16))
+    assert pico[8] == ("red", 8, (255, 0, 77))
+    assert len(np.unique(named_palette_rgb("pico8"), axis=0)) == 16
+
+
+def test_named_palette_fit_picks_the_matching_colours():
+    lego = {n: rgb for n, _, rgb in named_palette("lego")}
+    images = np.zeros((1, 8, 8, 3), np.uint8)
+    images[0, :, :4] = lego["Red"]
+    images[0, :, 4:6] = lego["White"]
+    images[0, :, 6:] = np.array(lego["Dark Blue"]) + 3
+    pal = resolve_palette("lego", images, np.ones((1, 8, 8), bool), k=3)
+    assert sorted(map(tuple, pal.tolist())) == sorted([lego["Red"], lego["White"], lego["Dark Blue"]])
+    pico = resolve_palette("pico8", images, np.ones((1, 8, 8), bool), k=4)
+    assert len(pico) == 4 and set(map(tuple, pico.tolist())) <= set(map(tuple, named_palette_rgb("pico8").tolist()))
+
+
+def test_hex_palettes_parse_and_fit():
+    spec = parse_palette("#ff0000, #0f0,0000ff")
+    assert spec.kind == "colors"
+    np.testing.assert_array_equal(spec.colors, [[255, 0, 0], [0, 255, 0], [0, 0, 255]])
+    images = np.zeros((1, 2, 2, 3))
+    images[0, 0] = [0.9, 0.1, 0.0]
+    images[0, 1] = [0.1, 0.1, 0.8]
+    pal = resolve_palette("#ff0000,#00ff00,#0000ff", images, np.ones((1, 2, 2), bool), k=2)
+    assert len(pal) == 2 and [255, 0, 0] in pal.tolist() and [0, 0, 255] in pal.tolist()
+    full = resolve_palette("#ff0000,#00ff00,#0000ff", images, np.ones((1, 2, 2), bool))
+    assert len(full) == 3
+
+
+@pytest.mark.parametrize("spec, fragment", [
+    ("#ff0000,#zz0000", "'#zz0000'"),
+    ("#ff0000,#12345", "'#12345'"),
+    ("#ff0000", "2 to 32 colours, got 1"),
+    (",".join("#%06x" % i for i in range(33)), "got 33"),
+    ("#ff0000,#f00", "twice"),
+    ("kmean", "unknown palette 'kmean'"),
+])
+def test_bad_palettes_are_refused_clearly(spec, fragment):
+    with pytest.raises(OptionError, match=None) as err:
+        parse_palette(spec)
+    message = str(err.value)
+    assert fragment in message and "\n" not in message
+
+
+@pytest.mark.parametrize("k", [0, 1, 33, 100, 2.5, "8"])
+def test_k_outside_2_to_32_is_refused(k):
+    images, masks = _clustered_views(views=1, size=8)
+    with pytest.raises(OptionError, match="2"):
+        extract_palette(images, masks, k)
+    with pytest.raises(OptionError):
+        parse_palette("kmeans", k=k)
+
+
+def test_unknown_method_is_refused():
+    images, masks = _clustered_views(views=1, size=8)
+    with pytest.raises(OptionError, match="unknown palette method"):
+        extract_palette(images, masks, 4, "octree")
+
+
+def test_nearest_index_uses_lab():
+    # navy (0, 0, 120) is nearer to black than to blue in RGB distance, but Lab says blue
+    palette = np.array([[0, 0, 0], [0, 0, 255]], np.uint8)
+    assert np.linalg.norm([0, 0, 120]) < np.linalg.norm([0, 0, 135])
+    idx = nearest_palette_index(np.array([[0, 0, 120], [10, 10, 10]], np.uint8), palette)
+    np.testing.assert_array_equal(idx, [1, 0])
+
+
+def test_fit_subset_returns_all_when_k_exceeds_candidates():
+    cand = np.array([[0, 0, 0], [255, 255, 255]], np.uint8)
+    images = np.ones((1, 2, 2, 3))
+    np.testing.assert_array_equal(fit_palette_subset(images, np.ones((1, 2, 2), bool), cand, 5), cand)
