@@ -213,6 +213,28 @@ def test_surface_colours_follow_the_mesh():
     assert art.filled[6, 6, 6]  # the interior is filled, coloured from the nearest surface
 
 
+@pytest.mark.parametrize("source", ["nearest", "visible"])
+def test_each_side_of_a_box_keeps_its_colour(source):
+    n = 10
+    tm = trimesh.creation.box(extents=(1.0, 0.7, 0.8))
+    side_colours = np.array([[0.9, 0.1, 0.1], [0.1, 0.8, 0.1], [0.1, 0.2, 0.9],
+                             [0.9, 0.9, 0.1], [0.1, 0.9, 0.9], [0.9, 0.1, 0.9]])
+    normals = np.asarray(tm.face_normals)
+    axis = np.argmax(np.abs(normals), axis=1)
+    side = 2 * axis + (normals[np.arange(len(axis)), axis] < 0)  # +x -x +y -y +z -z
+    art = voxelize_mesh(FaceColorMesh(triangles_of(tm), side_colours[side]), n, colors=6,
+                        color_source=source)
+    filled = np.argwhere(art.filled)
+    lo, hi = filled.min(0), filled.max(0)
+    mid = (lo + hi) // 2
+    for s_index, colour in enumerate(side_colours):
+        cell = mid.copy()
+        ax = s_index // 2
+        cell[ax] = hi[ax] if s_index % 2 == 0 else lo[ax]
+        got = art.rgb()[tuple(cell)] / 255
+        assert np.abs(got - colour).max() < 0.02, (s_index, got)
+
+
 def test_visible_colours_see_a_decal_in_front_of_a_surface():
     # a grey box with a thin red "decal" a fifth of a voxel in front of its +z face: the cells
     # behind it are nearer to the box face, but the front view sees the decal
