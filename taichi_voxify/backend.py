@@ -1,6 +1,8 @@
 """Starting Taichi: choose the arch ourselves (never ti.gpu, which can segfault on GPU-less
 machines while probing OpenGL), set the offline cache, thread count and float precision."""
+import contextlib
 import ctypes
+import io
 import os
 import warnings
 
@@ -32,6 +34,7 @@ def cuda_device_present():
 
 
 def _import_taichi():
+    os.environ.setdefault("ENABLE_TAICHI_HEADER_PRINT", "0")  # keep stdout clean for --json
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         import taichi as ti
@@ -67,9 +70,10 @@ def init(arch="auto", precision="f32", threads=None, cache_dir=None, seed=0, ver
     )
     if threads is not None and chosen == ti.cpu:
         kwargs["cpu_max_num_threads"] = int(threads)
-    ti.init(**kwargs)
+    with contextlib.redirect_stdout(io.StringIO()):  # ti.init prints "Starting on arch=..."
+        ti.init(**kwargs)
     picked = ti.lang.impl.current_cfg().arch
-    if picked != chosen:
+    if picked != chosen and not os.environ.get("TI_ARCH"):
         raise BackendError(f"Taichi could not start the {arch} backend on this machine")
     arch_name = str(picked).split(".")[-1]
     info = dict(arch="cpu" if arch_name in ("x64", "arm64") else arch_name,

@@ -1,0 +1,136 @@
+"""Write a conversion's files into one folder: every file whole or not at all.
+
+STEM.vox, STEM.glb / .obj / .ply, STEM.npz, STEM_views.png, STEM_palette.png,
+STEM_turntable.gif, STEM_lego/ and always STEM_report.json.
+"""
+import io
+import json
+import os
+import platform
+
+import numpy as np
+
+from .errors import OptionError, VoxifyError
+
+FORMATS = ("vox", "glb", "obj", "ply", "npz", "png", "gif", "lego")
+DEFAULT_FORMATS = ("vox", "glb", "npz", "png", "gif")
+
+
+def parse_formats(text):
+    names = [t.strip().lower() for t in str(text).split(",") if t.strip()]
+    if not names:
+        raise OptionError("--formats needs at least one format")
+    bad = [n for n in names if n not in FORMATS]
+    if bad:
+        raise OptionError(f"unknown output format {bad[0]!r}: choose from {', '.join(FORMATS)}")
+    return tuple(dict.fromkeys(names))
+
+
+def prepare_out_dir(path):
+    """Create the output folder (and parents) and check it can be written, before any work."""
+    path = os.path.abspath(os.fspath(path))
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as exc:
+        raise OptionError(f"cannot create output folder {path}: {exc.strerror or exc}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise OptionError(f"output folder {path} is not writable")
+    return path
+
+
+def _write_npz(conv, path):
+    from .export.atomic import write_bytes
+
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **conv.art.to_npz_dict())
+    write_bytes(path, buf.getvalue())
+
+
+def write_outputs(conv, out_dir, formats=DEFAULT_FORMATS, stem=None):
+    """Write the requested formats; returns {format: [file names]} and extra numbers per format."""
+    from .export import images, lego, meshing, vox
+
+    stem = stem or conv.mesh_name
+    art = conv.art
+    files, numbers = {}, {}
+    path = lambda suffix: os.path.join(out_dir, stem + suffix)  # noqa: E731
+    for fmt in formats:
+        if fmt == "vox":
+            vox.write_vox(art, path(".vox"))
+            files[fmt] = [stem + ".vox"]
+        elif fmt in ("glb", "obj", "ply"):
+            info = meshing.write_mesh(art, path("." + fmt))
+            files[fmt] = [os.path.basename(f) for f in info["files"]]
+            numbers[fmt] = {"triangles": info["triangles"]}
+        elif fmt == "npz":
+            _write_npz(conv, path(".npz"))
+            files[fmt] = [stem + ".npz"]
+        elif fmt == "png":
+            images.views_png(art, path("_views.png"), mesh_views=conv.axis_hires.rgb,
+                             pixel_art=conv.pixel_art)
+            counts = np.bincount(art.indices.ravel(), minlength=len(art.palette) + 1)[1:]
+            images.palette_png(art.palette, path("_palette.png"), counts=counts)
+            files[fmt] = [stem + "_views.png", stem + "_palette.png"]
+        elif fmt == "gif":
+            images.turntable_gif(art, path("_turntable.gif"))
+            files[fmt] = [stem + "_turntable.gif"]
+        elif fmt == "lego":
+            plan = lego.build_plan(art, name=stem)
+            lego.write_lego(plan, path("_lego"))
+            files[fmt] = [stem + "_lego/"]
+            numbers[fmt] = plan.summary()
+    return files, numbers
+
+
+def versions():
+    import taichi
+    import trimesh
+
+    from . import __version__
+
+    return {"taichi_voxify": __version__, "taichi": ".".join(map(str, taichi.__version__)),
+            "numpy": np.__version__, "trimesh": trimesh.__version__,
+            "python": platform.python_version()}
+
+
+def _plain(value):
+    """JSON-safe copy: numpy scalars and arrays become Python numbers and lists."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
+def build_report(conv, settings, files, numbers, timings):
+    art = conv.art
+    last = conv.stage2.history[-1] if conv.stage2.history else {}
+    return _plain({
+        "mesh": conv.mesh_name,
+        "settings": settings,
+        "backend": art.metadata.get("backend"),
+        "versions": versions(),
+        "result": {"shape": list(art.shape), "voxels_filled": art.filled_count,
+                   "colors_used": len(art.colors_used()), "palette": art.hex_palette()},
+        "metrics": conv.metrics,
+        "losses": {"stage1_final_mse": conv.coarse.metadata.get("final_mse"),
+                   "stage2_final": last},
+        "exports": numbers,
+        "files": files,
+        "timings_s": timings,
+    })
+
+
+def write_report(report, path):
+    from .export.atomic import write_text
+
+    try:
+        write_text(path, json.dumps(report, indent=2) + "\n")
+    except (TypeError, ValueError) as exc:
+        raise VoxifyError(f"cannot write the report: {exc}") from None

@@ -1,0 +1,175 @@
+"""The whole conversion: mesh -> renders -> Stage 1 -> pixel art + palette -> Stage 2 -> VoxelArt.
+
+`run_pipeline` returns everything the exports and reports need; `convert` returns the VoxelArt.
+"""
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import backend
+from .cameras import axis_views
+from .errors import OptionError, ResourceError
+from .voxelart import parse_resolution
+
+PRESETS = ("fast", "paper", "test")
+DEPTH_SOURCES = ("mesh", "stage1")
+MAX_RESOLUTION = 256  # .vox holds at most 256 voxels a side; larger grids need > 4 GB here
+HIRES_PIXELS_PER_CELL = 8  # mesh axis renders for the pixel art and CLIP: 8 pixels per voxel
+HIRES_MAX = 1024
+
+
+@dataclass
+class Conversion:
+    """Everything one conversion made: the voxel art and what it was made from."""
+
+    art: object  # VoxelArt
+    mesh_name: str
+    axis_hires: object  # Renders of the six axis views at high resolution
+    axis_lowres: object  # Renders of the six axis views at one pixel per voxel column
+    pixel_art: np.ndarray  # (6, N, N, 3) float sRGB targets
+    masks: np.ndarray  # (6, N, N) bool
+    coarse: object  # CoarseField
+    stage2: object  # Stage2Result
+    metrics: dict
+    timings_s: dict = field(default_factory=dict)
+
+
+class _Clock:
+    def __init__(self):
+        self.timings = {}
+        self._start = time.perf_counter()
+
+    def run(self, name, fn, *args, **kwargs):
+        t = time.perf_counter()
+        out = fn(*args, **kwargs)
+        self.timings[name] = round(self.timings.get(name, 0.0) + time.perf_counter() - t, 3)
+        return out
+
+    def total(self):
+        return round(time.perf_counter() - self._start, 3)
+
+
+def check_options(resolution, colors, preset, depth_source):
+    from .palette import check_colors
+
+    resolution = parse_resolution(resolution, low=8, high=MAX_RESOLUTION)
+    colors = check_colors(colors)
+    if preset not in PRESETS:
+        raise OptionError(f"unknown preset {preset!r}: choose one of {', '.join(PRESETS)}")
+    if depth_source not in DEPTH_SOURCES:
+        raise OptionError(f"unknown depth source {depth_source!r}: choose "
+                          f"{' or '.join(DEPTH_SOURCES)}")
+    return resolution, colors
+
+
+def check_memory(resolution, colors, budget_gb=8.0):
+    """Refuse grids whose Stage 2 state (density, logits, Adam moments, gradients) won't fit."""
+    per_voxel = 4 * (4 + 4 * colors + 16)  # density/logit/rgb values with their Adam state
+    need = resolution ** 3 * per_voxel
+    if need > budget_gb * 2**30:
+        raise ResourceError(f"a {resolution}^3 grid with {colors} colours needs about "
+                            f"{need / 2**30:.1f} GB, over the {budget_gb:.0f} GB budget; "
+                            "lower --res")
+
+
+def hires_size(resolution):
+    return min(HIRES_MAX, resolution * HIRES_PIXELS_PER_CELL)
+
+
+def _progress_fn(progress):
+    return progress if progress is not None else (lambda *a, **k: None)
+
+
+def _make_targets(axis_hires, resolution, colors, palette, pixel_art_dir, method, seed):
+    """(images, masks, palette) of the six pixel-art targets, ours or the user's."""
+    from .palette import resolve_palette, SIX_VIEW_WEIGHTS
+    from .pixelart import load_pixel_art_dir, make_pixel_art_views
+
+    if pixel_art_dir is None:
+        art = make_pixel_art_views(axis_hires.rgb, axis_hires.alpha, cells=resolution,
+                                   colors=colors, method=method, palette=palette, seed=seed)
+        return art.images, art.masks, art.palette
+    images, masks = load_pixel_art_dir(pixel_art_dir, cells=resolution)
+    pal = resolve_palette(palette, images, masks, colors, SIX_VIEW_WEIGHTS, seed)
+    return images, masks, pal
+
+
+def run_pipeline(mesh_or_path, resolution=32, colors=6, palette="kmeans", seed=0, preset="fast",
+                 pixel_art_dir=None, pixel_method="kcentroid", clip="auto", clip_weights=None,
+                 fill=False, depth_source="mesh", up="y", progress=None, ortho=True,
+                 use_gumbel=True, stage1_config=None, stage2_config=None):
+    """Run every stage and return a Conversion (see `convert` for the arguments)."""
+    from . import clip_bridge
+    from .mesh import load_mesh
+    from .metrics import evaluate_voxel_art, mesh_axis_renders
+    from .render import render_views
+    from .stage1 import Stage1Config, train_stage1, training_cameras, training_image_size
+    from .stage2 import Stage2Config, train_stage2
+
+    resolution, colors = check_options(resolution, colors, preset, depth_source)
+    check_memory(resolution, colors)
+    cfg1 = (stage1_config or Stage1Config.preset(preset)).validate()
+    cfg2 = stage2_config or Stage2Config.preset(preset, fill=fill)
+    clip_loss = clip_bridge.load(clip, weights_path=clip_weights)  # fail early when required
+    backend.ensure_init()
+    report = _progress_fn(progress)
+    clock = _Clock()
+
+    report("load", 0, 1, {})
+    mesh = mesh_or_path
+    if not hasattr(mesh, "triangles"):
+        mesh = clock.run("load", load_mesh, mesh_or_path, up=up)
+    report("load", 1, 1, {"faces": mesh.face_count})
+
+    report("render", 0, 3, {})
+    cams = training_cameras(cfg1, seed)
+    train_views = clock.run("render", render_views, mesh, cams,
+                            training_image_size(cfg1, resolution))
+    report("render", 1, 3, {})
+    axis_hires = clock.run("render", render_views, mesh, axis_views(), hires_size(resolution))
+    report("render", 2, 3, {})
+    axis_lowres = clock.run("render", mesh_axis_renders, mesh, resolution)
+    report("render", 3, 3, {})
+
+    coarse = clock.run("stage1", train_stage1, train_views, resolution, cfg1, seed, report)
+
+    images, masks, pal = clock.run("pixel_art", _make_targets, axis_hires, resolution, colors,
+                                   palette, pixel_art_dir, pixel_method, seed)
+    report("pixel_art", 1, 1, {"colors": len(pal)})
+
+    depth = _depth_target(axis_lowres) if depth_source == "mesh" else None
+    result = clock.run("stage2", train_stage2, coarse, images, masks, pal, depth,
+                       axis_hires.rgb, cfg2, seed, report, clip_loss, ortho, use_gumbel)
+    art = result.to_voxel_art()
+    metrics = evaluate_voxel_art(art, axis_lowres)
+    clock.timings["total"] = clock.total()
+    art.metadata.update(
+        mesh=mesh.name, resolution=resolution, colors=colors, palette_spec=str(palette),
+        seed=seed, preset=preset, depth_source=depth_source, clip=result.metadata.get("clip"),
+        backend=backend.info(), timings_s=dict(clock.timings), metrics=metrics)
+    return Conversion(art, mesh.name, axis_hires, axis_lowres, images, masks, coarse, result,
+                      metrics, dict(clock.timings))
+
+
+def _depth_target(axis_lowres):
+    """Mesh depth of the six axis views at N x N, NaN where the mesh is absent."""
+    depth = np.array(axis_lowres.depth, dtype=np.float64)
+    depth[~np.isfinite(depth) | (axis_lowres.alpha <= 0.5)] = np.nan
+    return depth
+
+
+def convert(mesh_or_path, resolution=32, colors=6, palette="kmeans", seed=0, preset="fast",
+            progress=None, **options):
+    """Turn a mesh (path or loaded Mesh) into VoxelArt.
+
+    resolution: voxels a side (8..256); colors: palette size K (2..32); palette: a method
+    ("kmeans", "kmeans_rare", "maxmin", "mediancut"), a named palette ("lego", "pico8"), a list of
+    hex colours "#rrggbb,...", or a uint8 (K, 3) array; preset: "fast" (CPU), "paper" (the
+    authors' iteration counts), "test" (tiny); progress(stage, step, total, info).
+    Other options: pixel_art_dir, pixel_method, clip ("auto"|"off"|"required"), clip_weights,
+    fill, depth_source ("mesh"|"stage1"), up ("y"|"z"), ortho, use_gumbel.
+    The result's metadata holds the settings, per-stage timings (`timings_s`) and metrics.
+    """
+    return run_pipeline(mesh_or_path, resolution, colors, palette, seed, preset,
+                        progress=progress, **options).art
