@@ -7,7 +7,7 @@ import trimesh
 
 from conftest import mesh_path
 from taichi_voxify.cameras import axis_views
-from taichi_voxify.errors import InputError, OptionError
+from taichi_voxify.errors import InputError, OptionError, ResourceError
 from taichi_voxify.metrics import silhouette_iou, six_view_silhouettes
 from taichi_voxify.voxelize import (shell, solid_voxels, voxelize_mesh, voxelize_occupancy)
 
@@ -138,11 +138,58 @@ def test_surface_cells_record_their_nearest_point():
     assert np.all(vox.face_ids[near] >= 0)
 
 
+def clip_overlaps(tri, lo, hi):
+    """Brute-force twin of the separating-axis test: clip the triangle by the box's six planes
+    (Sutherland-Hodgman) and see whether anything is left."""
+    poly = list(tri)
+    for axis in range(3):
+        for bound, sign in ((lo[axis], 1), (hi[axis], -1)):
+            out = []
+            for i, p in enumerate(poly):
+                q = poly[(i + 1) % len(poly)]
+                dp, dq = sign * (p[axis] - bound), sign * (q[axis] - bound)
+                if dp >= 0:
+                    out.append(p)
+                if dp * dq < 0:
+                    out.append(p + (q - p) * dp / (dp - dq))
+            poly = out
+            if not poly:
+                return False
+    return True
+
+
+def closest_distance(tri, point, samples=60):
+    """Distance from point to a dense barycentric sampling of the triangle."""
+    u, v = np.meshgrid(np.linspace(0, 1, samples), np.linspace(0, 1, samples))
+    keep = u + v <= 1
+    w = np.stack([1 - u[keep] - v[keep], u[keep], v[keep]], 1)
+    return np.linalg.norm(w @ tri - point, axis=1).min()
+
+
+def test_surface_cells_match_brute_force_twins():
+    from taichi_voxify.voxelize import solid_voxels
+
+    rng = np.random.default_rng(3)
+    n = 5
+    for _ in range(6):
+        tri = rng.uniform(-0.5, 0.5, (1, 3, 3))
+        vox = solid_voxels(tri, n)
+        for cell in np.ndindex(n, n, n):
+            lo = np.array(cell) / n - 0.5
+            centre = lo + 0.5 / n
+            assert (vox.face_ids[cell] == 0) == clip_overlaps(tri[0], lo, lo + 1 / n), cell
+            if vox.face_ids[cell] == 0:
+                point = vox.bary[cell] @ tri[0]
+                assert np.linalg.norm(point - centre) <= closest_distance(tri[0], centre) + 1e-6
+
+
 def test_bad_input_is_refused():
     with pytest.raises(InputError):
         voxelize_occupancy(np.zeros((3, 3)), 8)
     with pytest.raises(InputError):
         voxelize_occupancy(np.full((1, 3, 3), np.nan), 8)
+    with pytest.raises(ResourceError, match="GiB"):  # refused before allocating anything
+        voxelize_occupancy(triangles_of(sphere()), 512)
 
 
 # --- the baseline with colours --------------------------------------------------------------
