@@ -2,18 +2,21 @@
 
 Cell (i, j, k) has its centre at ((i + 0.5) / N - 0.5, ...), axes x, y, z as VoxelArt.
 
-Three passes, each a kernel over triangles or columns:
+The passes, each a kernel over triangles or columns:
 - `surface_nearest_face`: every voxel a triangle overlaps (exact separating-axis test on the
   slightly inflated cell, so thin or tiny triangles never leave holes) records the overlapping
   triangle closest to its centre, packed as one int64 key (distance bits << 32 | face id) and
   merged with atomic_min, so the result does not depend on thread order.
-- `axis_crossings` + `winding_votes`: along each axis, a ray through every column (jittered by a
-  fraction of a voxel off the centre so rays never hit edges exactly) adds +1 where it enters a
-  triangle from its back side and -1 where it leaves; a prefix sum gives the winding number at
-  each cell centre. A cell is inside along that axis when the winding counted from both ends of
-  the column is non-zero, which keeps one leak in an open mesh from flooding the rest of the
-  column; the caller takes a majority over the three axes.
-- `closest_points`: barycentrics of the closest point of each surface voxel's face.
+- `axis_crossings` + `winding_votes`: along each axis, a ray through every column (jittered by
+  a fraction of a voxel off the centre, so rays do not run along the edges of meshes aligned
+  with the grid) adds +1 where it enters a triangle from its back side and -1 where it leaves;
+  a prefix sum gives the winding number at each cell centre. A cell is inside along that axis
+  when the winding counted from both ends of the column is non-zero, which keeps one leak in an
+  open mesh from flooding the rest of the column; the caller takes a majority over the three
+  axes. Winding rather than parity: overlapping closed parts (skinned meshes) stay filled.
+- `fill_empty_columns`: a column the mesh crosses whose cells all have their centre outside
+  (a part thinner than a cell) gets the cells its crossings lie in.
+- `closest_points`: face id and barycentrics of the closest point for each surface voxel.
 """
 import taichi as ti
 
