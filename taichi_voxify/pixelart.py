@@ -10,7 +10,8 @@ Pipeline for each view (all numpy, vectorised over every cell at once):
    that follow colour edges, with a palette from deterministic annealing; "box" the mean
    colour; "nearest" the centre pixel (the plain downscaling baselines, still quantised).
 2. mask: a cell is foreground when its mean alpha exceeds 0.5, or when it is a thin part
-   (mean alpha above 0.2 with at most two solid neighbours: tails, legs, antennae).
+   (mean alpha above 0.2 with at most two solid neighbours: tails, legs, antennae) or joins
+   a thin part to the body.
 3. palette: one palette shared by all views (see palette.py), quantisation in Lab.
 4. cleanup: a pixel whose eight neighbours all share another colour takes that colour, unless
    its own cell colour is clearly farther from that colour than from its own (a real feature).
@@ -122,11 +123,19 @@ def _neighbours(grid, fill):
 
 
 def cell_mask(coverage):
-    """Foreground cells from mean alpha: solid cells plus thin parts (see module docstring)."""
+    """Foreground cells from mean alpha: solid cells plus thin parts (see module docstring).
+
+    A thin part's cell has at most two solid neighbours; a partly covered cell between a thin
+    part and a solid cell joins too, so a leg stays attached to the body.
+    """
     solid = coverage > SOLID_ALPHA
+    partial = (coverage > THIN_ALPHA) & ~solid
     solid_neighbours = sum(nb.astype(int) for nb in _neighbours(solid, False))
-    thin = (coverage > THIN_ALPHA) & (solid_neighbours <= 2)
-    return solid | thin
+    thin = partial & (solid_neighbours <= 2)
+    side = [1, 3, 4, 6]  # the 4-neighbours among _neighbours' eight
+    touches_thin = np.any([_neighbours(thin, False)[i] for i in side], axis=0)
+    touches_solid = np.any([_neighbours(solid, False)[i] for i in side], axis=0)
+    return solid | thin | (partial & touches_thin & touches_solid)
 
 
 # --- cell colour methods --------------------------------------------------------------------
