@@ -45,27 +45,31 @@ def raycast(indices, origins, dirs):
     cell = np.clip(cell, 0, np.array(indices.shape) - 1)
     t_max = np.where(step != 0, (cell + (step > 0) - o[live]) * inv[live], np.inf)
     t_delta = np.abs(inv[live])
+    flat_index = np.ravel_multi_index(cell.T, indices.shape)
+    strides = np.array([indices.shape[1] * indices.shape[2], indices.shape[2], 1])
+    flat_grid = indices.ravel()
     for _ in range(int(shape.sum()) + 3):
         if not len(live):
             break
-        value = indices[cell[:, 0], cell[:, 1], cell[:, 2]]
+        value = flat_grid[flat_index]
         hit = value > 0
         if hit.any():
             h = live[hit]
             label[h] = value[hit]
             normal[h, axis[hit]] = -step[hit, axis[hit]]
             point[h] = o[h] + d[h] * t[hit, None]
-        keep = ~hit
-        live, t, axis, step, cell, t_max, t_delta = (
-            a[keep] for a in (live, t, axis, step, cell, t_max, t_delta))
+        # step every ray to its next cell, then drop the ones that hit or left the grid
         axis = np.argmin(t_max, axis=1)
         k = np.arange(len(live))
         t = t_max[k, axis]
-        cell[k, axis] += step[k, axis]
+        move = step[k, axis]
+        cell[k, axis] += move
+        flat_index += move * strides[axis]
         t_max[k, axis] += t_delta[k, axis]
-        stay = np.all((cell >= 0) & (cell < np.array(indices.shape)), axis=1)
-        live, t, axis, step, cell, t_max, t_delta = (
-            a[stay] for a in (live, t, axis, step, cell, t_max, t_delta))
+        c = cell[k, axis]
+        keep = ~hit & (c >= 0) & (c < np.array(indices.shape)[axis])
+        live, t, axis, step, cell, t_max, t_delta, flat_index = (
+            a[keep] for a in (live, t, axis, step, cell, t_max, t_delta, flat_index))
     return label.reshape(lead), normal.reshape(lead + (3,)), point.reshape(lead + (3,))
 
 
@@ -129,10 +133,10 @@ def _tile(img, size):
 
 
 def _row_images(views):
-    """A Renders object (its .rgb) or an array/list of images -> list of (H, W, 3) arrays."""
+    """Renders (.rgb), PixelArtViews (.images) or an array/list of images -> (H, W, 3) arrays."""
     if views is None:
         return None
-    rgb = getattr(views, "rgb", views)
+    rgb = getattr(views, "rgb", getattr(views, "images", views))
     return [np.asarray(v) for v in rgb]
 
 

@@ -117,9 +117,13 @@ def map_to_lego(palette, lego_colors=None):
 
 
 # --- tiling -----------------------------------------------------------------------------------
-def _window_sums(mask, sx, sz):
-    """Sum of mask over every sx x sz window; result (X - sx + 1, Z - sz + 1)."""
-    c = np.pad(mask.astype(np.int32).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+def _integral(mask):
+    return np.pad(mask.astype(np.int32).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+
+
+def _window_sums(integral, sx, sz):
+    """Sums over every sx x sz window from an integral image; (X - sx + 1, Z - sz + 1)."""
+    c = integral
     return c[sx:, sz:] - c[:-sx, sz:] - c[sx:, :-sz] + c[:-sx, :-sz]
 
 
@@ -128,16 +132,20 @@ def tile_layer(labels, long_along_x=True):
     Returns [(x, z, size_x, size_z)] covering every labelled cell exactly once."""
     X, Z = labels.shape
     free = labels >= 0
+    colors = [(c, _integral(labels == c)) for c in np.unique(labels[free])]
     placed = []
     for short, long in _ORDER:
         shapes = [(long, short), (short, long)] if long_along_x else [(short, long), (long, short)]
         for sx, sz in dict.fromkeys(shapes):  # squares appear once
             if sx > X or sz > Z:
                 continue
-            for color in np.unique(labels[free]):
-                fits = _window_sums(free & (labels == color), sx, sz) == sx * sz
+            all_free = _window_sums(_integral(free), sx, sz) == sx * sz
+            for _, same in colors:
+                fits = all_free & (_window_sums(same, sx, sz) == sx * sz)
                 for x, z in zip(*np.nonzero(fits)):
-                    if free[x: x + sx, z: z + sz].all():
+                    # a cheap look at two corners rejects most anchors a placed brick took
+                    if free[x, z] and free[x + sx - 1, z + sz - 1] and \
+                            free[x: x + sx, z: z + sz].all():
                         free[x: x + sx, z: z + sz] = False
                         placed.append((int(x), int(z), sx, sz))
     return placed
@@ -170,8 +178,10 @@ class UnionFind:
 def contact_pairs(below, above):
     """Distinct (id below, id above) pairs of overlapping cells of two id grids (-1 empty)."""
     touching = (below >= 0) & (above >= 0)
-    pairs = np.unique(np.stack([below[touching], above[touching]], axis=1), axis=0)
-    return [tuple(p) for p in pairs.tolist()]
+    b, a = below[touching].astype(np.int64), above[touching].astype(np.int64)
+    span = int(a.max(initial=0)) + 1
+    code = np.unique(b * span + a)
+    return list(zip((code // span).tolist(), (code % span).tolist()))
 
 
 def connected_pieces(brick_grid, count):
