@@ -10,12 +10,15 @@ transmittance falls below `term`; the background then fills the remaining transm
     rgb = sum_i T_i alpha_i c_i + T_end,  opacity = 1 - T_end,  depth_sum = sum_i T_i alpha_i t_i
 
 depth_sum is in world units along the ray (distance from the ray origin), not divided by the
-opacity; it is not differentiated. Taichi's autodiff is silently wrong on these loops, so the
-backward is written by hand: it recomputes each ray front to back and uses, with
-sigma = softplus(d + shift),
+opacity. The depth loss uses the depth error E = sum_i w_i (t_i - t*) + T_end (t_exit - t*) for
+a target depth t*: the expected depth when the leftover transmittance ends at the box exit, so a
+transparent ray is not a cheap way to zero it. Taichi's autodiff is silently wrong on these loops, so the backward is written by hand:
+it recomputes each ray front to back and uses, with sigma = softplus(d + shift),
 
     dC/dc_i = T_i alpha_i,   dC/dsigma_i = interval * (T_{i+1} c_i - (C - sum_{j<=i} w_j c_j)),
     dO/dsigma_i = interval * T_end,
+    dE/dsigma_i = interval * (T_{i+1} e_i - (E - sum_{j<=i} w_j e_j)),  e_i = t_i - t*
+    (the colour formula with t_exit - t* as the background),
 
 which needs no division by (1 - alpha). Grid gradients go out as int64 fixed point (grid.py).
 """
@@ -94,24 +97,28 @@ def render_rays(density: ti.types.ndarray(), rgb: ti.types.ndarray(), mask: ti.t
 def backward_rays(density: ti.types.ndarray(), rgb: ti.types.ndarray(),
                   mask: ti.types.ndarray(), origins: ti.types.ndarray(),
                   dirs: ti.types.ndarray(), ids: ti.types.ndarray(),
-                  out_rgb: ti.types.ndarray(), out_trans: ti.types.ndarray(),
+                  out_rgb: ti.types.ndarray(), out_depth: ti.types.ndarray(),
+                  out_trans: ti.types.ndarray(), target_depth: ti.types.ndarray(),
                   grad_rgb_out: ti.types.ndarray(), grad_opacity: ti.types.ndarray(),
-                  grad_density: ti.types.ndarray(), grad_rgb: ti.types.ndarray(),
-                  shift: float, term: float, scale: float):
+                  grad_depth_err: ti.types.ndarray(), grad_density: ti.types.ndarray(),
+                  grad_rgb: ti.types.ndarray(), shift: float, term: float, scale: float):
     """Accumulate dL/d(density grid) and dL/d(colour grid) (fixed point, times `scale`) from
-    dL/d(rgb out) and dL/d(opacity) of each ray, given render_rays' outputs for the same rays."""
+    dL/d(rgb out), dL/d(opacity) and dL/dE (E the depth error moment against target_depth[ids])
+    of each ray, given render_rays' outputs for the same rays."""
     res = density.shape[0]
     step = STEP_VOXELS / res
     for n in range(ids.shape[0]):
         g_c = ti.Vector([grad_rgb_out[n, 0], grad_rgb_out[n, 1], grad_rgb_out[n, 2]])
         c_total = ti.Vector([out_rgb[n, 0], out_rgb[n, 1], out_rgb[n, 2]])
         t_end = out_trans[n]
-        g_o = grad_opacity[n]
-        if g_c.norm_sqr() + g_o * g_o > 0.0:
+        g_o, g_e = grad_opacity[n], grad_depth_err[n]
+        if g_c.norm_sqr() + g_o * g_o + g_e * g_e > 0.0:
             o, d = load_ray(origins, dirs, ids[n])
+            t_star = target_depth[ids[n]]
             t0, t1 = box_clip(o, d)
+            e_total = out_depth[n] + t_end * t1 - t_star
             acc = ti.Vector([0.0, 0.0, 0.0])
-            trans = 1.0
+            acc_e, trans = 0.0, 1.0
             for k in range(sample_count(t0, t1, res)):
                 t = t0 + (k + 0.5) * step
                 g = grid_coord(o + t * d, res)
@@ -122,11 +129,14 @@ def backward_rays(density: ti.types.ndarray(), rgb: ti.types.ndarray(),
                     alpha = 1.0 - ti.exp(-softplus(raw) * STEP_VOXELS)
                     c = sample_rgb(rgb, base, frac)
                     w = trans * alpha
+                    e = t - t_star
                     acc += w * c
+                    acc_e += w * e
                     trans_next = trans * (1.0 - alpha)
                     scatter_rgb(grad_rgb, base, frac, w * g_c, scale)
                     g_sigma = STEP_VOXELS * (g_c.dot(trans_next * c - (c_total - acc))
-                                             + g_o * t_end)
+                                             + g_o * t_end
+                                             + g_e * (trans_next * e - (e_total - acc_e)))
                     scatter_scalar(grad_density, base, frac, g_sigma * sigmoid(raw), scale)
                     trans = trans_next
                     if trans < term:

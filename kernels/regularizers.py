@@ -5,6 +5,8 @@ Per ray (n rays in the batch, all means over the batch):
   entropy  = mean_n H(T_end), H(p) = -p log p - (1-p) log(1-p) pushes opacity to 0 or 1 (DVGO's
              background entropy on the last transmittance)
   alpha    = mean_n (O - A*)^2                               opacity against the coverage
+  depth    = mean_n [A* > 0.999] E^2, E = depth_sum + T_end t_exit - t*, the expected depth
+             error (raymarch.py) on fully covered pixels, in world units
 Per voxel (R^3 voxels, sums divided by R^3 so weights do not depend on the resolution):
   tv       = sum over neighbour pairs along x, y, z of (g[v+e] - g[v])^2 / R^3, on the raw
              density and on each colour channel
@@ -15,18 +17,24 @@ Voxel gradients are gathered (each voxel reads its neighbours), so no atomics ar
 import taichi as ti
 
 from .grid import sigmoid, softplus
+from .raymarch import box_clip
 
 ENTROPY_EPS = 1e-6
+COVERED = 0.999  # depth supervision only where the pixel is fully covered
 
 
 @ti.kernel
-def ray_losses(out_rgb: ti.types.ndarray(), out_trans: ti.types.ndarray(),
-               target_rgb: ti.types.ndarray(), target_alpha: ti.types.ndarray(),
-               ids: ti.types.ndarray(), grad_rgb_out: ti.types.ndarray(),
-               grad_opacity: ti.types.ndarray(), losses: ti.types.ndarray(),
-               w_mse: float, w_entropy: float, w_alpha: float):
-    """Per-ray weighted loss into losses[n] (mse, entropy, alpha) and dL/d(rgb), dL/d(opacity)
-    of the batch-mean loss. Targets are read at ids[n] of the ray table."""
+def ray_losses(out_rgb: ti.types.ndarray(), out_depth: ti.types.ndarray(),
+               out_trans: ti.types.ndarray(), target_rgb: ti.types.ndarray(),
+               target_alpha: ti.types.ndarray(), target_depth: ti.types.ndarray(),
+               ids: ti.types.ndarray(), origins: ti.types.ndarray(), dirs: ti.types.ndarray(),
+               grad_rgb_out: ti.types.ndarray(),
+               grad_opacity: ti.types.ndarray(), grad_depth_err: ti.types.ndarray(),
+               losses: ti.types.ndarray(), w_mse: float, w_entropy: float, w_alpha: float,
+               w_depth: float):
+    """Per-ray unweighted terms into losses[n] (mse, entropy, alpha, depth) and dL/d(rgb),
+    dL/d(opacity), dL/dE of the weighted batch-mean loss. Targets are read at ids[n] of the
+    ray table."""
     count = ids.shape[0]
     for n in range(count):
         r = ids[n]
@@ -42,9 +50,17 @@ def ray_losses(out_rgb: ti.types.ndarray(), out_trans: ti.types.ndarray(),
             g_entropy = ti.log(p / (1.0 - p))  # dH/dO, with O = 1 - p
         opacity_err = 1.0 - out_trans[n] - target_alpha[r]
         grad_opacity[n] = (w_entropy * g_entropy + w_alpha * 2.0 * opacity_err) / count
+        depth_err = 0.0
+        if target_alpha[r] > COVERED:
+            o = ti.Vector([origins[r, 0], origins[r, 1], origins[r, 2]])
+            d = ti.Vector([dirs[r, 0], dirs[r, 1], dirs[r, 2]])
+            t_exit = box_clip(o, d)[1]
+            depth_err = out_depth[n] + out_trans[n] * t_exit - target_depth[r]
+        grad_depth_err[n] = w_depth * 2.0 * depth_err / count
         losses[n, 0] = mse
         losses[n, 1] = entropy
         losses[n, 2] = opacity_err * opacity_err
+        losses[n, 3] = depth_err * depth_err
 
 
 @ti.func

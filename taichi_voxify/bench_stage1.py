@@ -71,7 +71,7 @@ def bench_stage1(resolutions=(32, 64, 128), iterations=30, rays_per_batch=8192, 
     base = config or Stage1Config.preset("fast")
     for res in resolutions:
         cfg = replace(base, iterations=iterations + 2, rays_per_batch=rays_per_batch,
-                      views=views, mask_warmup=0.0, mask_every=10)
+                      views=views, warmup=0.0, mask_every=10)
         cams = training_cameras(cfg, seed)
         renders = sphere_renders(cams, min(256, 2 * res))
         setup = time.perf_counter()

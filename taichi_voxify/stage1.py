@@ -2,10 +2,11 @@
 reference renders of the mesh by ray marching, with hand-written gradients (kernels/).
 
 Loss = w_mse MSE(colour) + w_entropy entropy(opacity) + w_alpha MSE(opacity, coverage)
-       + w_tv_density TV(density) + w_tv_rgb TV(colour) + w_noise noise(density)
-(see kernels/regularizers.py). The opacity-vs-coverage term is ours, not DVGO's: the renders
-give the exact silhouette, and on white or near-white surfaces the colour loss alone cannot tell
-object from background.
+       + w_depth depth + w_tv_density TV(density) + w_tv_rgb TV(colour) + w_noise noise(density)
+(see kernels/regularizers.py). The opacity and depth terms are ours, not DVGO's: the renders give
+the exact silhouette and depth. Without them, on white or near-white surfaces the colour loss
+cannot tell object from background, and the field settles into a fog a few voxels deep whose
+expected depth lies behind the surface (Stage 2 uses that depth as its target).
 
 Empty space is skipped from the first step with the visual hull of the training silhouettes
 (a cell that projects onto background in any view cannot hold anything), and after a warm-up,
@@ -31,7 +32,7 @@ PHASES = ("sample", "forward", "loss", "backward", "gather", "adam", "mask")
 class Stage1Config:
     iterations: int = 600
     rays_per_batch: int = 4096
-    lr_density: float = 0.1
+    lr_density: float = 0.3  # the authors' 0.1 spends ~140 steps lifting density off alpha_init
     lr_rgb: float = 0.1
     lr_decay: float = 0.1  # learning rate at the last step, as a fraction of the first
     beta1: float = 0.9
@@ -41,16 +42,20 @@ class Stage1Config:
     term_thres: float = 1e-4  # stop a ray once its transmittance falls below this
     w_mse: float = 1.0
     w_entropy: float = 0.01
-    w_alpha: float = 0.1
+    w_alpha: float = 1.0
+    w_depth: float = 10.0
     w_tv_density: float = 1e-4
     w_tv_rgb: float = 1e-4
     w_noise: float = 1e-3
     hull: bool = True  # skip cells outside the visual hull of the training silhouettes
-    mask_warmup: float = 0.25  # fraction of the steps before the opacity mask starts
+    # fraction of the steps before the opacity mask and the voxel regularisers start: at
+    # alpha_init the data gradient is scaled by sigmoid(shift) ~ 1e-6, so TV would pin the
+    # density at its start value and the mask would drop every cell
+    warmup: float = 0.25
     mask_every: int = 25
     mask_thres: float = 1e-4  # per-sample alpha below which a cell counts as empty
     views: int = 40  # training views the caller should render (random orthographic)
-    image_scale: float = 2.0  # training image width = image_scale * resolution pixels
+    image_scale: float = 3.0  # training image width = image_scale * resolution pixels
     memory_budget_gb: float = 4.0
     report_every: int = 25
 
@@ -72,9 +77,10 @@ class Stage1Config:
 
 PRESETS = {
     "fast": Stage1Config(),
-    "paper": Stage1Config(iterations=8000, rays_per_batch=8192, views=100, image_scale=4.0),
-    "test": Stage1Config(iterations=120, rays_per_batch=1024, views=12, mask_every=10,
-                         report_every=10),
+    "paper": Stage1Config(iterations=8000, rays_per_batch=8192, lr_density=0.1, views=100,
+                          image_scale=4.0),
+    "test": Stage1Config(iterations=200, rays_per_batch=1024, lr_density=0.5, views=12, warmup=0.5,
+                         mask_every=10, report_every=10),
 }
 
 
@@ -92,7 +98,7 @@ def training_image_size(config, resolution):
 def estimate_bytes(resolution, ray_count, float_bytes=4):
     """Bytes of the training state: grids, Adam moments, gradients, masks and the ray table."""
     voxel = float_bytes * (1 + 3 + 3 + 8 + 4) + 8 * 4 + 3
-    return int(resolution ** 3 * voxel + ray_count * float_bytes * 10)
+    return int(resolution ** 3 * voxel + ray_count * float_bytes * 11)
 
 
 def check_inputs(renders, resolution, config):
@@ -101,14 +107,17 @@ def check_inputs(renders, resolution, config):
                           f"got {resolution}")
     cameras = list(getattr(renders, "cameras", []) or [])
     rgb, alpha = np.asarray(renders.rgb), np.asarray(renders.alpha)
+    depth = getattr(renders, "depth", None)
+    depth = np.full(alpha.shape, np.inf, np.float32) if depth is None else np.asarray(depth)
     if not cameras or rgb.shape[0] == 0:
         raise InputError("Stage 1 needs at least one rendered view, got 0")
     if rgb.ndim != 4 or rgb.shape[-1] != 3 or alpha.shape != rgb.shape[:3] \
-            or len(cameras) != rgb.shape[0]:
+            or depth.shape != alpha.shape or len(cameras) != rgb.shape[0]:
         raise InputError(f"renders do not match: {len(cameras)} cameras, rgb {rgb.shape}, "
                          f"alpha {alpha.shape}")
     for v in range(rgb.shape[0]):
-        if not (np.isfinite(rgb[v]).all() and np.isfinite(alpha[v]).all()):
+        if not (np.isfinite(rgb[v]).all() and np.isfinite(alpha[v]).all()) \
+                or np.isnan(depth[v]).any():
             raise InputError(f"render of view {v} ({cameras[v].name}) contains NaN or inf")
         if not (alpha[v] > 0).any():
             raise InputError(f"view {v} ({cameras[v].name}) misses the object: its alpha is 0 "
@@ -120,18 +129,20 @@ def check_inputs(renders, resolution, config):
         raise ResourceError(f"Stage 1 at resolution {resolution} needs about "
                             f"{need / 2 ** 30:.1f} GiB, over the {config.memory_budget_gb:g} GiB "
                             "budget: lower the resolution or raise memory_budget_gb")
-    return cameras, rgb, alpha
+    return cameras, rgb, alpha, depth
 
 
 # --- ray table and visual hull ------------------------------------------------------------
 
-def ray_table(cameras, rgb, alpha, dtype):
-    """All pixels of all views as one table: origins, dirs, target colour, target coverage."""
+def ray_table(cameras, rgb, alpha, depth, dtype):
+    """All pixels of all views as one table: origins, dirs, target colour, coverage and depth
+    (0 where nothing was hit; the depth loss only reads covered pixels)."""
     height, width = rgb.shape[1:3]
     origins, dirs = zip(*(cam.rays(width, height) for cam in cameras))
     flat = lambda a, c: np.ascontiguousarray(np.asarray(a, dtype=dtype).reshape(-1, c))
-    return (flat(origins, 3), flat(dirs, 3), flat(rgb, 3),
-            np.ascontiguousarray(np.asarray(alpha, dtype=dtype).reshape(-1)))
+    depth = np.where(np.isfinite(depth), depth, 0.0)
+    return (flat(origins, 3), flat(dirs, 3), flat(rgb, 3), flat(alpha, 1)[:, 0],
+            flat(depth, 1)[:, 0])
 
 
 def _footprint_pixels(cam, resolution, width):
@@ -174,13 +185,13 @@ class Stage1Trainer:
         backend.ensure_init()
         self.config = (config or Stage1Config.preset("fast")).validate()
         self.resolution = res = int(resolution)
-        cameras, rgb, alpha = check_inputs(renders, resolution, self.config)
+        cameras, rgb, alpha, depth = check_inputs(renders, resolution, self.config)
         fd = backend.float_dtype()
         ftype = backend.ti_float()
         self.rng = np.random.default_rng(seed)
         self.shift = density_shift(self.config.alpha_init)
-        table = ray_table(cameras, rgb, alpha, fd)
-        self.origins, self.dirs, self.target_rgb, self.target_alpha = (
+        table = ray_table(cameras, rgb, alpha, depth, fd)
+        self.origins, self.dirs, self.target_rgb, self.target_alpha, self.target_depth = (
             self._upload(a, ftype) for a in table)
         self.ray_count = table[0].shape[0]
         hull = (visual_hull(cameras, alpha, res) if self.config.hull
@@ -205,7 +216,8 @@ class Stage1Trainer:
         self.out_trans = ti.ndarray(ftype, (batch,))
         self.grad_out_rgb = ti.ndarray(ftype, (batch, 3))
         self.grad_opacity = ti.ndarray(ftype, (batch,))
-        self.losses = ti.ndarray(ftype, (batch, 3))
+        self.grad_depth_err = ti.ndarray(ftype, (batch,))
+        self.losses = ti.ndarray(ftype, (batch, 4))
         self.iteration = 0
         self.timings = dict.fromkeys(PHASES, 0.0)
 
@@ -235,18 +247,22 @@ class Stage1Trainer:
         render_rays(self.density, self.rgb, self.mask, self.origins, self.dirs, self.ids,
                     self.out_rgb, self.out_depth, self.out_trans, self.shift, cfg.term_thres)
         clock.lap("forward")
-        ray_losses(self.out_rgb, self.out_trans, self.target_rgb, self.target_alpha, self.ids,
-                   self.grad_out_rgb, self.grad_opacity, self.losses, cfg.w_mse, cfg.w_entropy,
-                   cfg.w_alpha)
+        ray_losses(self.out_rgb, self.out_depth, self.out_trans, self.target_rgb,
+                   self.target_alpha, self.target_depth, self.ids, self.origins, self.dirs,
+                   self.grad_out_rgb,
+                   self.grad_opacity, self.grad_depth_err, self.losses, cfg.w_mse,
+                   cfg.w_entropy, cfg.w_alpha, cfg.w_depth)
         clock.lap("loss")
         backward_rays(self.density, self.rgb, self.mask, self.origins, self.dirs, self.ids,
-                      self.out_rgb, self.out_trans, self.grad_out_rgb, self.grad_opacity,
+                      self.out_rgb, self.out_depth, self.out_trans, self.target_depth,
+                      self.grad_out_rgb, self.grad_opacity, self.grad_depth_err,
                       self.fixed_density, self.fixed_rgb, self.shift, cfg.term_thres,
                       FIXED_POINT_SCALE)
         clock.lap("backward")
+        reg = 1.0 if self.warmed_up() else 0.0
         gather_grads(self.fixed_density, self.fixed_rgb, self.density, self.rgb,
                      self.grad_density, self.grad_rgb, FIXED_POINT_SCALE, self.shift,
-                     cfg.w_tv_density, cfg.w_tv_rgb, cfg.w_noise)
+                     reg * cfg.w_tv_density, reg * cfg.w_tv_rgb, reg * cfg.w_noise)
         clock.lap("gather")
         self.iteration += 1
         t, lr = self.iteration, self.learning_rate_factor()
@@ -254,9 +270,12 @@ class Stage1Trainer:
                     self.moments, cfg.lr_density * lr, cfg.lr_rgb * lr, cfg.beta1, cfg.beta2,
                     1.0 - cfg.beta1 ** t, 1.0 - cfg.beta2 ** t, cfg.adam_eps)
         clock.lap("adam")
-        if t >= cfg.mask_warmup * cfg.iterations and t % cfg.mask_every == 0:
+        if self.warmed_up() and t % cfg.mask_every == 0:
             self.refresh_mask()
             clock.lap("mask")
+
+    def warmed_up(self):
+        return self.iteration >= self.config.warmup * self.config.iterations
 
     def refresh_mask(self):
         from kernels.grid import dilate, threshold_alpha
@@ -267,7 +286,7 @@ class Stage1Trainer:
         dilate(self.mask_tmp, self.hull, self.mask)
 
     def batch_losses(self):
-        """Mean (mse, entropy, alpha) of the last batch."""
+        """Mean (mse, entropy, alpha, depth) terms of the last batch, unweighted."""
         return self.losses.to_numpy().mean(axis=0)
 
     def field(self, **metadata):
@@ -305,10 +324,10 @@ def train_stage1(renders, resolution, config=None, seed=0, progress=None):
         trainer.step()
         report = (it + 1) % cfg.report_every == 0 or it + 1 == cfg.iterations
         if progress is not None and report:
-            mse, entropy, alpha = trainer.batch_losses()
+            mse, entropy, alpha, depth = trainer.batch_losses()
             progress("stage1", it + 1, cfg.iterations,
                      {"loss": float(mse), "mse": float(mse), "entropy": float(entropy),
-                      "alpha_mse": float(alpha)})
+                      "alpha_mse": float(alpha), "depth_mse": float(depth)})
     mse = float(trainer.batch_losses()[0])
     return trainer.field(seconds=time.perf_counter() - start, final_mse=mse,
                          config=asdict(cfg), seed=seed)

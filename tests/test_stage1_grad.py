@@ -9,7 +9,7 @@ RES = 5
 SHIFT = float(np.log(1.0 / (1.0 - 1e-6) - 1.0))
 TERM = 0.05  # high enough that dense rays stop early in this tiny grid
 H = 1e-6
-WEIGHTS = dict(w_mse=1.0, w_entropy=0.3, w_alpha=0.5)
+WEIGHTS = dict(w_mse=1.0, w_entropy=0.3, w_alpha=0.5, w_depth=2.0)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -33,7 +33,8 @@ def scene():
     return dict(density=density, rgb=rgb, mask=mask, origins=origins, dirs=dirs,
                 ids=np.arange(count, dtype=np.int32),
                 target_rgb=rng.uniform(size=(count, 3)),
-                target_alpha=rng.uniform(size=count))
+                target_alpha=np.where(np.arange(count) % 2, 1.0, rng.uniform(size=count)),
+                target_depth=rng.uniform(0.5, 1.5, count))
 
 
 def render(s, density=None, rgb=None, mask=None, term=TERM):
@@ -51,11 +52,12 @@ def loss_and_output_grads(s, out):
     from kernels.regularizers import ray_losses
 
     n = len(s["ids"])
-    g_rgb, g_op, losses = np.zeros((n, 3)), np.zeros(n), np.zeros((n, 3))
-    ray_losses(out[0], out[2], s["target_rgb"], s["target_alpha"], s["ids"], g_rgb, g_op,
-               losses, *WEIGHTS.values())
+    g_rgb, g_op, g_depth, losses = np.zeros((n, 3)), np.zeros(n), np.zeros(n), np.zeros((n, 4))
+    ray_losses(out[0], out[1], out[2], s["target_rgb"], s["target_alpha"], s["target_depth"],
+               s["ids"], s["origins"], s["dirs"], g_rgb, g_op, g_depth, losses,
+               *WEIGHTS.values())
     total = (losses @ np.array(list(WEIGHTS.values()))).sum() / n
-    return total, g_rgb, g_op
+    return total, g_rgb, g_op, g_depth
 
 
 def total_loss(s, **grids):
@@ -67,11 +69,13 @@ def analytic_grads(s):
     from kernels.raymarch import backward_rays
 
     out = render(s)
-    _, g_rgb, g_op = loss_and_output_grads(s, out)
+    _, g_rgb, g_op, g_depth = loss_and_output_grads(s, out)
+    assert np.count_nonzero(g_depth) >= 4
     fixed_d = np.zeros((RES,) * 3, np.int64)
     fixed_c = np.zeros((RES,) * 3 + (3,), np.int64)
     backward_rays(s["density"], s["rgb"], s["mask"], s["origins"], s["dirs"], s["ids"],
-                  out[0], out[2], g_rgb, g_op, fixed_d, fixed_c, SHIFT, TERM, FIXED_POINT_SCALE)
+                  out[0], out[1], out[2], s["target_depth"], g_rgb, g_op, g_depth, fixed_d,
+                  fixed_c, SHIFT, TERM, FIXED_POINT_SCALE)
     return fixed_d / FIXED_POINT_SCALE, fixed_c / FIXED_POINT_SCALE
 
 
