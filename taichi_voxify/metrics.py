@@ -13,10 +13,9 @@ mesh renderer's depth, which for a cell whose centre is inside lies within half 
 """
 import numpy as np
 
+from .cameras import VIEW_NAMES
 from .color import delta_e76, linear_to_srgb, srgb_to_lab, srgb_to_linear
 from .errors import InputError
-
-VIEW_NAMES = ("+x", "-x", "+y", "-y", "+z", "-z")
 
 # view: (right axis, sign), (up axis, sign), (forward axis, sign); matches cameras._AXIS_FRAMES
 VIEW_AXES = {
@@ -110,7 +109,7 @@ def mesh_axis_renders(mesh, resolution, supersample=3):
     with 3) and the depth comes from an off-centre sample.
     """
     from .cameras import axis_views
-    from .render import render_views
+    from .render import render_views  # imported here: metrics itself needs no Taichi
 
     return render_views(mesh, axis_views(), resolution, supersample=supersample)
 
