@@ -75,7 +75,8 @@ def named_palette(name):
     """[(colour name, id, (r, g, b)), ...] of a shipped palette ("lego" or "pico8")."""
     key = str(name).strip().lower()
     if key not in NAMED_PALETTES:
-        raise OptionError(f"unknown named palette {name!r}: choose from {', '.join(NAMED_PALETTES)}")
+        raise OptionError(f"unknown named palette {name!r}: "
+                          f"choose from {', '.join(NAMED_PALETTES)}")
     return list(_read_named(key))
 
 
@@ -97,7 +98,8 @@ def parse_hex_list(text):
             raise OptionError(f"colour {token!r} appears twice in the palette")
         colors.append(rgb)
     if not MIN_COLORS <= len(colors) <= MAX_COLORS:
-        raise OptionError(f"a palette needs {MIN_COLORS} to {MAX_COLORS} colours, got {len(colors)}")
+        raise OptionError(f"a palette needs {MIN_COLORS} to {MAX_COLORS} colours, "
+                          f"got {len(colors)}")
     return np.array(colors, dtype=np.uint8)
 
 
@@ -120,8 +122,9 @@ def parse_palette(spec, k=None):
         if colors.ndim != 2 or colors.shape[1] != 3 or not MIN_COLORS <= len(colors) <= MAX_COLORS:
             raise OptionError(f"a palette array must be (K, 3) with K from {MIN_COLORS} to "
                               f"{MAX_COLORS}, got shape {colors.shape}")
-        return PaletteSpec("colors", colors=to_uint8(colors) if colors.dtype != np.uint8 else colors,
-                           k=k)
+        if colors.dtype != np.uint8:
+            colors = to_uint8(colors)
+        return PaletteSpec("colors", colors=colors, k=k)
     key = spec.strip().lower()
     if key in PALETTE_METHODS:
         return PaletteSpec("method", method=key, k=k)
@@ -153,7 +156,8 @@ def weighted_colors(images, masks, weights=None):
         weights = SIX_VIEW_WEIGHTS if len(images) == 6 else np.ones(len(images))
     weights = np.asarray(weights, dtype=np.float64)
     if weights.shape != (len(images),) or np.any(weights < 0):
-        raise OptionError(f"weights must be {len(images)} non-negative numbers, got {weights.tolist()}")
+        raise OptionError(f"weights must be {len(images)} non-negative numbers, "
+                          f"got {weights.tolist()}")
     rgb = images if images.dtype == np.uint8 else to_uint8(images)
     pixel_weight = np.broadcast_to(weights[:, None, None], masks.shape)[masks]
     pixels = rgb[masks]
@@ -325,7 +329,8 @@ def extract_palette(images, masks, k, method="kmeans", weights=None, seed=0):
     """
     k = check_colors(k)
     if method not in PALETTE_METHODS:
-        raise OptionError(f"unknown palette method {method!r}: choose from {', '.join(PALETTE_METHODS)}")
+        raise OptionError(f"unknown palette method {method!r}: "
+                          f"choose from {', '.join(PALETTE_METHODS)}")
     colors, w = weighted_colors(images, masks, weights)
     lab = srgb_to_lab(colors)
     if len(colors) <= k:

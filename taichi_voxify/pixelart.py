@@ -95,7 +95,10 @@ def alpha_from_white(rgb, tolerance=4.0 / 255.0):
 # --- splitting a render into cells ----------------------------------------------------------
 
 def _to_cells(array, rows, cols):
-    """(H, W, ...) -> (rows, cols, P, ...) sub-pixels per cell, resampling (nearest) to a multiple."""
+    """(H, W, ...) -> (rows, cols, P, ...) sub-pixels per cell.
+
+    Sizes that are not multiples of the cell count are resampled (nearest) up to one.
+    """
     h, w = array.shape[:2]
     sr, sc = -(-h // rows), -(-w // cols)  # ceil: never drop render detail
     if h != sr * rows:
@@ -244,7 +247,8 @@ def _nearest_pixel(rgb, w, sub_rows, sub_cols):
 def cell_colors(render_rgb, render_alpha, cells, method="kcentroid", seed=0):
     """Reduce one render to cells: CellColors(lab, mask, feature) before quantisation."""
     if method not in PIXEL_METHODS:
-        raise OptionError(f"unknown pixel-art method {method!r}: choose from {', '.join(PIXEL_METHODS)}")
+        raise OptionError(f"unknown pixel-art method {method!r}: "
+                          f"choose from {', '.join(PIXEL_METHODS)}")
     rgb, alpha = _check_render(render_rgb, render_alpha)
     rows, cols = _cell_shape(cells, *alpha.shape)
     cell_alpha = _to_cells(alpha, rows, cols)
@@ -435,7 +439,11 @@ def _find_view_file(directory, view):
     return found[0] if found else None
 
 
-def _read_png(path):
+def load_image(path):
+    """Any image file -> (rgb (H, W, 3) float sRGB over white, alpha (H, W) float).
+
+    Without an alpha channel, pure white counts as background (see alpha_from_white).
+    """
     from PIL import Image
 
     try:
@@ -443,9 +451,15 @@ def _read_png(path):
             has_alpha = im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info
             rgba = np.asarray(im.convert("RGBA"), dtype=np.float64) / 255.0
     except (OSError, ValueError) as e:
-        raise InputError(f"cannot read image {path}: {e}") from None
-    rgb = rgba[..., :3]
-    mask = rgba[..., 3] > 0.5 if has_alpha else alpha_from_white(rgb) > 0.5
+        raise InputError(f"cannot read image {path}: {str(e).splitlines()[0]}") from None
+    alpha = rgba[..., 3] if has_alpha else alpha_from_white(rgba[..., :3])
+    rgb = rgba[..., :3] * alpha[..., None] + (1.0 - alpha[..., None])
+    return rgb, alpha
+
+
+def _read_png(path):
+    rgb, alpha = load_image(path)
+    mask = alpha > 0.5
     return np.where(mask[..., None], rgb, 1.0), mask
 
 

@@ -106,9 +106,11 @@ def test_named_palette_fit_picks_the_matching_colours():
     images[0, :, 4:6] = lego["White"]
     images[0, :, 6:] = np.array(lego["Dark Blue"]) + 3
     pal = resolve_palette("lego", images, np.ones((1, 8, 8), bool), k=3)
-    assert sorted(map(tuple, pal.tolist())) == sorted([lego["Red"], lego["White"], lego["Dark Blue"]])
+    expected = sorted([lego["Red"], lego["White"], lego["Dark Blue"]])
+    assert sorted(map(tuple, pal.tolist())) == expected
     pico = resolve_palette("pico8", images, np.ones((1, 8, 8), bool), k=4)
-    assert len(pico) == 4 and set(map(tuple, pico.tolist())) <= set(map(tuple, named_palette_rgb("pico8").tolist()))
+    pico_all = set(map(tuple, named_palette_rgb("pico8").tolist()))
+    assert len(pico) == 4 and set(map(tuple, pico.tolist())) <= pico_all
 
 
 def test_hex_palettes_parse_and_fit():
@@ -165,4 +167,5 @@ def test_nearest_index_uses_lab():
 def test_fit_subset_returns_all_when_k_exceeds_candidates():
     cand = np.array([[0, 0, 0], [255, 255, 255]], np.uint8)
     images = np.ones((1, 2, 2, 3))
-    np.testing.assert_array_equal(fit_palette_subset(images, np.ones((1, 2, 2), bool), cand, 5), cand)
+    chosen = fit_palette_subset(images, np.ones((1, 2, 2), bool), cand, 5)
+    np.testing.assert_array_equal(chosen, cand)

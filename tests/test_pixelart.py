@@ -5,10 +5,11 @@ from PIL import Image
 
 from taichi_voxify.color import delta_e76, srgb_to_lab
 from taichi_voxify.errors import InputError, OptionError
+from taichi_voxify.palette import named_palette_rgb
 from taichi_voxify.pixelart import (PIXEL_METHODS, cell_colors, load_pixel_art_dir,
                                     make_pixel_art, make_pixel_art_views)
 
-from conftest import mesh_path
+from conftest import ROOT, mesh_path
 
 RENDER = 128
 CELLS = 32
@@ -125,8 +126,8 @@ def test_outline_darkens_the_silhouette_without_new_colours():
 def test_named_and_hex_palettes_drive_the_pixel_art(six_views):
     rgb, alpha = six_views
     art = make_pixel_art_views(rgb, alpha, 16, 4, palette="pico8")
-    from taichi_voxify.palette import named_palette_rgb
-    assert set(map(tuple, art.palette.tolist())) <= set(map(tuple, named_palette_rgb("pico8").tolist()))
+    pico = set(map(tuple, named_palette_rgb("pico8").tolist()))
+    assert set(map(tuple, art.palette.tolist())) <= pico
     img, mask = make_pixel_art(rgb[0], alpha[0], 16, 2, palette="#ffffff,#000000,#ff8800")
     assert _colour_count(img, mask) <= 2
 
@@ -228,3 +229,35 @@ def test_load_pixel_art_dir_refuses_bad_folders(tmp_path, case, fragment):
     with pytest.raises(InputError) as err:
         load_pixel_art_dir(folder, cells=32 if case == "cells" else None)
     assert fragment in str(err.value) and "\n" not in str(err.value)
+
+
+# --- the command-line example ---------------------------------------------------------------
+
+def _example_main():
+    import importlib.util
+
+    path = ROOT / "examples" / "pixelart.py"
+    spec = importlib.util.spec_from_file_location("pixelart_example", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
+
+
+def test_example_turns_a_png_into_upscaled_pixel_art(tmp_path, capsys):
+    rgba = np.zeros((60, 90, 4), np.uint8)
+    rgba[10:50, 10:80] = [200, 120, 40, 255]
+    rgba[25:28, 40:43] = [10, 10, 10, 255]  # an eye
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "in.png")
+    main = _example_main()
+    out = tmp_path / "out.png"
+    assert main([str(tmp_path / "in.png"), "--cells", "30", "--colors", "3", "--scale", "4",
+                 "--out", str(out)]) == 0
+    result = np.asarray(Image.open(out))
+    assert result.shape == (80, 120, 4)  # 20 x 30 cells, 4x upscaled
+    assert result[0, 0, 3] == 0 and result[40, 60, 3] == 255
+    assert (result[..., :3].sum(-1) < 100).any()  # the eye survived
+    assert main([str(tmp_path / "in.png"), "--palette", "#12,#ffffff"]) == 2
+    assert main([str(tmp_path / "missing.png")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: bad colour '#12' in palette: write colours as #rrggbb or #rgb",
+                   f"error: no such image: {tmp_path / 'missing.png'}"]
