@@ -29,6 +29,7 @@ VULKAN_HINT = ("the viewer needs Vulkan for Taichi GGUI: install a Vulkan driver
 FOV_DEGREES = 35.0
 BACKGROUND = (1.0, 1.0, 1.0)
 AMBIENT = (0.45, 0.45, 0.45)
+PALETTE_SETS = ("original", "lego", "pico8")  # what the palette slider switches between
 
 
 def open_window(title, size, show_window=True):
@@ -169,7 +170,7 @@ class OrbitCamera:
     def distance(self):
         return self.radius * 1.1 / np.sin(np.radians(FOV_DEGREES) / 2) / self.zoom
 
-    def frame(self):
+    def pose(self):
         """(position, right, up) of the camera."""
         az, el = np.radians(self.azimuth), np.radians(self.elevation)
         back = np.array([np.sin(az) * np.cos(el), np.sin(el), np.cos(az) * np.cos(el)])
@@ -179,7 +180,7 @@ class OrbitCamera:
 
     def apply(self, ti_camera, aspect, shift_left=0.0):
         """Set a ti.ui.Camera; shift_left (fraction of the view width) moves the object right."""
-        position, right, up = self.frame()
+        position, right, up = self.pose()
         half_width = np.tan(np.radians(FOV_DEGREES) / 2) * self.distance * aspect
         offset = -right * shift_left * 2 * half_width
         ti_camera.position(*(position + offset))
@@ -192,7 +193,7 @@ class OrbitCamera:
         self.elevation = float(np.clip(self.elevation + 120.0 * dy, -89.0, 89.0))
 
     def pan(self, dx, dy):
-        _, right, up = self.frame()
+        _, right, up = self.pose()
         scale = self.distance * np.tan(np.radians(FOV_DEGREES) / 2) * 2
         self.target = self.target - (right * dx - up * dy) * scale
 
@@ -207,6 +208,7 @@ class Viewer:
         self.ti = ti
         self.art = art
         self.size = tuple(int(s) for s in size)
+        self.interactive = show_window  # GGUI gives no input events to a hidden window
         self.window = open_window(title, self.size, show_window)
         self.canvas = self.window.get_canvas()
         self.scene = self.window.get_scene()
@@ -217,7 +219,15 @@ class Viewer:
         self.show_reference = self.reference is not None
         self._backdrop = None
         self.selected = 0
+        self.palette_set = 0
+        self._last_cursor = None
         self.screenshot_path = "voxify_screenshot.png"
+
+    def use_palette_set(self, which):
+        """Show the art in its own colours (0), or each colour snapped to the nearest LEGO (1)
+        or PICO-8 (2) colour; edits made with the colour picker are dropped."""
+        self.palette_set = int(which)
+        self.drawable.set_palette(snapped_palette(self.art.palette, PALETTE_SETS[self.palette_set]))
 
     # --- one frame ----------------------------------------------------------------------------
     def render(self):
@@ -230,7 +240,7 @@ class Viewer:
         self.camera.apply(self.ti_camera, aspect, 0.25 if side_by_side else 0.0)
         self.scene.set_camera(self.ti_camera)
         self.scene.ambient_light(AMBIENT)
-        position, right, up = self.camera.frame()
+        position, right, up = self.camera.pose()
         self.scene.point_light(tuple(position + up * 0.5 * self.camera.distance), (0.55,) * 3)
         self.scene.point_light((0.6, 3.0, 1.2), (0.35,) * 3)
         self.drawable.draw(self.scene)
@@ -271,23 +281,31 @@ class Viewer:
     # --- interaction --------------------------------------------------------------------------
     def run(self):
         """The interactive loop; returns when the window is closed."""
-        ti = self.ti
-        last = None
         while self.window.running:
-            self._handle_keys()
-            cursor = np.array(self.window.get_cursor_pos())
-            if last is not None:
-                dx, dy = cursor - last
-                if self.window.is_pressed(ti.ui.LMB):
-                    self.camera.orbit(dx, dy)
-                elif self.window.is_pressed(ti.ui.RMB):
-                    self.camera.pan(dx, dy)
-                elif self.window.is_pressed(ti.ui.MMB):
-                    self.camera.zoom = float(np.clip(self.camera.zoom * np.exp(2 * dy), 0.1, 20))
-            last = cursor
-            self._panel()
-            self.render()
+            self.frame()
+
+    def frame(self):
+        """One interactive frame: keys, mouse, the control panel, render, present."""
+        if self.interactive:
+            self._handle_input()
+        self._panel()
+        self.render()
+        if self.interactive:  # show() on a hidden window crashes GGUI; image() still works
             self.window.show()
+
+    def _handle_input(self):
+        ti = self.ti
+        self._handle_keys()
+        cursor = np.array(self.window.get_cursor_pos())
+        if self._last_cursor is not None:
+            dx, dy = cursor - self._last_cursor
+            if self.window.is_pressed(ti.ui.LMB):
+                self.camera.orbit(dx, dy)
+            elif self.window.is_pressed(ti.ui.RMB):
+                self.camera.pan(dx, dy)
+            elif self.window.is_pressed(ti.ui.MMB):
+                self.camera.zoom = float(np.clip(self.camera.zoom * np.exp(2 * dy), 0.1, 20))
+        self._last_cursor = cursor
 
     def _handle_keys(self):
         ti = self.ti
@@ -314,15 +332,30 @@ class Viewer:
             self.drawable.set_layers(w.slider_int("layers shown", self.drawable.layers, 0, Y))
             if self.reference is not None:
                 self.show_reference = w.checkbox("reference", self.show_reference)
+            chosen = w.slider_int("palette set", self.palette_set, 0, len(PALETTE_SETS) - 1)
+            w.text(f"colours: {PALETTE_SETS[chosen]}")
+            if chosen != self.palette_set:
+                self.use_palette_set(chosen)
             self.selected = w.slider_int("palette entry", self.selected + 1, 1, K) - 1
             current = tuple(float(v) / 255 for v in self.drawable.palette[self.selected])
             picked = w.color_edit_3("colour", current)
             rgb = np.clip(np.round(np.array(picked) * 255), 0, 255).astype(np.uint8)
             self.drawable.set_color(self.selected, rgb)
             if w.button("reset colours"):
-                self.drawable.set_palette(self.art.palette)
+                self.use_palette_set(self.palette_set)
             if w.button("save screenshot"):
                 w.text(f"saved {self.save_screenshot()}")
+
+
+def snapped_palette(palette, name):
+    """The palette itself ("original"), or each entry replaced by its Lab-nearest colour of a
+    named palette ("lego", "pico8")."""
+    if name == "original":
+        return np.asarray(palette, np.uint8)
+    from .palette import named_palette_rgb, nearest_palette_index
+
+    named = named_palette_rgb(name)
+    return named[nearest_palette_index(np.asarray(palette, np.uint8), named)]
 
 
 def _as_rgb_float(image):

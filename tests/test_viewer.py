@@ -106,3 +106,31 @@ def test_missing_vulkan_names_what_to_install():
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                          timeout=120)
     assert "BackendError" in out.stdout and "mesa-vulkan-drivers" in out.stdout
+
+
+def test_palette_set_snaps_to_lego_colours(viewer):
+    from taichi_voxify.palette import named_palette
+
+    lego_red = next(rgb for n, _, rgb in named_palette("lego") if n == "Red")
+    snapped = viewer.snapped_palette(np.array([[220, 30, 20], [20, 20, 230]], np.uint8), "lego")
+    assert tuple(snapped[0]) == tuple(lego_red)
+    v = viewer.Viewer(_centre_cube(), (32, 32), show_window=False)
+    try:
+        v.use_palette_set(1)
+        np.testing.assert_array_equal(v.drawable.palette[0], lego_red)
+        v.use_palette_set(0)
+        np.testing.assert_array_equal(v.drawable.palette, v.art.palette)
+    finally:
+        v.window.destroy()
+
+
+def test_interactive_frame_with_control_panel_runs_headless(viewer):
+    v = viewer.Viewer(_centre_cube(), (160, 120), show_window=False)
+    try:
+        for _ in range(2):
+            v.frame()  # panel widgets (sliders, colour edit, buttons) and render
+        assert v.drawable.layers == 6 and v.selected == 0
+        np.testing.assert_array_equal(v.drawable.palette, v.art.palette)
+        assert _reddish(v.image()[60, 80])
+    finally:
+        v.window.destroy()
