@@ -90,3 +90,20 @@ def test_failed_write_keeps_the_old_file_and_leaves_no_temp(tmp_path):
             raise RuntimeError("crash in the middle of writing")
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["k.vox"]
+
+
+def test_written_files_get_the_usual_permissions(tmp_path):
+    import os
+    import stat
+
+    from taichi_voxify.export.atomic import atomic_dir
+
+    old = os.umask(0o022)
+    try:
+        write_vox(_random_art(), tmp_path / "p.vox")
+        with atomic_dir(tmp_path / "d"):
+            pass
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "p.vox").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "d").stat().st_mode) == 0o755
