@@ -81,46 +81,62 @@ def _progress_fn(progress):
     return progress if progress is not None else (lambda *a, **k: None)
 
 
-def _make_targets(axis_hires, resolution, colors, palette, pixel_art_dir, method, seed):
+def _make_targets(clock, axis_hires, resolution, colors, palette, pixel_art_dir, method, seed):
     """(images, masks, palette) of the six pixel-art targets, ours or the user's."""
-    from .palette import resolve_palette, SIX_VIEW_WEIGHTS
+    from .palette import SIX_VIEW_WEIGHTS, resolve_palette
     from .pixelart import load_pixel_art_dir, make_pixel_art_views
 
     if pixel_art_dir is None:
-        art = make_pixel_art_views(axis_hires.rgb, axis_hires.alpha, cells=resolution,
-                                   colors=colors, method=method, palette=palette, seed=seed)
+        art = clock.run("pixel_art", make_pixel_art_views, axis_hires.rgb, axis_hires.alpha,
+                        cells=resolution, colors=colors, method=method, palette=palette,
+                        seed=seed)
+        clock.timings.setdefault("palette", 0.0)
         return art.images, art.masks, art.palette
-    images, masks = load_pixel_art_dir(pixel_art_dir, cells=resolution)
-    pal = resolve_palette(palette, images, masks, colors, SIX_VIEW_WEIGHTS, seed)
+    images, masks = clock.run("pixel_art", load_pixel_art_dir, pixel_art_dir, cells=resolution)
+    pal = clock.run("palette", resolve_palette, palette, images, masks, colors,
+                    SIX_VIEW_WEIGHTS, seed)
     return images, masks, pal
 
 
-def run_pipeline(mesh_or_path, resolution=32, colors=6, palette="kmeans", seed=0, preset="fast",
-                 pixel_art_dir=None, pixel_method="kcentroid", clip="auto", clip_weights=None,
-                 fill=False, depth_source="mesh", up="y", progress=None, ortho=True,
-                 use_gumbel=True, stage1_config=None, stage2_config=None):
-    """Run every stage and return a Conversion (see `convert` for the arguments)."""
+@dataclass
+class Prepared:
+    """Everything before Stage 2: the mesh, its renders, Stage 1's field, the pixel-art targets."""
+
+    mesh: object
+    options: dict
+    axis_hires: object
+    axis_lowres: object
+    train_views: object
+    coarse: object
+    pixel_art: np.ndarray
+    masks: np.ndarray
+    palette: np.ndarray
+    clip_loss: object
+    clock: _Clock
+
+
+def prepare(mesh_or_path, resolution=32, colors=6, palette="kmeans", seed=0, preset="fast",
+            pixel_art_dir=None, pixel_method="kcentroid", clip="auto", clip_weights=None,
+            depth_source="mesh", up="y", progress=None, stage1_config=None):
+    """Load, render, train Stage 1 and make the pixel-art targets and palette."""
     from . import clip_bridge
     from .mesh import load_mesh
-    from .metrics import evaluate_voxel_art, mesh_axis_renders
+    from .metrics import mesh_axis_renders
     from .render import render_views
     from .stage1 import Stage1Config, train_stage1, training_cameras, training_image_size
-    from .stage2 import Stage2Config, train_stage2
 
     resolution, colors = check_options(resolution, colors, preset, depth_source)
     check_memory(resolution, colors)
     cfg1 = (stage1_config or Stage1Config.preset(preset)).validate()
-    cfg2 = stage2_config or Stage2Config.preset(preset, fill=fill)
-    clip_loss = clip_bridge.load(clip, weights_path=clip_weights)  # fail early when required
     backend.ensure_init()
     report = _progress_fn(progress)
     clock = _Clock()
 
-    report("load", 0, 1, {})
     mesh = mesh_or_path
     if not hasattr(mesh, "triangles"):
         mesh = clock.run("load", load_mesh, mesh_or_path, up=up)
     report("load", 1, 1, {"faces": mesh.face_count})
+    clip_loss = clip_bridge.load(clip, weights_path=clip_weights)  # before the long stages
 
     report("render", 0, 3, {})
     cams = training_cameras(cfg1, seed)
@@ -134,22 +150,67 @@ def run_pipeline(mesh_or_path, resolution=32, colors=6, palette="kmeans", seed=0
 
     coarse = clock.run("stage1", train_stage1, train_views, resolution, cfg1, seed, report)
 
-    images, masks, pal = clock.run("pixel_art", _make_targets, axis_hires, resolution, colors,
-                                   palette, pixel_art_dir, pixel_method, seed)
+    images, masks, pal = _make_targets(clock, axis_hires, resolution, colors, palette,
+                                       pixel_art_dir, pixel_method, seed)
     report("pixel_art", 1, 1, {"colors": len(pal)})
+    options = dict(resolution=resolution, colors=colors, palette_spec=str(palette), seed=seed,
+                   preset=preset, depth_source=depth_source, pixel_method=pixel_method,
+                   pixel_art_dir=pixel_art_dir)
+    return Prepared(mesh, options, axis_hires, axis_lowres, train_views, coarse, images, masks,
+                    pal, clip_loss, clock)
 
-    depth = _depth_target(axis_lowres) if depth_source == "mesh" else None
-    result = clock.run("stage2", train_stage2, coarse, images, masks, pal, depth,
-                       axis_hires.rgb, cfg2, seed, report, clip_loss, ortho, use_gumbel)
+
+def fine_tune(prep, fill=False, progress=None, ortho=True, use_gumbel=True, use_clip=True,
+              stage2_config=None, **config_overrides):
+    """Stage 2 on prepared inputs, then the metrics; returns a Conversion.
+
+    config_overrides change single Stage 2 settings (e.g. w_depth=0 for the no-depth ablation).
+    """
+    from .metrics import evaluate_voxel_art
+    from .stage2 import Stage2Config, train_stage2
+
+    opts = prep.options
+    cfg2 = stage2_config or Stage2Config.preset(opts["preset"], fill=fill, **config_overrides)
+    clock = _Clock()
+    clock.timings = dict(prep.clock.timings)
+    depth = _depth_target(prep.axis_lowres) if opts["depth_source"] == "mesh" else None
+    clip_loss = prep.clip_loss if use_clip else None
+    result = clock.run("stage2", train_stage2, prep.coarse, prep.pixel_art, prep.masks,
+                       prep.palette, depth, prep.axis_hires.rgb, cfg2, opts["seed"],
+                       _progress_fn(progress), clip_loss, ortho, use_gumbel)
     art = result.to_voxel_art()
-    metrics = evaluate_voxel_art(art, axis_lowres)
-    clock.timings["total"] = clock.total()
-    art.metadata.update(
-        mesh=mesh.name, resolution=resolution, colors=colors, palette_spec=str(palette),
-        seed=seed, preset=preset, depth_source=depth_source, clip=result.metadata.get("clip"),
-        backend=backend.info(), timings_s=dict(clock.timings), metrics=metrics)
-    return Conversion(art, mesh.name, axis_hires, axis_lowres, images, masks, coarse, result,
-                      metrics, dict(clock.timings))
+    metrics = evaluate_voxel_art(art, prep.axis_lowres)
+    clock.timings["total"] = round(sum(v for k, v in clock.timings.items() if k != "total"), 3)
+    art.metadata.update(mesh=prep.mesh.name, **opts, clip=result.metadata.get("clip"),
+                        backend=backend.info(), timings_s=dict(clock.timings), metrics=metrics)
+    return Conversion(art, prep.mesh.name, prep.axis_hires, prep.axis_lowres, prep.pixel_art,
+                      prep.masks, prep.coarse, result, metrics, dict(clock.timings))
+
+
+def run_pipeline(mesh_or_path, resolution=32, colors=6, palette="kmeans", seed=0, preset="fast",
+                 pixel_art_dir=None, pixel_method="kcentroid", clip="auto", clip_weights=None,
+                 fill=False, depth_source="mesh", up="y", progress=None, ortho=True,
+                 use_gumbel=True, stage1_config=None, stage2_config=None):
+    """Run every stage and return a Conversion (see `convert` for the arguments)."""
+    prep = prepare(mesh_or_path, resolution, colors, palette, seed, preset, pixel_art_dir,
+                   pixel_method, clip, clip_weights, depth_source, up, progress, stage1_config)
+    return fine_tune(prep, fill=fill, progress=progress, ortho=ortho, use_gumbel=use_gumbel,
+                     stage2_config=stage2_config)
+
+
+def coarse_to_voxel_art(coarse, resolution, palette, occupancy_alpha=0.5):
+    """Stage 1's field quantised directly: voxels whose opacity exceeds `occupancy_alpha`,
+    each given the Lab-nearest palette colour (the "Stage 1 only" baseline)."""
+    from .palette import nearest_palette_index
+    from .stage2 import resample_field
+    from .coarse_field import CoarseField
+    from .voxelart import VoxelArt
+
+    density, rgb = resample_field(coarse, resolution)
+    alpha = CoarseField(density, rgb, coarse.alpha_init).voxel_alpha()
+    occupancy = alpha > occupancy_alpha
+    index = nearest_palette_index(np.clip(rgb, 0, 1), palette)
+    return VoxelArt.from_dense(occupancy, index, palette)
 
 
 def _depth_target(axis_lowres):
