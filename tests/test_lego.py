@@ -78,6 +78,23 @@ def test_side_by_side_colours_join_only_through_a_layer_that_spans_them():
     assert plan.components == 1
 
 
+def test_repair_recuts_bricks_to_join_a_stray_column():
+    idx = np.zeros((3, 3, 2), np.uint8)  # A = 1, B = 2
+    idx[0, 0:3, 0] = 1  # a thin A column at x=0, z=0
+    idx[1:3, 0, 0:2] = 2  # B below...
+    idx[1:3, 1, 0:2] = 1  # ...a 2x2 of A beside the column in layer 1
+    art = VoxelArt(idx, [RED, BLUE])
+    import taichi_voxify.export.lego as lego
+
+    greedy, _ = lego.tile_layers(np.where(idx > 0, idx.astype(np.int64) - 1, -1))
+    layers = lego._layer_lists(greedy, 3)
+    assert lego._pieces(layers, idx.shape) == 2  # largest-first leaves the column apart
+    plan = build_plan(art)
+    _assert_exact_cover(plan, art)
+    assert plan.components == 1 == plan.fewest_possible
+    assert any(b.layer == 1 and max(b.size_x, b.size_z) == 3 for b in plan.bricks)
+
+
 def test_tile_layer_prefers_the_asked_orientation():
     labels = np.zeros((4, 4), np.int64)
     along_x = tile_layer(labels, long_along_x=True)

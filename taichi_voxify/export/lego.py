@@ -6,7 +6,10 @@ x-z plane. The palette is mapped to real LEGO colours (nearest in CIE Lab); pale
 land on the same LEGO colour share bricks.
 
 Tiling is greedy, largest brick first; the long side of a brick prefers x on even layers and z
-on odd ones, so seams cross between layers and the layers interlock. Connectivity: two bricks
+on odd ones, so seams cross between layers and the layers interlock. Each layer keeps the best
+of eight greedy variants (orientation, scan corner) for connection to the layer below; then a
+local search re-cuts bricks of stray pieces with a same-colour neighbour while that lowers the
+number of pieces (down to the lower bound given by colour borders, within a work budget). Connectivity: two bricks
 hold together when they are in touching layers and their footprints overlap (studs in tubes);
 side-by-side bricks in one layer do not. Union-find over those contacts gives the separate
 pieces a builder would end up with.
@@ -291,6 +294,94 @@ def tile_layers(label):
     return bricks, grid
 
 
+# --- repair: join stray pieces by re-cutting bricks -------------------------------------------
+REPAIR_WORK = 1_000_000  # bricks looked at, summed over all trials (bounds the repair time)
+
+
+def _layer_lists(bricks, layers):
+    out = [[] for _ in range(layers)]
+    for y, x, z, sx, sz in bricks:
+        out[y].append((x, z, sx, sz))
+    return out
+
+
+def _grid_from_layers(shape, layers):
+    grid = np.full(shape, -1, np.int32)
+    count = 0
+    for y, bricks in enumerate(layers):
+        for x, z, sx, sz in bricks:
+            grid[x: x + sx, y, z: z + sz] = count
+            count += 1
+    return grid, count
+
+
+def _pieces(layers, shape):
+    grid, count = _grid_from_layers(shape, layers)
+    return int(connected_pieces(grid, count).max(initial=-1)) + 1
+
+
+def _cells(brick):
+    x, z, sx, sz = brick
+    return {(x + i, z + k) for i in range(sx) for k in range(sz)}
+
+
+def _recuts(labels, bricks, i):
+    """Other cuts of brick i and a same-colour neighbour: one standard brick spanning both,
+    the rest of their cells tiled greedily. Yields the layer's new brick lists."""
+    mine = _cells(bricks[i])
+    x0, z0 = bricks[i][:2]
+    color = labels[x0, z0]
+    ring = {(x + dx, z + dz) for x, z in mine for dx, dz in ((1, 0), (-1, 0), (0, 1), (0, -1))}
+    for j, other in enumerate(bricks):
+        theirs = _cells(other)
+        if j == i or labels[other[0], other[1]] != color or not ring & theirs:
+            continue
+        union = mine | theirs
+        xs, zs = [c[0] for c in union], [c[1] for c in union]
+        for short, long in _ORDER:
+            for sx, sz in dict.fromkeys([(long, short), (short, long)]):
+                for bx in range(min(xs), max(xs) - sx + 2):
+                    for bz in range(min(zs), max(zs) - sz + 2):
+                        spanning = _cells((bx, bz, sx, sz))
+                        if not (spanning <= union and spanning & mine and spanning & theirs):
+                            continue
+                        rest = np.full(labels.shape, -1, np.int64)
+                        for c in union - spanning:
+                            rest[c] = color
+                        keep = [b for k, b in enumerate(bricks) if k not in (i, j)]
+                        yield keep + [(bx, bz, sx, sz)] + tile_layer(rest)
+
+
+def repair_pieces(label, layers, fewest):
+    """Local search: for bricks of the smaller pieces, try re-cutting them with a neighbour
+    (see _recuts) and keep a cut when the model falls into fewer pieces. Stops at `fewest`
+    (the lower bound), when no cut helps, or when the work budget is spent."""
+    shape = label.shape
+    pieces = _pieces(layers, shape)
+    budget = REPAIR_WORK
+    while pieces > fewest and budget > 0:
+        grid, count = _grid_from_layers(shape, layers)
+        piece = connected_pieces(grid, count)
+        where = [(y, i) for y, bricks in enumerate(layers) for i in range(len(bricks))]
+        improved = False
+        for k in np.argsort(-piece, kind="stable"):  # smallest pieces first
+            if piece[k] == 0 or improved or budget <= 0:
+                break
+            y, i = where[k]
+            for new_layer in _recuts(label[:, y, :], layers[y], i):
+                budget -= count
+                trial = layers[:y] + [new_layer] + layers[y + 1:]
+                now = _pieces(trial, shape)
+                if now < pieces:
+                    layers, pieces, improved = trial, now, True
+                    break
+                if budget <= 0:
+                    break
+        if not improved:
+            break
+    return layers
+
+
 def build_plan(art, lego_colors=None, name=None):
     """Map `art` (a VoxelArt) to LEGO colours and tile every layer with standard bricks."""
     lego_colors = lego_colors or named_palette("lego")
@@ -301,12 +392,16 @@ def build_plan(art, lego_colors=None, name=None):
     index0 = np.maximum(art.indices.astype(np.int64) - 1, 0)
     label = np.where(art.indices > 0, palette_to_color[index0], -1)
     placed, grid = tile_layers(label)
-    bricks = [Brick(y, x, z, sx, sz, int(label[x, y, z])) for y, x, z, sx, sz in placed]
+    fewest = fewest_pieces_possible(label)
+    layers = repair_pieces(label, _layer_lists(placed, art.shape[1]), fewest)
+    grid, _ = _grid_from_layers(label.shape, layers)
+    bricks = [Brick(y, x, z, sx, sz, int(label[x, y, z]))
+              for y, row in enumerate(layers) for x, z, sx, sz in row]
     return LegoPlan(
         shape=tuple(art.shape), colors=[lego_colors[int(u)] for u in used],
         palette_to_color=palette_to_color, palette_delta_e=de, bricks=bricks, brick_grid=grid,
         component=connected_pieces(grid, len(bricks)),
-        fewest_possible=fewest_pieces_possible(label),
+        fewest_possible=fewest,
         name=name or art.metadata.get("name", "voxel art"))
 
 
