@@ -214,13 +214,14 @@ def _keep_features(major, minor, share, mask):
     return cand & (large | gathered)
 
 
-def _kcentroid(lab, w, mask):
+def _kcentroid(cell_rgb, cell_alpha, w, mask):
     rows, cols, p = w.shape
-    lab, w = lab.reshape(-1, p, 3), w.reshape(-1, p)
+    w = w.reshape(-1, p)
     major, minor = np.full((2, rows * cols, 3), 100.0)
     share = np.zeros(rows * cols)
     busy = w.sum(1) > 0  # only cells the object touches
-    c0, c1, m0, m1 = _two_means(lab[busy].astype(np.float32), w[busy].astype(np.float32))
+    rgb = _unblend(cell_rgb.reshape(-1, p, 3)[busy], cell_alpha.reshape(-1, p)[busy])
+    c0, c1, m0, m1 = _two_means(srgb_to_lab(rgb).astype(np.float32), w[busy].astype(np.float32))
     first = (m0 >= m1)[:, None]
     major[busy] = np.where(first, c0, c1)
     minor[busy] = np.where(first, c1, c0)
@@ -254,17 +255,18 @@ def cell_colors(render_rgb, render_alpha, cells, method="kcentroid", seed=0):
     cell_alpha = _to_cells(alpha, rows, cols)
     mask = cell_mask(cell_alpha.mean(2))
     w = np.where(cell_alpha > PIXEL_ALPHA, cell_alpha, 0.0)
-    cell_rgb = _unblend(_to_cells(rgb, rows, cols), cell_alpha)
+    cell_rgb = _to_cells(rgb, rows, cols)
     feature = np.zeros(mask.shape, bool)
     if method in ("kcentroid", "gerstner"):
-        lab, feature = _kcentroid(srgb_to_lab(cell_rgb), w, mask)
+        lab, feature = _kcentroid(cell_rgb, cell_alpha, w, mask)
         if method == "gerstner":  # superpixel colours, but kept features stay as they are
             lab = np.where(feature[..., None], lab, _superpixel_colors(rgb, alpha, mask, lab))
     elif method == "box":
-        lab = _box(cell_rgb, w)
+        lab = _box(_unblend(cell_rgb, cell_alpha), w)
     else:
         sub_rows = -(-alpha.shape[0] // rows)
-        lab = _nearest_pixel(cell_rgb, w, sub_rows, cell_rgb.shape[2] // sub_rows)
+        lab = _nearest_pixel(_unblend(cell_rgb, cell_alpha), w, sub_rows,
+                             cell_rgb.shape[2] // sub_rows)
     lab = np.where(mask[..., None], lab, np.array([100.0, 0.0, 0.0]))
     return CellColors(lab=lab, mask=mask, feature=feature & mask)
 
@@ -273,6 +275,7 @@ def cell_colors(render_rgb, render_alpha, cells, method="kcentroid", seed=0):
 
 SLIC_COMPACTNESS = 20.0  # Lab units per cell width: how strongly superpixels keep their place
 SLIC_ITERATIONS = 5
+SLIC_PIXELS_PER_CELL = 4  # renders are box-reduced to about this many pixels per cell side
 
 
 def _superpixel_colors(rgb, alpha, mask, start_lab):
@@ -285,6 +288,8 @@ def _superpixel_colors(rgb, alpha, mask, start_lab):
     start_lab: the initial colours (the k-centroid cell colours).
     """
     rows, cols = mask.shape
+    rgb, alpha = _reduce(rgb, alpha, int(min(alpha.shape[0] / rows, alpha.shape[1] / cols))
+                         // SLIC_PIXELS_PER_CELL)
     h, w = alpha.shape
     cell = np.array([h / rows, w / cols])
     ys, xs = np.nonzero(alpha > PIXEL_ALPHA)
@@ -315,6 +320,16 @@ def _superpixel_colors(rgb, alpha, mask, start_lab):
             target[filled] = sums[filled] / mass[filled, None]
         centre = _smooth_centres(centre.reshape(rows, cols, 2), mask).reshape(-1, 2)
     return np.where(mask[..., None], colour.reshape(rows, cols, 3), start_lab)
+
+
+def _reduce(rgb, alpha, factor):
+    """Box-average factor x factor blocks (composited colour and alpha average consistently)."""
+    if factor <= 1:
+        return rgb, alpha
+    h, w = (alpha.shape[0] // factor) * factor, (alpha.shape[1] // factor) * factor
+    blocks = (h // factor, factor, w // factor, factor)
+    return (rgb[:h, :w].reshape(*blocks, 3).mean((1, 3)),
+            alpha[:h, :w].reshape(blocks).mean((1, 3)))
 
 
 def _smooth_centres(centre, mask, keep=0.6):
