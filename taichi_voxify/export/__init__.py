@@ -4,3 +4,6 @@ from .images import palette_png, render_voxels, turntable_gif, views_png
 from .lego import LegoPlan, build_plan, write_lego
 from .meshing import MESH_FORMATS, voxel_mesh, write_mesh
 from .vox import read_vox, write_vox
+
+__all__ = ["LegoPlan", "MESH_FORMATS", "build_plan", "palette_png", "read_vox", "render_voxels",
+           "turntable_gif", "views_png", "voxel_mesh", "write_lego", "write_mesh", "write_vox"]
