@@ -101,8 +101,10 @@ def test_missing_vulkan_names_what_to_install():
             "backend.init(arch='cpu')\n"
             "try:\n    viewer.open_window('x', (8, 8), show_window=False)\n"
             "except Exception as e:\n    print(type(e).__name__, e)\n")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = dict(os.environ, VK_ICD_FILENAMES="/nonexistent/icd.json",
-               VK_DRIVER_FILES="/nonexistent/icd.json")
+               VK_DRIVER_FILES="/nonexistent/icd.json",
+               PYTHONPATH=os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]))
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                          timeout=120)
     assert "BackendError" in out.stdout and "mesa-vulkan-drivers" in out.stdout
