@@ -126,7 +126,8 @@ def test_palette_set_snaps_to_lego_colours(viewer):
         v.window.destroy()
 
 
-def test_interactive_frame_with_control_panel_runs_headless(viewer):
+def test_interactive_frame_with_control_panel_runs_headless(viewer, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # Dear ImGui writes imgui.ini into the working folder
     v = viewer.Viewer(_centre_cube(), (160, 120), show_window=False)
     try:
         for _ in range(2):
