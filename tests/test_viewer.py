@@ -7,6 +7,17 @@ from taichi_voxify.errors import BackendError
 RED, BLUE = [230, 20, 20], [20, 20, 230]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _in_scratch_folder(tmp_path_factory):
+    """GGUI's Dear ImGui writes imgui.ini into the working folder: keep it out of the repo."""
+    import os
+
+    old = os.getcwd()
+    os.chdir(tmp_path_factory.mktemp("ggui"))
+    yield
+    os.chdir(old)
+
+
 @pytest.fixture(scope="module")
 def viewer():
     from taichi_voxify import viewer as module
@@ -126,8 +137,7 @@ def test_palette_set_snaps_to_lego_colours(viewer):
         v.window.destroy()
 
 
-def test_interactive_frame_with_control_panel_runs_headless(viewer, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)  # Dear ImGui writes imgui.ini into the working folder
+def test_interactive_frame_with_control_panel_runs_headless(viewer):
     v = viewer.Viewer(_centre_cube(), (160, 120), show_window=False)
     try:
         for _ in range(2):
