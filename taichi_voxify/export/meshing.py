@@ -183,13 +183,12 @@ def glb_bytes(mesh):
             pbrMetallicRoughness=dict(baseColorFactor=[*map(float, linear), 1.0],
                                       metallicFactor=0.0, roughnessFactor=1.0)))
     doc = dict(asset=dict(version="2.0", generator="taichi_voxify"), scene=0,
-               scenes=[dict(nodes=[0])], nodes=[dict(mesh=0, name="voxels")],
-               meshes=[dict(name="voxels", primitives=primitives)], materials=materials,
-               accessors=accessors, bufferViews=views, buffers=[dict(byteLength=len(binary))])
-    if not primitives:  # an empty grid: a valid file with no geometry
-        doc.pop("meshes"), doc.pop("materials"), doc.pop("accessors"), doc.pop("bufferViews")
-        doc.pop("buffers")
-        doc["nodes"] = [dict(name="voxels")]
+               scenes=[dict(nodes=[0])], nodes=[dict(name="voxels")])
+    if primitives:  # an empty grid gives a valid file with an empty node
+        doc["nodes"][0]["mesh"] = 0
+        doc.update(meshes=[dict(name="voxels", primitives=primitives)], materials=materials,
+                   accessors=accessors, bufferViews=views,
+                   buffers=[dict(byteLength=len(binary))])
     js = json.dumps(doc, separators=(",", ":")).encode()
     js += b" " * (-len(js) % 4)
     body = struct.pack("<II", len(js), 0x4E4F534A) + js
