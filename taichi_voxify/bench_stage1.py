@@ -8,7 +8,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .stage1 import PHASES, Stage1Config, Stage1Trainer, peak_memory_bytes, training_cameras
+from .stage1 import (PHASES, Stage1Config, Stage1Trainer, estimate_bytes, peak_memory_bytes,
+                     training_cameras)
 
 SPHERE_CENTRE = np.array([0.05, -0.02, 0.0])
 SPHERE_RADIUS = 0.32
@@ -63,21 +64,28 @@ def sphere_renders(cameras, width, supersample=2):
     return AnalyticRenders(list(cameras), rgb, alpha, depth)
 
 
-def bench_stage1(resolutions=(32, 64, 128), iterations=30, rays_per_batch=8192, views=20,
-                 seed=0, config=None):
-    """Time `iterations` training steps per resolution (after two untimed warm-up steps that
-    compile the kernels). Returns one dict per resolution."""
+def bench_stage1(resolutions=(32, 64, 128), iterations=30, warmup_iterations=100,
+                 rays_per_batch=8192, views=20, seed=0, config=None):
+    """Time `iterations` training steps per resolution on the analytic sphere, after
+    `warmup_iterations` untimed steps (kernel compilation, and a field far enough along that
+    empty-space skipping and early termination act as they do in a real run).
+
+    Returns one dict per resolution: iterations_per_s, rays_per_s, ms_per_iteration,
+    phase_ms (per iteration, each phase synced), setup_s (ray table, visual hull, buffers),
+    state_mb (estimated training state) and peak_memory_mb (process peak RSS so far, from
+    resource.getrusage: monotone, so run resolutions in increasing order).
+    """
     results = []
     base = config or Stage1Config.preset("fast")
+    total = warmup_iterations + iterations
     for res in resolutions:
-        cfg = replace(base, iterations=iterations + 2, rays_per_batch=rays_per_batch,
-                      views=views, warmup=0.0, mask_every=10)
-        cams = training_cameras(cfg, seed)
-        renders = sphere_renders(cams, min(256, 2 * res))
+        cfg = replace(base, iterations=total, rays_per_batch=rays_per_batch, views=views,
+                      warmup=0.5 * warmup_iterations / total)
+        renders = sphere_renders(training_cameras(cfg, seed), min(384, 3 * res))
         setup = time.perf_counter()
         trainer = Stage1Trainer(renders, res, cfg, seed)
         setup = time.perf_counter() - setup
-        for _ in range(2):
+        for _ in range(warmup_iterations):
             trainer.step()
         trainer.timings = dict.fromkeys(PHASES, 0.0)
         start = time.perf_counter()
@@ -90,5 +98,6 @@ def bench_stage1(resolutions=(32, 64, 128), iterations=30, rays_per_batch=8192, 
             rays_per_s=iterations * rays_per_batch / elapsed,
             ms_per_iteration=1000 * elapsed / iterations,
             phase_ms={k: 1000 * v / iterations for k, v in trainer.timings.items()},
+            state_mb=estimate_bytes(res, trainer.ray_count) / 2 ** 20,
             peak_memory_mb=peak_memory_bytes() / 2 ** 20))
     return results

@@ -50,8 +50,9 @@ class Stage1Config:
     hull: bool = True  # skip cells outside the visual hull of the training silhouettes
     # fraction of the steps before the opacity mask and the voxel regularisers start: at
     # alpha_init the data gradient is scaled by sigmoid(shift) ~ 1e-6, so TV would pin the
-    # density at its start value and the mask would drop every cell
+    # density at its start value and the mask would drop every cell...
     warmup: float = 0.25
+    formed_fraction: float = 0.02  # ...and until this share of the hull's cells passes mask_thres
     mask_every: int = 25
     mask_thres: float = 1e-4  # per-sample alpha below which a cell counts as empty
     views: int = 40  # training views the caller should render (random orthographic)
@@ -218,6 +219,8 @@ class Stage1Trainer:
         self.grad_opacity = ti.ndarray(ftype, (batch,))
         self.grad_depth_err = ti.ndarray(ftype, (batch,))
         self.losses = ti.ndarray(ftype, (batch, 4))
+        self.hull_cells = max(1, int(np.count_nonzero(hull)))
+        self.formed = False  # regularisers and the opacity mask wait for the field to form
         self.iteration = 0
         self.timings = dict.fromkeys(PHASES, 0.0)
 
@@ -259,7 +262,7 @@ class Stage1Trainer:
                       self.fixed_density, self.fixed_rgb, self.shift, cfg.term_thres,
                       FIXED_POINT_SCALE)
         clock.lap("backward")
-        reg = 1.0 if self.warmed_up() else 0.0
+        reg = 1.0 if self.formed else 0.0
         gather_grads(self.fixed_density, self.fixed_rgb, self.density, self.rgb,
                      self.grad_density, self.grad_rgb, FIXED_POINT_SCALE, self.shift,
                      reg * cfg.w_tv_density, reg * cfg.w_tv_rgb, reg * cfg.w_noise)
@@ -270,20 +273,23 @@ class Stage1Trainer:
                     self.moments, cfg.lr_density * lr, cfg.lr_rgb * lr, cfg.beta1, cfg.beta2,
                     1.0 - cfg.beta1 ** t, 1.0 - cfg.beta2 ** t, cfg.adam_eps)
         clock.lap("adam")
-        if self.warmed_up() and t % cfg.mask_every == 0:
+        if t >= cfg.warmup * cfg.iterations and t % cfg.mask_every == 0:
             self.refresh_mask()
             clock.lap("mask")
 
-    def warmed_up(self):
-        return self.iteration >= self.config.warmup * self.config.iterations
-
     def refresh_mask(self):
+        """Skip cells whose opacity stayed below mask_thres (dilated by a cell), once the field
+        has formed: a run too short for the density to rise keeps training inside the hull."""
         from kernels.grid import dilate, threshold_alpha
         from kernels.raymarch import STEP_VOXELS
 
         threshold_alpha(self.density, self.hull, self.mask_tmp, self.shift, STEP_VOXELS,
                         self.config.mask_thres)
-        dilate(self.mask_tmp, self.hull, self.mask)
+        if not self.formed:
+            busy = np.count_nonzero(self.mask_tmp.to_numpy())
+            self.formed = busy >= self.config.formed_fraction * self.hull_cells
+        if self.formed:
+            dilate(self.mask_tmp, self.hull, self.mask)
 
     def batch_losses(self):
         """Mean (mse, entropy, alpha, depth) terms of the last batch, unweighted."""
