@@ -64,7 +64,6 @@ def greedy_rectangles(labels, merge=True):
     """Rectangles covering the non-zero cells of each slice of `labels` (S, U, V), one colour
     each: maximal runs along v, then runs with the same span and colour stacked along u.
     Returns an int64 array (R, 6) of (slice, u0, u1, v0, v1, label), ends exclusive."""
-    S, U, V = labels.shape
     if not merge:
         s, u, v = np.nonzero(labels)
         return np.stack([s, u, u + 1, v, v + 1, labels[s, u, v]], axis=1).astype(np.int64)
@@ -75,15 +74,17 @@ def greedy_rectangles(labels, merge=True):
     color = labels[s0, u0, v0].astype(np.int64)
     order = np.lexsort((u0, color, v1, v0, s0))
     s0, u0, v0, v1, color = (a[order] for a in (s0, u0, v0, v1, color))
-    same_span = np.ones(len(s0), bool)
-    same_span[0:1] = False
-    same_span[1:] = ((s0[1:] == s0[:-1]) & (v0[1:] == v0[:-1]) & (v1[1:] == v1[:-1])
+    if not len(s0):
+        return np.zeros((0, 6), np.int64)
+    # a run continues the rectangle of the run before it when it has the same slice, span and
+    # colour and lies on the next row
+    continues = np.zeros(len(s0), bool)
+    continues[1:] = ((s0[1:] == s0[:-1]) & (v0[1:] == v0[:-1]) & (v1[1:] == v1[:-1])
                      & (color[1:] == color[:-1]) & (u0[1:] == u0[:-1] + 1))
-    group = np.cumsum(~same_span) - 1
-    first = np.nonzero(~same_span)[0]
+    first = np.nonzero(~continues)[0]
     last = np.append(first[1:], len(s0)) - 1
     return np.stack([s0[first], u0[first], u0[last] + 1, v0[first], v1[first], color[first]],
-                    axis=1) if len(group) else np.zeros((0, 6), np.int64)
+                    axis=1)
 
 
 def voxel_mesh(art, voxel_size=1.0, merge=True):
