@@ -27,6 +27,15 @@ def test_front_view_sees_the_first_voxel_of_every_column():
     assert np.all(normal[label > 0] == [0, 0, 1])
 
 
+def test_non_cubic_grid_is_centred_in_the_box():
+    rng = np.random.default_rng(4)
+    idx = rng.integers(1, 3, size=(4, 2, 3)).astype(np.uint8)  # full, two colours
+    origins, dirs = axis_view("+z").rays(4, 4)
+    label, _, _ = raycast(idx, origins, dirs)
+    assert np.all(label[[0, 3]] == 0)  # 2 voxels tall in a box 4 voxels tall: rows 1-2
+    np.testing.assert_array_equal(label[1:3], idx[:, ::-1, -1].T)  # front slice, top row first
+
+
 def test_oblique_ray_walks_the_grid():
     idx = np.zeros((4, 4, 4), np.uint8)
     idx[3, 0, 3] = 2  # only the corner voxel at +x, bottom, front
