@@ -101,3 +101,23 @@ def test_bad_inputs_raise_one_line_errors(renders):
     with pytest.raises(OptionError):
         Stage1Config.preset("slow")
     assert all("\n" not in str(c.value) for c in cases)
+
+
+def test_visual_hull_keeps_the_sphere_and_carves_the_corners(renders):
+    from taichi_voxify.bench_stage1 import SPHERE_CENTRE, SPHERE_RADIUS
+    from taichi_voxify.stage1 import visual_hull
+
+    hull = visual_hull(renders.cameras, renders.alpha, RES).astype(bool)
+    centres = (np.indices((RES,) * 3).transpose(1, 2, 3, 0) + 0.5) / RES - 0.5
+    dist = np.linalg.norm(centres - SPHERE_CENTRE, axis=-1)
+    assert hull[dist < SPHERE_RADIUS].all()
+    assert not hull[dist > SPHERE_RADIUS + 0.25].any()
+
+
+def test_short_run_keeps_the_hull_mask_until_the_field_forms(renders):
+    config = replace(Stage1Config.preset("test"), iterations=20, warmup=0.0, mask_every=5)
+    trainer = Stage1Trainer(renders, RES, config, seed=0)
+    for _ in range(config.iterations):
+        trainer.step()
+    assert not trainer.formed
+    assert np.array_equal(trainer.mask.to_numpy(), trainer.hull.to_numpy())
