@@ -12,8 +12,9 @@ transmittance falls below `term`; the background then fills the remaining transm
 depth_sum is in world units along the ray (distance from the ray origin), not divided by the
 opacity. The depth loss uses the depth error E = sum_i w_i (t_i - t*) + T_end (t_exit - t*) for
 a target depth t*: the expected depth when the leftover transmittance ends at the box exit, so a
-transparent ray is not a cheap way to zero it. Taichi's autodiff is silently wrong on these loops, so the backward is written by hand:
-it recomputes each ray front to back and uses, with sigma = softplus(d + shift),
+transparent ray is not a cheap way to zero it. Taichi's autodiff is silently wrong on these
+loops, so the backward is written by hand: it recomputes each ray front to back and uses, with
+sigma = softplus(d + shift),
 
     dC/dc_i = T_i alpha_i,   dC/dsigma_i = interval * (T_{i+1} c_i - (C - sum_{j<=i} w_j c_j)),
     dO/dsigma_i = interval * T_end,
