@@ -19,15 +19,24 @@ def raycast(indices, origins, dirs):
     """First filled voxel along each ray. origins, dirs (..., 3) in box coordinates.
     Returns (label (...) uint8 0 = miss, normal (..., 3) of the face hit, point (..., 3) hit
     position in voxel units)."""
-    shape = np.array(indices.shape, dtype=np.float64)
-    voxel = 1.0 / shape.max()
+    full = np.array(indices.shape, dtype=np.float64)
+    voxel = 1.0 / full.max()
     lead = origins.shape[:-1]
-    o = (origins.reshape(-1, 3) + 0.5 * voxel * shape) / voxel
+    o = (origins.reshape(-1, 3) + 0.5 * voxel * full) / voxel
     d = np.array(dirs.reshape(-1, 3), dtype=np.float64)
     n = len(o)
     label = np.zeros(n, np.uint8)
     normal = np.zeros((n, 3))
     point = np.zeros((n, 3))
+    filled = np.nonzero(indices)
+    if not len(filled[0]):
+        return label.reshape(lead), normal.reshape(lead + (3,)), point.reshape(lead + (3,))
+    # walk only the bounding box of the filled voxels: rays skip the empty margin at once
+    lo = np.array([a.min() for a in filled])
+    hi = np.array([a.max() + 1 for a in filled])
+    indices = indices[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
+    shape = (hi - lo).astype(np.float64)
+    o = o - lo
     with np.errstate(divide="ignore", invalid="ignore"):
         inv = np.where(d != 0, 1.0 / d, np.inf)
         ta, tb = -o * inv, (shape - o) * inv
@@ -57,7 +66,7 @@ def raycast(indices, origins, dirs):
             h = live[hit]
             label[h] = value[hit]
             normal[h, axis[hit]] = -step[hit, axis[hit]]
-            point[h] = o[h] + d[h] * t[hit, None]
+            point[h] = o[h] + d[h] * t[hit, None] + lo
         # step every ray to its next cell, then drop the ones that hit or left the grid
         axis = np.argmin(t_max, axis=1)
         k = np.arange(len(live))
