@@ -130,3 +130,10 @@ def test_write_lego_bom_and_images(tmp_path):
     assert (np.abs(layer2.astype(int) - faded).sum(-1) < 6).any()  # the layer below, faded
     assert not (np.abs(layer2.astype(int) - RED).sum(-1) < 10).any()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cow_lego"]  # no temporary left
+
+
+def test_too_large_grid_refused_with_a_one_line_option_error():
+    from taichi_voxify import OptionError
+
+    with pytest.raises(OptionError, match="--res 128"):
+        build_plan(VoxelArt(np.zeros((129, 1, 1), np.uint8), [RED]))

@@ -23,6 +23,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from ..color import delta_e76, srgb_to_lab
+from ..errors import OptionError
 from ..palette import named_palette
 from ..voxelart import VoxelArt
 from .atomic import atomic_dir
@@ -31,6 +32,7 @@ from .atomic import atomic_dir
 BRICKS = {(2, 8): "3007", (2, 6): "2456", (2, 4): "3001", (1, 8): "3008", (2, 3): "3002",
           (1, 6): "3009", (2, 2): "3003", (1, 4): "3010", (1, 3): "3622", (1, 2): "3004",
           (1, 1): "3005"}
+MAX_SIDE = 128  # studs; a 128-stud model is already about a metre wide
 # placement order: largest area first; on ties the 2-wide brick first (it binds more studs)
 _ORDER = sorted(BRICKS, key=lambda s: (-s[0] * s[1], -s[0]))
 
@@ -382,8 +384,16 @@ def repair_pieces(label, layers, fewest):
     return layers
 
 
+def check_lego_size(shape):
+    """OptionError when a grid is too big for a build plan (call before a long conversion)."""
+    if max(shape) > MAX_SIDE:
+        raise OptionError(f"LEGO build plans are limited to {MAX_SIDE} voxels a side, this grid "
+                          f"is {'x'.join(map(str, shape))}: use --res {MAX_SIDE} or less")
+
+
 def build_plan(art, lego_colors=None, name=None):
     """Map `art` (a VoxelArt) to LEGO colours and tile every layer with standard bricks."""
+    check_lego_size(art.shape)
     lego_colors = lego_colors or named_palette("lego")
     nearest, de = map_to_lego(art.palette, lego_colors)
     used = np.unique(nearest[np.array(art.colors_used(), np.int64)]) if art.filled_count else []
