@@ -211,7 +211,36 @@ def _keep_features(major, minor, share, mask):
         not_largest |= same & ((nb_share > share) | ((nb_share == share) & (nb_order < order)))
     large = (share >= FEATURE_SHARE) & ~beaten
     gathered = ~not_largest & (piece_sum >= FEATURE_SHARE)
-    return cand & (large | gathered)
+    keep = cand & (large | gathered)
+    return keep | _bridges(major, minor, share, mask, keep)
+
+
+_OFFSETS = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx]  # _neighbours' order
+
+
+def _bridges(major, minor, share, mask, keep):
+    """Cells that close a one-cell gap in a thin strip of their minority colour.
+
+    A strip that narrows next to a region of its colour would otherwise alternate: the cell
+    touching the region is not a feature (the region shows that colour), the next one is. A
+    cell bridges when cells on two opposite sides show its minority colour, unless its main
+    colour runs through it the other way (then the cell is part of a thin line of that colour)
+    or fewer than three neighbours show its main colour, or more than three show the minority
+    colour (then the main colour is a small feature, say an eye, inside a region of the
+    minority colour, and must not be painted over).
+    """
+    shown = np.where(keep[..., None], minor, major)
+    nb_shown, nb_mask = _neighbours(shown, 1e3), _neighbours(mask, False)
+    has_minor = [m & (delta_e76(minor, c) < SIMILAR_DELTA) for c, m in zip(nb_shown, nb_mask)]
+    has_major = [m & (delta_e76(major, c) < SIMILAR_DELTA) for c, m in zip(nb_shown, nb_mask)]
+    index = {offset: i for i, offset in enumerate(_OFFSETS)}
+    bridge = np.zeros_like(keep)
+    for (dy, dx), i in index.items():
+        j, a, b = index[(-dy, -dx)], index[(dx, -dy)], index[(-dx, dy)]
+        bridge |= has_minor[i] & has_minor[j] & ~(has_major[a] & has_major[b])
+    sizeable = mask & (share >= FEATURE_SHARE) & (delta_e76(major, minor) >= FEATURE_DELTA)
+    strip = (np.sum(has_major, axis=0) >= 3) & (np.sum(has_minor, axis=0) <= 3)
+    return bridge & sizeable & strip & ~keep
 
 
 def _kcentroid(cell_rgb, cell_alpha, w, mask):

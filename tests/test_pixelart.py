@@ -15,14 +15,18 @@ RENDER = 128
 CELLS = 32
 
 
-@pytest.fixture(scope="module", params=["spot/spot.obj", "Fox.glb"])
-def six_views(request):
+def _render_six(name):
     from taichi_voxify.cameras import axis_views
     from taichi_voxify.mesh import load_mesh
     from taichi_voxify.render import render_views
 
-    r = render_views(load_mesh(mesh_path(request.param)), axis_views(), RENDER)
+    r = render_views(load_mesh(mesh_path(name)), axis_views(), RENDER)
     return r.rgb, r.alpha
+
+
+@pytest.fixture(scope="module", params=["spot/spot.obj", "Fox.glb"])
+def six_views(request):
+    return _render_six(request.param)
 
 
 def _alpha_cells(alpha, cells):
@@ -45,6 +49,32 @@ def test_shipped_meshes_stay_within_k_colours_and_match_the_silhouette(six_views
     assert iou >= 0.95
     assert np.all(art.images[~art.masks] == 1.0)  # white background
     np.testing.assert_array_equal(art.indices >= 0, art.masks)
+
+
+def _darkest_near_eyes(rgb, alpha, art, cells):
+    """For every black blob (an eye) in the renders: the darkest L* of the pixel art around it."""
+    from scipy import ndimage
+
+    lightness, art_lightness = srgb_to_lab(rgb)[..., 0], srgb_to_lab(art.images)[..., 0]
+    s = rgb.shape[1] // cells
+    darkest = []
+    for v in range(len(rgb)):
+        blobs, _ = ndimage.label((lightness[v] < 18) & (alpha[v] > 0.5))
+        for rows, cols in ndimage.find_objects(blobs):
+            r0, r1 = max(0, rows.start // s - 1), (rows.stop - 1) // s + 2
+            c0, c1 = max(0, cols.start // s - 1), (cols.stop - 1) // s + 2
+            darkest.append(art_lightness[v, r0:r1, c0:c1].min())
+    return np.array(darkest)
+
+
+def test_spot_keeps_its_eyes_where_plain_downscaling_loses_them():
+    """Spot's black eyes are a third of a cell wide at 16 cells from a 128 render."""
+    rgb, alpha = _render_six("spot/spot.obj")
+    eyes = {m: _darkest_near_eyes(rgb, alpha, make_pixel_art_views(rgb, alpha, 16, 8, m), 16)
+            for m in PIXEL_METHODS}
+    assert len(eyes["kcentroid"]) >= 4  # both eyes, seen from the front and from above
+    assert (eyes["kcentroid"] < 15).all() and (eyes["gerstner"] < 35).all()
+    assert (eyes["nearest"] > 35).any() and (eyes["box"] > 35).all()
 
 
 def test_single_view_api_and_determinism(six_views):
@@ -77,6 +107,21 @@ def test_a_sub_cell_stripe_survives_where_nearest_downscaling_loses_it():
             assert set(np.nonzero(is_dark)[1]) <= {col // 8, col // 8 + 1}
         else:
             assert not is_dark.any(), method
+
+
+def test_a_strip_narrowing_out_of_a_region_stays_unbroken():
+    """An orange edge one cell wide that narrows to 3/8 of a cell: no gap where it narrows."""
+    orange = np.array([0.85, 0.5, 0.15])
+    rgb, alpha = np.ones((128, 128, 3)), np.zeros((128, 128))
+    alpha[16:, 8:] = 1.0
+    rgb[16:, 8:] = [0.97, 0.95, 0.9]
+    rgb[64:, 8:16] = orange
+    rgb[16:64, 8:11] = orange
+    img, _ = make_pixel_art(rgb, alpha, cells=16, colors=3)
+    column = np.abs(img[:, 1] - orange).sum(-1) < 0.1
+    assert column[8:].all()  # the wide part
+    run = np.nonzero(column)[0]
+    assert run[0] <= 6 and np.all(np.diff(run) == 1)  # the thin part continues it unbroken
 
 
 def test_a_small_eye_survives_cleanup_and_stays_one_cell():
