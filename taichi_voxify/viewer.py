@@ -30,6 +30,15 @@ FOV_DEGREES = 35.0
 BACKGROUND = (1.0, 1.0, 1.0)
 AMBIENT = (0.45, 0.45, 0.45)
 PALETTE_SETS = ("original", "lego", "pico8")  # what the palette slider switches between
+PANEL = (0.01, 0.01, 0.3, 0.36)  # control panel: x, y from the top-left, width, height
+
+
+def _over_panel(cursor):
+    """Whether a cursor position (origin bottom-left) lies on the control panel, where drags
+    move sliders rather than the camera."""
+    x, y = cursor
+    left, top, width, height = PANEL
+    return left <= x <= left + width and 1 - top - height <= y <= 1 - top
 
 
 def open_window(title, size, show_window=True):
@@ -195,7 +204,7 @@ class OrbitCamera:
     def pan(self, dx, dy):
         _, right, up = self.pose()
         scale = self.distance * np.tan(np.radians(FOV_DEGREES) / 2) * 2
-        self.target = self.target - (right * dx - up * dy) * scale
+        self.target = self.target - (right * dx + up * dy) * scale  # the object follows
 
 
 class Viewer:
@@ -296,8 +305,8 @@ class Viewer:
     def _handle_input(self):
         ti = self.ti
         self._handle_keys()
-        cursor = np.array(self.window.get_cursor_pos())
-        if self._last_cursor is not None:
+        cursor = np.array(self.window.get_cursor_pos())  # [0, 1]^2, origin bottom-left
+        if self._last_cursor is not None and not _over_panel(self._last_cursor):
             dx, dy = cursor - self._last_cursor
             if self.window.is_pressed(ti.ui.LMB):
                 self.camera.orbit(dx, dy)
@@ -327,7 +336,7 @@ class Viewer:
     def _panel(self):
         gui = self.window.get_gui()
         Y, K = self.art.shape[1], len(self.art.palette)
-        with gui.sub_window("voxels", 0.01, 0.01, 0.3, 0.36) as w:
+        with gui.sub_window("voxels", *PANEL) as w:
             w.text(f"{self.art.filled_count} voxels, {K} colours")
             self.drawable.set_layers(w.slider_int("layers shown", self.drawable.layers, 0, Y))
             if self.reference is not None:
