@@ -147,3 +147,32 @@ def test_interactive_frame_with_control_panel_runs_headless(viewer):
         assert _reddish(v.image()[60, 80])
     finally:
         v.window.destroy()
+
+
+def _view_script():
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).resolve().parents[1] / "examples" / "view.py"
+    spec = importlib.util.spec_from_file_location("view_example", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_view_script_headless_screenshot_and_one_line_errors(viewer, tmp_path, capsys):
+    from taichi_voxify.export import write_vox
+
+    view = _view_script()
+    vox = tmp_path / "cube.vox"
+    write_vox(_centre_cube(), vox)
+    shot = tmp_path / "shot.png"
+    assert view.main([str(vox), "--headless", "--screenshot", str(shot), "--size", "64x48",
+                      "--azimuth", "10", "--elevation", "30"]) == 0
+    assert shot.exists()
+    vox.write_bytes(vox.read_bytes()[:40])  # truncated
+    assert view.main([str(vox), "--headless", "--screenshot", str(shot)]) == 1
+    assert view.main([str(vox), "--headless"]) == 2
+    assert view.main([str(tmp_path / "cube.stl")]) == 1
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert len(errors) == 3 and all(line.startswith("error: ") for line in errors)
