@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from taichi_voxify.color import delta_e76, srgb_to_lab
+from taichi_voxify.color import delta_e76, lab_to_srgb, srgb_to_lab
 from taichi_voxify.errors import InputError, OptionError
-from taichi_voxify.palette import named_palette_rgb
+from taichi_voxify.palette import PALETTE_METHODS, extract_palette, named_palette_rgb
 from taichi_voxify.pixelart import (PIXEL_METHODS, cell_colors, load_pixel_art_dir,
                                     make_pixel_art, make_pixel_art_views)
 
@@ -49,6 +49,19 @@ def test_shipped_meshes_stay_within_k_colours_and_match_the_silhouette(six_views
     assert iou >= 0.95
     assert np.all(art.images[~art.masks] == 1.0)  # white background
     np.testing.assert_array_equal(art.indices >= 0, art.masks)
+
+
+@pytest.mark.parametrize("method", PALETTE_METHODS)
+def test_palette_methods_on_the_six_views(six_views, method):
+    """Every palette method, fed the unquantised cell colours of the six views, is
+    deterministic for a seed and gives K distinct colours."""
+    rgb, alpha = six_views
+    cells = [cell_colors(rgb[v], alpha[v], CELLS) for v in range(6)]
+    images = np.stack([lab_to_srgb(c.lab) for c in cells])
+    masks = np.stack([c.mask for c in cells])
+    first = extract_palette(images, masks, 6, method, seed=7)
+    np.testing.assert_array_equal(first, extract_palette(images, masks, 6, method, seed=7))
+    assert len(np.unique(first, axis=0)) == 6
 
 
 def _darkest_near_eyes(rgb, alpha, art, cells):
