@@ -1,7 +1,8 @@
 """Triangle rasterizer: a z-buffer made of one 64-bit key per (super)sample.
 
-Pass 1 (`rasterize`) loops over triangles in parallel; each walks the samples inside its
-screen-space bounding box and keeps those inside all three edges. The key
+Pass 1 (`project_faces`, `prefix_sum`, `rasterize`) projects every face once, cuts each into
+bands of ROWS_PER_ITEM sample rows and processes the bands in parallel (so one huge triangle
+does not stall a thread); each band walks the samples between its edges. The key
 `(float32 bits of view depth) << 32 | face id` goes into the sample with `atomic_min`: the depth
 bits of a non-negative float sort like the float, so the nearest face wins, and ties go to the
 lower face id. The result does not depend on thread order.
@@ -23,6 +24,7 @@ import taichi as ti
 
 EMPTY_KEY = 0x7FFFFFFFFFFFFFFF
 NEAR = 1e-4
+ROWS_PER_ITEM = 8
 
 
 @ti.func
@@ -94,29 +96,119 @@ def clear_keys(keys: ti.types.ndarray()):
 
 
 @ti.kernel
-def rasterize(tris: ti.types.ndarray(), cams: ti.types.ndarray(), v: ti.i32,
-              keys: ti.types.ndarray()):
-    """Write the nearest face's depth key into every sample of `keys` (H*S, W*S) for view v."""
+def project_faces(tris: ti.types.ndarray(), cams: ti.types.ndarray(), v: ti.i32,
+                  keys: ti.types.ndarray(), proj: ti.types.ndarray(), items: ti.types.ndarray()):
+    """Screen corners of every face in the sample grid of `keys` (proj[f] = x0 x1 x2 y0 y1 y2
+    z0 z1 z2) and its number of work items: bands of ROWS_PER_ITEM sample rows, so a large
+    triangle is shared among threads; 0 for faces that are edge-on, behind or off-screen."""
     height, width = keys.shape[0], keys.shape[1]
     ortho = cams[v, 4, 2]
     for f in range(tris.shape[0]):
         xs, ys, zs = _project(tris, cams, v, f, width, height)
+        for k in ti.static(range(3)):
+            proj[f, k], proj[f, 3 + k], proj[f, 6 + k] = xs[k], ys[k], zs[k]
         area = _edge_weights(xs, ys, xs[0], ys[0])[0]
         behind = ortho < 0.5 and zs.min() <= NEAR
-        if area != 0.0 and not behind:
-            sign = 1.0 if area > 0.0 else -1.0
-            x0 = ti.cast(ti.max(ti.ceil(xs.min()), 0.0), ti.i32)
-            x1 = ti.cast(ti.min(ti.floor(xs.max()), width - 1.0), ti.i32)
-            y0 = ti.cast(ti.max(ti.ceil(ys.min()), 0.0), ti.i32)
-            y1 = ti.cast(ti.min(ti.floor(ys.max()), height - 1.0), ti.i32)
-            for py in range(y0, y1 + 1):
-                for px in range(x0, x1 + 1):
-                    w = _edge_weights(xs, ys, float(px), float(py))
-                    w *= sign
-                    if w.min() >= 0.0:
-                        z, _ = _view_depth_and_bary(w / (area * sign), zs, ortho)
-                        if z >= 0.0:
-                            ti.atomic_min(keys[py, px], _depth_key(z, f))
+        on_screen = xs.max() >= 0.0 and xs.min() <= width - 1.0 and ys.max() >= 0.0 \
+            and ys.min() <= height - 1.0
+        count = 0
+        if area != 0.0 and not behind and on_screen:
+            y0, y1 = _row_range(ys, height)
+            if y1 >= y0:
+                count = (y1 - y0) // ROWS_PER_ITEM + 1
+        items[f] = count
+
+
+@ti.kernel
+def prefix_sum(items: ti.types.ndarray(), offsets: ti.types.ndarray()):
+    """offsets[f] = sum of items[g] over g < f of the faces with more than one band (the
+    faces of one band are rasterised in a plain loop); offsets has one entry more."""
+    offsets[0] = 0
+    ti.loop_config(serialize=True)
+    for f in range(items.shape[0]):
+        offsets[f + 1] = offsets[f] + (items[f] if items[f] > 1 else 0)
+
+
+@ti.func
+def _row_range(ys, height):
+    y0 = ti.cast(ti.max(ti.ceil(ys.min()), 0.0), ti.i32)
+    y1 = ti.cast(ti.min(ti.floor(ys.max()), height - 1.0), ti.i32)
+    return y0, y1
+
+
+@ti.func
+def _face_of_item(offsets: ti.template(), item):
+    """The face f with offsets[f] <= item < offsets[f + 1] (binary search)."""
+    lo, hi = 0, offsets.shape[0] - 1
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if offsets[mid] <= item:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+@ti.func
+def _load_projection(proj: ti.template(), f):
+    xs = ti.Vector([proj[f, 0], proj[f, 1], proj[f, 2]])
+    ys = ti.Vector([proj[f, 3], proj[f, 4], proj[f, 5]])
+    zs = ti.Vector([proj[f, 6], proj[f, 7], proj[f, 8]])
+    return xs, ys, zs
+
+
+@ti.func
+def _column_span(xs, ys, sign, py, x0, x1):
+    """Columns of row py that can lie inside the triangle (edge functions are linear in x),
+    widened by one sample for rounding; the exact test still runs on each."""
+    lo, hi = float(x0), float(x1)
+    for k in ti.static(range(3)):
+        i, j = (k + 1) % 3, (k + 2) % 3
+        a = -(ys[j] - ys[i]) * sign
+        b = ((xs[j] - xs[i]) * (py - ys[i]) + (ys[j] - ys[i]) * xs[i]) * sign
+        if a > 0.0:
+            lo = ti.max(lo, -b / a)
+        elif a < 0.0:
+            hi = ti.min(hi, -b / a)
+        elif b < 0.0:
+            hi = lo - 3.0
+    lo = ti.min(ti.max(lo, x0 - 1.0), x1 + 1.0)
+    hi = ti.min(ti.max(hi, x0 - 1.0), x1 + 1.0)
+    return ti.max(ti.cast(ti.ceil(lo), ti.i32) - 1, x0), ti.min(ti.cast(ti.floor(hi), ti.i32) + 1, x1)
+
+
+@ti.func
+def _raster_band(proj: ti.template(), f, band, ortho, keys: ti.template()):
+    height, width = keys.shape[0], keys.shape[1]
+    xs, ys, zs = _load_projection(proj, f)
+    area = _edge_weights(xs, ys, xs[0], ys[0])[0]
+    sign = 1.0 if area > 0.0 else -1.0
+    y0, y1 = _row_range(ys, height)
+    band_start = y0 + band * ROWS_PER_ITEM
+    x0 = ti.cast(ti.max(ti.ceil(xs.min()), 0.0), ti.i32)
+    x1 = ti.cast(ti.min(ti.floor(xs.max()), width - 1.0), ti.i32)
+    for py in range(band_start, ti.min(band_start + ROWS_PER_ITEM, y1 + 1)):
+        c0, c1 = _column_span(xs, ys, sign, float(py), x0, x1)
+        for px in range(c0, c1 + 1):
+            w = _edge_weights(xs, ys, float(px), float(py)) * sign
+            if w.min() >= 0.0:
+                z, _ = _view_depth_and_bary(w / (area * sign), zs, ortho)
+                if z >= 0.0:
+                    ti.atomic_min(keys[py, px], _depth_key(z, f))
+
+
+@ti.kernel
+def rasterize(proj: ti.types.ndarray(), items: ti.types.ndarray(),
+              offsets: ti.types.ndarray(), big_total: ti.i32, ortho: ti.i32,
+              keys: ti.types.ndarray()):
+    """Write the nearest face's depth key into every covered sample of `keys`: one loop over
+    the faces of a single band, one over the bands of the larger faces."""
+    for f in range(items.shape[0]):
+        if items[f] == 1:
+            _raster_band(proj, f, 0, 1.0 * ortho, keys)
+    for item in range(big_total):
+        f = _face_of_item(offsets, item)
+        _raster_band(proj, f, ti.cast(item - offsets[f], ti.i32), 1.0 * ortho, keys)
 
 
 @ti.func
@@ -207,7 +299,8 @@ def _ray_dir(cams: ti.template(), v, px, py, width, height):
 
 
 @ti.kernel
-def resolve(tris: ti.types.ndarray(), uvs: ti.types.ndarray(), corners: ti.types.ndarray(),
+def resolve(tris: ti.types.ndarray(), proj: ti.types.ndarray(), uvs: ti.types.ndarray(),
+            corners: ti.types.ndarray(),
             face_mat: ti.types.ndarray(), mat_col: ti.types.ndarray(),
             mat_tex: ti.types.ndarray(), tex: ti.types.ndarray(), table: ti.types.ndarray(),
             lut: ti.types.ndarray(), cams: ti.types.ndarray(), v: ti.i32,
@@ -231,7 +324,7 @@ def resolve(tris: ti.types.ndarray(), uvs: ti.types.ndarray(), corners: ti.types
             key = keys[py, px]
             if key != ti.i64(EMPTY_KEY):
                 f = ti.cast(key - ((key >> 32) << 32), ti.i32)
-                xs, ys, zs = _project(tris, cams, v, f, sw, sh)
+                xs, ys, zs = _load_projection(proj, f)
                 area = _edge_weights(xs, ys, xs[0], ys[0])[0]
                 wts = _edge_weights(xs, ys, float(px), float(py)) / area
                 wts = ti.max(wts, 0.0)

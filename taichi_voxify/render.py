@@ -68,30 +68,45 @@ def _check_request(mesh, cameras, width, height, supersample):
                             f"supersample {supersample} needs about {need / 2**30:.1f} GiB")
 
 
-def _upload(array, dtype):
+def _on_host():
+    return backend.info().get("arch") == "cpu"
+
+
+def _device_array(array, dtype):
+    """The array as the kernels take it: numpy itself on the CPU (zero copy), else a
+    ti.ndarray copy that stays on the device across the views."""
     import taichi as ti
 
+    array = np.ascontiguousarray(array)
+    if _on_host():
+        return array
     arr = ti.ndarray(dtype, array.shape)
-    arr.from_numpy(np.ascontiguousarray(array))
+    arr.from_numpy(array)
     return arr
 
 
+def _empty(shape, np_dtype, ti_dtype):
+    import taichi as ti
+
+    return np.empty(shape, np_dtype) if _on_host() else ti.ndarray(ti_dtype, shape)
+
+
 def _device_mesh(mesh):
-    """The mesh's arrays as Taichi ndarrays in the order the resolve kernel takes them."""
+    """The mesh's arrays in the order the resolve kernel takes them."""
     import taichi as ti
 
     fdt, fnp = backend.ti_float(), backend.float_dtype()
     tex, table = mesh.packed_textures()
     return dict(
-        tris=_upload(mesh.triangles.astype(fnp), fdt),
-        uvs=_upload(mesh.uvs.astype(fnp), fdt),
-        corners=_upload(mesh.corner_colors.astype(fnp), fdt),
-        face_mat=_upload(mesh.face_material.astype(np.int32), ti.i32),
-        mat_col=_upload(mesh.material_colors.astype(fnp).reshape(-1, 3), fdt),
-        mat_tex=_upload(mesh.material_textures.astype(np.int32), ti.i32),
-        tex=_upload(tex, ti.u8),
-        table=_upload(table, ti.i32),
-        lut=_upload(SRGB8_TO_LINEAR.astype(fnp), fdt),
+        tris=_device_array(mesh.triangles.astype(fnp), fdt),
+        uvs=_device_array(mesh.uvs.astype(fnp), fdt),
+        corners=_device_array(mesh.corner_colors.astype(fnp), fdt),
+        face_mat=_device_array(mesh.face_material.astype(np.int32), ti.i32),
+        mat_col=_device_array(mesh.material_colors.astype(fnp).reshape(-1, 3), fdt),
+        mat_tex=_device_array(mesh.material_textures.astype(np.int32), ti.i32),
+        tex=_device_array(tex, ti.u8),
+        table=_device_array(table, ti.i32),
+        lut=_device_array(SRGB8_TO_LINEAR.astype(fnp), fdt),
     )
 
 
@@ -106,28 +121,36 @@ def render_views(mesh, cameras, width, height=None, supersample=2):
     _check_request(mesh, cameras, width, height, supersample)
     width, height, ss = int(width), int(height), int(supersample)
     backend.ensure_init()
-    fdt, n_views = backend.ti_float(), len(cameras)
+    fdt, fnp, n_views = backend.ti_float(), backend.float_dtype(), len(cameras)
     dev = _device_mesh(mesh)
-    cams = _upload(camera_rows(cameras).astype(backend.float_dtype()), fdt)
-    keys = ti.ndarray(ti.i64, (height * ss, width * ss))
-    out = dict(rgb=ti.ndarray(fdt, (n_views, height, width, 3)),
-               alpha=ti.ndarray(fdt, (n_views, height, width)),
-               depth=ti.ndarray(fdt, (n_views, height, width)),
-               normal=ti.ndarray(fdt, (n_views, height, width, 3)),
-               face_id=ti.ndarray(ti.i32, (n_views, height, width)))
-    for v in range(n_views):
+    cams = _device_array(camera_rows(cameras).astype(fnp), fdt)
+    keys = _empty((height * ss, width * ss), np.int64, ti.i64)
+    image = (n_views, height, width)
+    out = dict(rgb=_empty(image + (3,), fnp, fdt), alpha=_empty(image, fnp, fdt),
+               depth=_empty(image, fnp, fdt), normal=_empty(image + (3,), fnp, fdt),
+               face_id=_empty(image, np.int32, ti.i32))
+    n_faces = mesh.face_count
+    proj = _empty((n_faces, 9), fnp, fdt)
+    items = _empty((n_faces,), np.int32, ti.i32)
+    offsets = _empty((n_faces + 1,), np.int64, ti.i64)
+    for v, cam in enumerate(cameras):
         raster.clear_keys(keys)
-        raster.rasterize(dev["tris"], cams, v, keys)
-        raster.resolve(dev["tris"], dev["uvs"], dev["corners"], dev["face_mat"], dev["mat_col"],
+        raster.project_faces(dev["tris"], cams, v, keys, proj, items)
+        raster.prefix_sum(items, offsets)
+        total = int(offsets[n_faces])
+        if total >= 2**31:
+            raise ResourceError(f"view {cam.name}: {total:,} raster work items is too many")
+        raster.rasterize(proj, items, offsets, total, int(cam.ortho), keys)
+        raster.resolve(dev["tris"], proj, dev["uvs"], dev["corners"], dev["face_mat"], dev["mat_col"],
                        dev["mat_tex"], dev["tex"], dev["table"], dev["lut"], cams, v, keys, ss,
                        out["rgb"], out["alpha"], out["depth"], out["normal"], out["face_id"])
-    arrays = {k: a.to_numpy() for k, a in out.items()}
+    arrays = {k: a if isinstance(a, np.ndarray) else a.to_numpy() for k, a in out.items()}
     return Renders(cameras=cameras,
-                   rgb=arrays["rgb"].astype(np.float32),
-                   alpha=arrays["alpha"].astype(np.float32),
-                   depth=arrays["depth"].astype(np.float32),
-                   normal=arrays["normal"].astype(np.float32),
-                   face_id=arrays["face_id"].astype(np.int32))
+                   rgb=arrays["rgb"].astype(np.float32, copy=False),
+                   alpha=arrays["alpha"].astype(np.float32, copy=False),
+                   depth=arrays["depth"].astype(np.float32, copy=False),
+                   normal=arrays["normal"].astype(np.float32, copy=False),
+                   face_id=arrays["face_id"].astype(np.int32, copy=False))
 
 
 def save_views_png(renders, path, columns=3, label=True):
@@ -187,17 +210,20 @@ def benchmark_mesh(face_count=200_000):
 
 def bench_render(mesh=None, face_count=200_000, size=512, cameras=None, supersample=2,
                  repeats=3):
-    """Time render_views: first call (compiles or loads kernels) and the best of `repeats`."""
+    """Time render_views: the first call (compiles or loads kernels), then wall and CPU
+    seconds (all threads) of `repeats` more; CPU time is less sensitive to other load."""
     mesh = benchmark_mesh(face_count) if mesh is None else mesh
     cameras = axis_views() if cameras is None else cameras
     start = time.perf_counter()
     render_views(mesh, cameras, size, supersample=supersample)
     first = time.perf_counter() - start
-    times = []
+    times, cpu_times = [], []
     for _ in range(max(1, int(repeats))):
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         render_views(mesh, cameras, size, supersample=supersample)
         times.append(time.perf_counter() - start)
+        cpu_times.append(time.process_time() - cpu_start)
     return dict(faces=mesh.face_count, views=len(cameras), size=size, supersample=supersample,
                 first_call_s=first, best_s=min(times), median_s=float(np.median(times)),
-                arch=backend.info().get("arch"), threads=backend.info().get("threads"))
+                best_cpu_s=min(cpu_times), arch=backend.info().get("arch"),
+                threads=backend.info().get("threads"))
