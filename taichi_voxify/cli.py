@@ -116,7 +116,12 @@ def _validate(args):
         raise OptionError(f"unknown --up {args.up!r}: choose y or z")
     if not os.path.isfile(args.mesh):
         raise OptionError(f"mesh file {args.mesh} does not exist")
-    return parse_formats(args.formats)
+    formats = parse_formats(args.formats)
+    if "lego" in formats:
+        from .export.lego import check_lego_size
+
+        check_lego_size((args.res,) * 3)
+    return formats
 
 
 def run(argv=None):
