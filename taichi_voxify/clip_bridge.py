@@ -68,10 +68,11 @@ class ClipPatchLoss:
         return cls(model.encode_image, size, cfg.get("mean", OPENAI_MEAN),
                    cfg.get("std", OPENAI_STD), patch_cells, dtype, name)
 
-    def patch_positions(self, masks, rng, patches_per_view=1, views=None):
-        """[(view, row, col)] top-left cells of patches centred on random foreground pixels."""
+    def patch_positions(self, masks, rng, patches_per_view=1, views=None, cells=None):
+        """[(view, row, col, size)]: size x size patches (`cells`, default self.patch_cells,
+        at most N) centred on random foreground pixels of each view."""
         n = masks.shape[1]
-        p = min(self.patch_cells, n)
+        p = min(cells or self.patch_cells, n)
         picks = []
         for v in (range(masks.shape[0]) if views is None else views):
             fg = np.argwhere(masks[v])
@@ -81,7 +82,7 @@ class ClipPatchLoss:
                 else:
                     cy, cx = rng.integers(n, size=2)
                 picks.append((int(v), int(np.clip(cy - p // 2, 0, n - p)),
-                              int(np.clip(cx - p // 2, 0, n - p))))
+                              int(np.clip(cx - p // 2, 0, n - p)), p))
         return picks
 
     def _prepare(self, patches, mode):
@@ -99,9 +100,8 @@ class ClipPatchLoss:
         import torch
 
         h = reference.shape[1]
-        p = min(self.patch_cells, n)
         crops = []
-        for v, r, c in picks:
+        for v, r, c, p in picks:
             r0, r1 = round(r * h / n), round((r + p) * h / n)
             c0, c1 = round(c * h / n), round((c + p) * h / n)
             crops.append(torch.as_tensor(np.ascontiguousarray(reference[v, r0:r1, c0:c1]),
@@ -115,9 +115,9 @@ class ClipPatchLoss:
         import torch.nn.functional as F
 
         n = rendered.shape[1]
-        p = min(self.patch_cells, n)
         pixels = torch.tensor(np.asarray(rendered), dtype=self.dtype, requires_grad=True)
-        crops = torch.stack([pixels[v, r:r + p, c:c + p].permute(2, 0, 1) for v, r, c in picks])
+        crops = torch.stack([pixels[v, r:r + p, c:c + p].permute(2, 0, 1)
+                             for v, r, c, p in picks])
         with torch.no_grad():
             target = self.encoder(self._prepare(self._reference_patches(reference, picks, n),
                                                 "bilinear"))

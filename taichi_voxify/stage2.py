@@ -34,8 +34,12 @@ OPAQUE_DENSITY = 40.0  # raw density whose voxel opacity is 1 to float precision
 
 @dataclass
 class Stage2Config:
-    iterations: int = 400
-    lr_density: float = 5e-3
+    """Defaults are the `fast` preset: fewer steps than the authors' 6500, so the density
+    learns 4x faster than their 5e-3 (measured on the shipped meshes at N=32: better silhouette
+    IoU and colour error than 5e-3 at the same step count)."""
+
+    iterations: int = 800
+    lr_density: float = 2e-2
     lr_logits: float = 0.1
     lr_rgb: float = 5e-3  # continuous colours of the use_gumbel=False ablation
     w_pixel: float = 10.0
@@ -93,9 +97,9 @@ class Stage2Config:
 
 PRESETS = {
     "test": dict(iterations=60, log_every=5),
-    "fast": dict(iterations=400),
-    "paper": dict(iterations=6500, w_depth=20.0, clip_every=1, clip_patches_per_view=1,
-                  hard_from=5000 / 6500),
+    "fast": dict(),
+    "paper": dict(iterations=6500, lr_density=5e-3, w_depth=20.0, clip_every=1,
+                  clip_patches_per_view=1, hard_from=5000 / 6500),
 }
 
 
@@ -411,7 +415,8 @@ class Stage2Trainer:
         out = self.renderer.forward(self.density.value, rgb)
         terms, g_rgb, g_depth, g_opacity = view_losses(out, pixel_art, masks, depth_target, cfg)
         if clip is not None and step % cfg.clip_every == 0 and cfg.w_clip > 0:
-            picks = clip.patch_positions(masks, rng, cfg.clip_patches_per_view)
+            picks = clip.patch_positions(masks, rng, cfg.clip_patches_per_view,
+                                         cells=cfg.clip_patch_cells)
             clip_loss, clip_grad = clip.loss_and_grad(out.rgb, mesh_views_hr, picks)
             g_rgb = g_rgb + cfg.w_clip * clip_grad
             terms.update(clip=clip_loss, loss=terms["loss"] + cfg.w_clip * clip_loss)
