@@ -4,7 +4,8 @@ Pipeline for each view (all numpy, vectorised over every cell at once):
 1. cell colours: each N x N cell of the render gets one colour. The default "kcentroid" runs a
    weighted 2-means in Lab on the cell's foreground pixels and takes the dominant cluster, but
    takes the minority cluster when it is a distinct colour that no neighbouring cell shows
-   (thin dark features such as eyes, mouths and lines would otherwise vanish). Cluster colours
+   (thin dark features such as eyes, mouths and lines would otherwise vanish), and closes
+   one-cell gaps where a thin strip narrows out of a region of its colour. Cluster colours
    are modes (mean-shift), not means, so blends of two regions do not enter the palette.
    "gerstner" (after Gerstner et al. 2012, simplified): SLIC-like superpixels, one per cell,
    that follow colour edges, with a palette from deterministic annealing; "box" the mean
@@ -116,13 +117,15 @@ def _unblend(rgb, alpha):
     return np.clip((rgb - (1.0 - a)) / a, 0.0, 1.0)
 
 
+_OFFSETS = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx]
+
+
 def _neighbours(grid, fill):
-    """The eight shifted copies of a (N, M, ...) grid, padded with `fill` outside."""
+    """The eight shifted copies of a (N, M, ...) grid in _OFFSETS order, `fill` outside."""
     pad = [(1, 1), (1, 1)] + [(0, 0)] * (grid.ndim - 2)
     padded = np.pad(grid, pad, constant_values=fill)
     n, m = grid.shape[:2]
-    return [padded[1 + dy:1 + dy + n, 1 + dx:1 + dx + m]
-            for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx]
+    return [padded[1 + dy:1 + dy + n, 1 + dx:1 + dx + m] for dy, dx in _OFFSETS]
 
 
 def cell_mask(coverage):
@@ -135,7 +138,7 @@ def cell_mask(coverage):
     partial = (coverage > THIN_ALPHA) & ~solid
     solid_neighbours = sum(nb.astype(int) for nb in _neighbours(solid, False))
     thin = partial & (solid_neighbours <= 2)
-    side = [1, 3, 4, 6]  # the 4-neighbours among _neighbours' eight
+    side = [_OFFSETS.index(o) for o in ((-1, 0), (0, -1), (0, 1), (1, 0))]
     touches_thin = np.any([_neighbours(thin, False)[i] for i in side], axis=0)
     touches_solid = np.any([_neighbours(solid, False)[i] for i in side], axis=0)
     return solid | thin | (partial & touches_thin & touches_solid)
@@ -215,9 +218,6 @@ def _keep_features(major, minor, share, mask):
     return keep | _bridges(major, minor, share, mask, keep)
 
 
-_OFFSETS = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx]  # _neighbours' order
-
-
 def _bridges(major, minor, share, mask, keep):
     """Cells that close a one-cell gap in a thin strip of their minority colour.
 
@@ -274,7 +274,7 @@ def _nearest_pixel(rgb, w, sub_rows, sub_cols):
     return srgb_to_lab(np.take_along_axis(rgb, pick[..., None, None], axis=2)[:, :, 0])
 
 
-def cell_colors(render_rgb, render_alpha, cells, method="kcentroid", seed=0):
+def cell_colors(render_rgb, render_alpha, cells, method="kcentroid"):
     """Reduce one render to cells: CellColors(lab, mask, feature) before quantisation."""
     if method not in PIXEL_METHODS:
         raise OptionError(f"unknown pixel-art method {method!r}: "
@@ -315,6 +315,8 @@ def _superpixel_colors(rgb, alpha, mask, start_lab):
     centres and colours move to their members' means, and centres are smoothed toward their
     neighbours (Laplacian), so superpixels follow colour edges while staying on the grid.
     start_lab: the initial colours (the k-centroid cell colours).
+    Simplified from the paper: superpixels settle first and the palette is annealed on their
+    colours afterwards (palette.py "anneal"), instead of interleaving the two.
     """
     rows, cols = mask.shape
     rgb, alpha = _reduce(rgb, alpha, int(min(alpha.shape[0] / rows, alpha.shape[1] / cols))
@@ -325,8 +327,7 @@ def _superpixel_colors(rgb, alpha, mask, start_lab):
     lab = srgb_to_lab(_unblend(rgb[ys, xs], alpha[ys, xs]))
     pos = np.stack([ys + 0.5, xs + 0.5], axis=1) / cell  # in cell units
     home = np.floor(pos).astype(int)
-    offsets = np.array([(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)])
-    cand = home[:, None, :] + offsets[None]  # (n, 9, 2)
+    cand = home[:, None, :] + np.array([(0, 0)] + _OFFSETS)[None]  # (n, 9, 2): own + 8 around
     inside = ((cand >= 0) & (cand < [rows, cols])).all(-1)
     cand = np.where(inside[..., None], cand, 0)
     cand_flat = cand[..., 0] * cols + cand[..., 1]
@@ -428,9 +429,11 @@ def make_pixel_art_views(renders_rgb, renders_alpha, cells=32, colors=DEFAULT_CO
 
     renders_rgb (V, H, W, 3) float sRGB over white, renders_alpha (V, H, W) (or None: white is
     background). palette: None (kmeans_rare over the cell colours of all views; anneal for
-    method "gerstner"), a method or
-    named palette or hex list (see palette.parse_palette), or a uint8 (K, 3) array.
-    weights: per view for the palette (default front x4 when there are six views).
+    method "gerstner"), a method or named palette or hex list (see palette.parse_palette), or
+    a uint8 (K, 3) array; named and given palettes with more than `colors` entries contribute
+    the `colors` that fit the views best. weights: per view for the palette (default front x4
+    when there are six views, in cameras.VIEW_NAMES order).
+    Returns PixelArtViews(images, masks, indices, palette).
     """
     colors = check_colors(colors)
     if len(renders_rgb) == 0:
@@ -438,7 +441,7 @@ def make_pixel_art_views(renders_rgb, renders_alpha, cells=32, colors=DEFAULT_CO
     alphas = [None] * len(renders_rgb) if renders_alpha is None else renders_alpha
     if len(alphas) != len(renders_rgb):
         raise InputError(f"{len(renders_rgb)} colour views but {len(alphas)} alpha views")
-    per_view = [cell_colors(rgb, a, cells, method, seed) for rgb, a in zip(renders_rgb, alphas)]
+    per_view = [cell_colors(rgb, a, cells, method) for rgb, a in zip(renders_rgb, alphas)]
     lab = np.stack([c.lab for c in per_view])
     masks = np.stack([c.mask for c in per_view])
     if not masks.any():
