@@ -174,7 +174,9 @@ def _column_span(xs, ys, sign, py, x0, x1):
             hi = lo - 3.0
     lo = ti.min(ti.max(lo, x0 - 1.0), x1 + 1.0)
     hi = ti.min(ti.max(hi, x0 - 1.0), x1 + 1.0)
-    return ti.max(ti.cast(ti.ceil(lo), ti.i32) - 1, x0), ti.min(ti.cast(ti.floor(hi), ti.i32) + 1, x1)
+    first = ti.max(ti.cast(ti.ceil(lo), ti.i32) - 1, x0)
+    last = ti.min(ti.cast(ti.floor(hi), ti.i32) + 1, x1)
+    return first, last
 
 
 @ti.func
@@ -249,8 +251,10 @@ def _sample_texture(tex: ti.template(), table: ti.template(), lut: ti.template()
     xb = ti.cast(_wrap(ix + 1, ti.cast(width, ti.i64), wrap_u), ti.i32)
     ya = ti.cast(_wrap(iy, ti.cast(height, ti.i64), wrap_v), ti.i32)
     yb = ti.cast(_wrap(iy + 1, ti.cast(height, ti.i64), wrap_v), ti.i32)
-    top = _texel(tex, lut, offset, width, xa, ya) * (1 - fx) + _texel(tex, lut, offset, width, xb, ya) * fx
-    bottom = _texel(tex, lut, offset, width, xa, yb) * (1 - fx) + _texel(tex, lut, offset, width, xb, yb) * fx
+    top = (_texel(tex, lut, offset, width, xa, ya) * (1 - fx)
+           + _texel(tex, lut, offset, width, xb, ya) * fx)
+    bottom = (_texel(tex, lut, offset, width, xa, yb) * (1 - fx)
+              + _texel(tex, lut, offset, width, xb, yb) * fx)
     return top * (1 - fy) + bottom * fy
 
 

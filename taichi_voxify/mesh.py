@@ -6,7 +6,9 @@ own colour source, so a face's albedo is
 
     albedo_linear = material_colour * texture(uv) * corner_colour      (all linear RGB)
 
-where `material_colour` is the glTF base colour factor / MTL Kd / neutral grey, `texture` is the
+where `material_colour` is the glTF base colour factor, the MTL Kd (an MTL texture replaces Kd,
+so the texture shows unchanged whatever default Kd the exporter wrote) or neutral grey when
+nothing gives a colour, `texture` is the
 bilinear, sRGB-decoded lookup in the material's image (1 when it has none) and `corner_colour` is
 the barycentric blend of the per-corner vertex colours (COLOR_0, PLY vertex colours, or a face
 colour repeated on its three corners; 1 when there are none).
@@ -83,12 +85,6 @@ class Mesh:
     @property
     def texture_images(self):
         return [t.image for t in self.textures]
-
-    def face_normals(self):
-        """Unit geometric normals (F, 3) float32, by the winding of each triangle."""
-        t = self.triangles.astype(np.float64)
-        n = np.cross(t[:, 1] - t[:, 0], t[:, 2] - t[:, 0])
-        return (n / np.linalg.norm(n, axis=1, keepdims=True)).astype(np.float32)
 
     def linear_color_at(self, face_ids, barycentrics):
         """Linear RGB albedo (n, 3) float64 at points given by face id and barycentric weights."""
@@ -212,7 +208,7 @@ def _open_scene(path_or_trimesh):
     if not isinstance(path_or_trimesh, (str, os.PathLike)):
         raise MeshError(f"expected a mesh file path or a trimesh object, got "
                         f"{type(path_or_trimesh).__name__}")
-    path = pathlib.Path(path_or_trimesh)
+    path = pathlib.Path(path_or_trimesh).expanduser()
     if not path.is_file():
         raise MeshError(f"mesh file not found: {path}")
     ext = path.suffix.lower()

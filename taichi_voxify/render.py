@@ -141,8 +141,9 @@ def render_views(mesh, cameras, width, height=None, supersample=2):
         if total >= 2**31:
             raise ResourceError(f"view {cam.name}: {total:,} raster work items is too many")
         raster.rasterize(proj, items, offsets, total, int(cam.ortho), keys)
-        raster.resolve(dev["tris"], proj, dev["uvs"], dev["corners"], dev["face_mat"], dev["mat_col"],
-                       dev["mat_tex"], dev["tex"], dev["table"], dev["lut"], cams, v, keys, ss,
+        raster.resolve(dev["tris"], proj, dev["uvs"], dev["corners"], dev["face_mat"],
+                       dev["mat_col"], dev["mat_tex"], dev["tex"], dev["table"], dev["lut"],
+                       cams, v, keys, ss,
                        out["rgb"], out["alpha"], out["depth"], out["normal"], out["face_id"])
     arrays = {k: a if isinstance(a, np.ndarray) else a.to_numpy() for k, a in out.items()}
     return Renders(cameras=cameras,

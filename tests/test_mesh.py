@@ -158,6 +158,29 @@ def test_ply_vertex_and_face_colours(tmp_path):
                                [[1, 0, 0], [10 / 255, 200 / 255, 30 / 255]], atol=1e-5)
 
 
+def test_obj_with_two_textured_materials(tmp_path):
+    for name, rgb in (("a", (255, 0, 0)), ("b", (0, 0, 255))):
+        Image.new("RGB", (4, 4), rgb).save(tmp_path / f"{name}.png")
+    _write(tmp_path / "two.mtl",
+           "newmtl ma\nmap_Kd a.png\nnewmtl mb\nKd 0.5 0.5 0.5\nmap_Kd b.png\n")
+    _write(tmp_path / "two.obj", "mtllib two.mtl\nv 0 0 0\nv 1 0 0\nv 0 1 0\nv 1 1 1\n"
+                                 "vt 0 0\nvt 1 0\nvt 0 1\nusemtl ma\nf 1/1 2/2 3/3\n"
+                                 "usemtl mb\nf 2/2 4/1 3/3\n")
+    mesh = load_mesh(tmp_path / "two.obj")
+    assert len(mesh.textures) == 2
+    colours = {tuple(c) for c in np.round(mesh.color_at([0, 1], [[1 / 3] * 3] * 2), 6)}
+    assert colours == {(1.0, 0.0, 0.0), (0.0, 0.0, 1.0)}
+
+
+def test_gltf_vertex_colours_without_uvs_are_linear(tmp_path):
+    v, f, _ = _quad()
+    rgba = np.array([[255, 0, 0, 255], [0, 128, 0, 255], [0, 0, 64, 255], [10, 10, 10, 255]])
+    trimesh.Trimesh(v, f, vertex_colors=rgba, process=False).export(tmp_path / "vc.glb")
+    mesh = load_mesh(tmp_path / "vc.glb")
+    np.testing.assert_allclose(_corner_colors_srgb(mesh, 0),
+                               linear_to_srgb(rgba[f[0], :3] / 255.0), atol=1e-5)
+
+
 def test_stl_and_off_get_neutral_grey(tmp_path):
     tm = trimesh.creation.box()
     tm.export(tmp_path / "box.stl")
@@ -249,7 +272,8 @@ def test_corrupt_files(tmp_path, name, content):
 
 
 @pytest.mark.parametrize("name,content", [
-    ("empty.obj", ""), ("points.obj", "v 0 0 0\nv 1 0 0\n"), ("empty.stl", "solid x\nendsolid x\n")])
+    ("empty.obj", ""), ("points.obj", "v 0 0 0\nv 1 0 0\n"),
+    ("empty.stl", "solid x\nendsolid x\n")])
 def test_zero_faces(tmp_path, name, content):
     with pytest.raises(MeshError, match="no triangle faces") as e:
         load_mesh(_write(tmp_path / name, content))
@@ -258,7 +282,8 @@ def test_zero_faces(tmp_path, name, content):
 
 @pytest.mark.parametrize("bad", ["nan", "inf", "-inf"])
 def test_non_finite_vertices_are_refused(tmp_path, bad):
-    path = _write(tmp_path / "nan.obj", f"v 0 0 0\nv 1 0 0\nv {bad} 1 0\nv 0 0 1\nf 1 2 3\nf 1 2 4\n")
+    path = _write(tmp_path / "nan.obj",
+                  f"v 0 0 0\nv 1 0 0\nv {bad} 1 0\nv 0 0 1\nf 1 2 3\nf 1 2 4\n")
     with pytest.raises(MeshError, match="NaN or infinity") as e:
         load_mesh(path)
     _one_line_error(e)
