@@ -470,6 +470,15 @@ def make_pixel_art(render_rgb, render_alpha, cells=32, colors=DEFAULT_COLORS, me
     return art.images[0], art.masks[0]
 
 
+def apply_palette(images, masks, palette):
+    """Snap every foreground pixel to its Lab-nearest palette colour (e.g. for one's own pixel
+    art); background turns white. images (..., 3) float sRGB or uint8 -> float32."""
+    palette = np.asarray(palette, dtype=np.uint8)
+    masks = np.asarray(masks, dtype=bool)
+    snapped = palette[nearest_palette_index(images, palette)] / 255.0
+    return np.where(masks[..., None], snapped, 1.0).astype(np.float32)
+
+
 # --- bring your own pixel art ---------------------------------------------------------------
 
 VIEW_FILE_STEMS = {  # cameras.VIEW_NAMES order; each view accepts either spelling

@@ -5,9 +5,10 @@ from PIL import Image
 
 from taichi_voxify.color import delta_e76, lab_to_srgb, srgb_to_lab
 from taichi_voxify.errors import InputError, OptionError
-from taichi_voxify.palette import PALETTE_METHODS, extract_palette, named_palette_rgb
-from taichi_voxify.pixelart import (PIXEL_METHODS, cell_colors, load_pixel_art_dir,
-                                    make_pixel_art, make_pixel_art_views)
+from taichi_voxify.palette import (PALETTE_METHODS, extract_palette, named_palette_rgb,
+                                   resolve_palette)
+from taichi_voxify.pixelart import (PIXEL_METHODS, apply_palette, cell_colors,
+                                    load_pixel_art_dir, make_pixel_art, make_pixel_art_views)
 
 from conftest import ROOT, mesh_path
 
@@ -255,6 +256,15 @@ def test_load_pixel_art_dir_with_alpha(tmp_path):
     images, masks = load_pixel_art_dir(tmp_path, cells=16)
     assert images.shape == (6, 16, 16, 3) and masks.shape == (6, 16, 16)
     assert masks.sum() == 6 * 64 and np.all(images[~masks] == 1.0)
+
+
+def test_own_pixel_art_snaps_to_a_palette(tmp_path):
+    _write_views(tmp_path, ["px", "nx", "py", "ny", "pz", "nz"])
+    images, masks = load_pixel_art_dir(tmp_path)
+    palette = resolve_palette("kmeans", images, masks, 5)
+    snapped = apply_palette(images, masks, palette)
+    assert snapped.dtype == np.float32 and _colour_count(snapped, masks) <= 5
+    assert np.all(snapped[~masks] == 1.0)
 
 
 def test_load_pixel_art_dir_signed_names_without_alpha(tmp_path):
