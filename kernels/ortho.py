@@ -136,11 +136,11 @@ def render_axis_views(density: ti.types.ndarray(), rgb: ti.types.ndarray(),
                 if trans <= t_min:
                     break
                 idx = column_voxel(view, n, r, c, s)
-                sigma = softplus(density[idx[0], idx[1], idx[2]] + shift)
-                w = trans * (1.0 - ti.exp(-sigma))
+                decay = ti.exp(-softplus(density[idx[0], idx[1], idx[2]] + shift))
+                w = trans * (1.0 - decay)
                 colour += w * _voxel_rgb(rgb, idx)
                 depth += w * (s + 0.5) / n
-                trans *= ti.exp(-sigma)
+                trans *= decay
             for ch in ti.static(range(3)):
                 out_rgb[view, r, c, ch] = colour[ch] + trans * BACKGROUND
             out_depth[view, r, c] = depth + trans
