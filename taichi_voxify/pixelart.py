@@ -80,7 +80,11 @@ def _check_render(rgb, alpha):
     rgb = rgb.astype(np.float64) / 255.0 if rgb.dtype == np.uint8 else rgb.astype(np.float64)
     if rgb.ndim != 3 or rgb.shape[-1] != 3:
         raise InputError(f"render colour must be (H, W, 3), got {rgb.shape}")
-    alpha = alpha_from_white(rgb) if alpha is None else np.asarray(alpha, dtype=np.float64)
+    if alpha is None:
+        alpha = alpha_from_white(rgb)
+    else:
+        alpha = np.asarray(alpha)
+        alpha = alpha / 255.0 if alpha.dtype == np.uint8 else alpha.astype(np.float64)
     if alpha.shape != rgb.shape[:2]:
         raise InputError(f"render alpha {alpha.shape} does not match colour {rgb.shape[:2]}")
     if not (np.isfinite(rgb).all() and np.isfinite(alpha).all()):

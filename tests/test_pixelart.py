@@ -195,8 +195,10 @@ def test_sizes_that_are_not_multiples_and_non_square_cells():
     rgb = np.random.default_rng(0).random((100, 150, 3))
     img, mask = make_pixel_art(rgb, np.ones((100, 150)), cells=(20, 30), colors=5)
     assert img.shape == (20, 30, 3) and mask.all()
-    img, _ = make_pixel_art((rgb * 255).astype(np.uint8), np.ones((100, 150)), cells=32, colors=5)
-    assert img.shape == (32, 32, 3)
+    half = np.zeros((100, 150), np.uint8)
+    half[:, :75] = 255
+    img, mask = make_pixel_art((rgb * 255).astype(np.uint8), half, cells=32, colors=5)
+    assert img.shape == (32, 32, 3) and mask[:, :15].all() and not mask[:, 17:].any()
 
 
 @pytest.mark.parametrize("kwargs, error, fragment", [
