@@ -5,7 +5,7 @@ import trimesh
 from PIL import Image
 
 from taichi_voxify.cameras import Camera, axis_view, axis_views, random_views
-from taichi_voxify.errors import OptionError
+from taichi_voxify.errors import OptionError, ResourceError
 from taichi_voxify.mesh import (WRAP_CLAMP, WRAP_MIRROR, WRAP_REPEAT, Mesh, Texture,
                                 linear_to_srgb, load_mesh)
 from taichi_voxify.render import (BUNDLED_MESH, bench_render, render_views, save_views_png,
@@ -333,3 +333,5 @@ def test_bad_render_requests(spot):
         render_views(spot, axis_views(), 32, supersample=9)
     with pytest.raises(OptionError):
         render_views("spot.obj", axis_views(), 32)
+    with pytest.raises(ResourceError, match="GiB"):
+        render_views(spot, axis_views(), 20000)  # refused before anything is allocated
