@@ -11,10 +11,13 @@ box is seen by about as many views and that scaling would be nearly constant.
 The colour grid is stored raw and shown through a sigmoid (colour = sigmoid(raw), kept in
 [0, 1] with a gradient everywhere, where clamping would stall voxels that overshoot); the chain
 rule through the sigmoid is applied here, where the gradient is gathered.
+
+Both passes walk only the blocks (grid.BLOCK^3 voxels) that the backward flagged, one block per
+thread, so their cost follows the surface the rays reach rather than R^3.
 """
 import taichi as ti
 
-from .grid import sigmoid
+from .grid import BLOCK, sigmoid
 from .regularizers import colour_reg_grad, density_reg_grad
 
 
@@ -22,28 +25,34 @@ from .regularizers import colour_reg_grad, density_reg_grad
 def gather_grads(fixed_density: ti.types.ndarray(), fixed_rgb: ti.types.ndarray(),
                  density: ti.types.ndarray(), rgb: ti.types.ndarray(),
                  grad_density: ti.types.ndarray(), grad_raw_rgb: ti.types.ndarray(),
-                 scale: float, shift: float, w_tv_density: float, w_tv_rgb: float,
-                 w_noise: float):
-    """Float gradients of the whole loss w.r.t. raw density and raw colour for voxels that
-    received ray gradient (fixed point, cleared here); exactly zero elsewhere."""
-    for i, j, k in ti.ndrange(density.shape[0], density.shape[1], density.shape[2]):
-        touched = fixed_density[i, j, k] != 0
-        for ch in ti.static(range(3)):
-            touched = touched or fixed_rgb[i, j, k, ch] != 0
-        g_d = 0.0
-        g_c = ti.Vector([0.0, 0.0, 0.0])
-        if touched:
-            g_d = fixed_density[i, j, k] / scale + density_reg_grad(
-                density, i, j, k, shift, w_tv_density, w_noise)
-            for ch in ti.static(range(3)):
-                s = rgb[i, j, k, ch]
-                g_c[ch] = (fixed_rgb[i, j, k, ch] / scale
-                           + colour_reg_grad(rgb, i, j, k, ch, w_tv_rgb)) * s * (1.0 - s)
-                fixed_rgb[i, j, k, ch] = ti.i64(0)
-            fixed_density[i, j, k] = ti.i64(0)
-        grad_density[i, j, k] = g_d
-        for ch in ti.static(range(3)):
-            grad_raw_rgb[i, j, k, ch] = g_c[ch]
+                 blocks: ti.types.ndarray(), scale: float, shift: float, w_tv_density: float,
+                 w_tv_rgb: float, w_noise: float):
+    """Float gradients of the whole loss w.r.t. raw density and raw colour, in flagged blocks:
+    voxels that received ray gradient (fixed point, cleared here) get it plus the regularisers'
+    gradient, the others exactly zero."""
+    res = density.shape[0]
+    for bi, bj, bk in ti.ndrange(blocks.shape[0], blocks.shape[1], blocks.shape[2]):
+        if blocks[bi, bj, bk] != 0:
+            for i, j, k in ti.ndrange((bi * BLOCK, ti.min(res, bi * BLOCK + BLOCK)),
+                                      (bj * BLOCK, ti.min(res, bj * BLOCK + BLOCK)),
+                                      (bk * BLOCK, ti.min(res, bk * BLOCK + BLOCK))):
+                touched = fixed_density[i, j, k] != 0
+                for ch in ti.static(range(3)):
+                    touched = touched or fixed_rgb[i, j, k, ch] != 0
+                g_d = 0.0
+                g_c = ti.Vector([0.0, 0.0, 0.0])
+                if touched:
+                    g_d = fixed_density[i, j, k] / scale + density_reg_grad(
+                        density, i, j, k, shift, w_tv_density, w_noise)
+                    for ch in ti.static(range(3)):
+                        s = rgb[i, j, k, ch]
+                        g_c[ch] = (fixed_rgb[i, j, k, ch] / scale
+                                   + colour_reg_grad(rgb, i, j, k, ch, w_tv_rgb)) * s * (1.0 - s)
+                        fixed_rgb[i, j, k, ch] = ti.i64(0)
+                    fixed_density[i, j, k] = ti.i64(0)
+                grad_density[i, j, k] = g_d
+                for ch in ti.static(range(3)):
+                    grad_raw_rgb[i, j, k, ch] = g_c[ch]
 
 
 @ti.func
@@ -58,27 +67,34 @@ def adam_update(param, grad, m, v, lr, beta1, beta2, bias1, bias2, eps):
 def masked_adam(density: ti.types.ndarray(), raw_rgb: ti.types.ndarray(),
                 rgb: ti.types.ndarray(), grad_density: ti.types.ndarray(),
                 grad_raw_rgb: ti.types.ndarray(), moments: ti.types.ndarray(),
-                lr_density: float, lr_rgb: float, beta1: float, beta2: float,
-                bias1: float, bias2: float, eps: float):
-    """One Adam step (bias corrections 1 - beta^t passed in) on voxels with nonzero gradient.
+                blocks: ti.types.ndarray(), lr_density: float, lr_rgb: float, beta1: float,
+                beta2: float, bias1: float, bias2: float, eps: float):
+    """One Adam step (bias corrections 1 - beta^t passed in) on voxels of flagged blocks with
+    nonzero gradient; clears the block flags.
 
     moments (R, R, R, 8): first moments of (density, r, g, b) then second moments; rgb is
     refreshed as sigmoid(raw_rgb) for the voxels that moved.
     """
-    for i, j, k in ti.ndrange(density.shape[0], density.shape[1], density.shape[2]):
-        g_d = grad_density[i, j, k]
-        moved = g_d != 0.0
-        for ch in ti.static(range(3)):
-            moved = moved or grad_raw_rgb[i, j, k, ch] != 0.0
-        if moved:
-            p, m, v = adam_update(density[i, j, k], g_d, moments[i, j, k, 0],
-                                  moments[i, j, k, 4], lr_density, beta1, beta2, bias1,
-                                  bias2, eps)
-            density[i, j, k], moments[i, j, k, 0], moments[i, j, k, 4] = p, m, v
-            for ch in ti.static(range(3)):
-                p, m, v = adam_update(raw_rgb[i, j, k, ch], grad_raw_rgb[i, j, k, ch],
-                                      moments[i, j, k, 1 + ch], moments[i, j, k, 5 + ch],
-                                      lr_rgb, beta1, beta2, bias1, bias2, eps)
-                raw_rgb[i, j, k, ch] = p
-                moments[i, j, k, 1 + ch], moments[i, j, k, 5 + ch] = m, v
-                rgb[i, j, k, ch] = sigmoid(p)
+    res = density.shape[0]
+    for bi, bj, bk in ti.ndrange(blocks.shape[0], blocks.shape[1], blocks.shape[2]):
+        if blocks[bi, bj, bk] != 0:
+            for i, j, k in ti.ndrange((bi * BLOCK, ti.min(res, bi * BLOCK + BLOCK)),
+                                      (bj * BLOCK, ti.min(res, bj * BLOCK + BLOCK)),
+                                      (bk * BLOCK, ti.min(res, bk * BLOCK + BLOCK))):
+                g_d = grad_density[i, j, k]
+                moved = g_d != 0.0
+                for ch in ti.static(range(3)):
+                    moved = moved or grad_raw_rgb[i, j, k, ch] != 0.0
+                if moved:
+                    p, m, v = adam_update(density[i, j, k], g_d, moments[i, j, k, 0],
+                                          moments[i, j, k, 4], lr_density, beta1, beta2, bias1,
+                                          bias2, eps)
+                    density[i, j, k], moments[i, j, k, 0], moments[i, j, k, 4] = p, m, v
+                    for ch in ti.static(range(3)):
+                        p, m, v = adam_update(raw_rgb[i, j, k, ch], grad_raw_rgb[i, j, k, ch],
+                                              moments[i, j, k, 1 + ch], moments[i, j, k, 5 + ch],
+                                              lr_rgb, beta1, beta2, bias1, bias2, eps)
+                        raw_rgb[i, j, k, ch] = p
+                        moments[i, j, k, 1 + ch], moments[i, j, k, 5 + ch] = m, v
+                        rgb[i, j, k, ch] = sigmoid(p)
+            blocks[bi, bj, bk] = ti.u8(0)

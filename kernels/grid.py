@@ -10,6 +10,11 @@ atomics commute, so the sum does not depend on thread order and runs are bit-ide
 import taichi as ti
 
 FIXED_POINT_SCALE = 2.0 ** 40  # resolution ~1e-12; int64 then holds sums up to ~8e6
+BLOCK = 8  # voxels per side of a block in the touched-block map
+
+
+def block_count(res):
+    return (res + BLOCK - 1) // BLOCK
 
 
 @ti.func
@@ -85,6 +90,17 @@ def scatter_rgb(grad: ti.template(), base, frac, value, scale):
             q = to_fixed(w * value[ch], scale)
             if q != 0:
                 ti.atomic_add(grad[i, j, k, ch], q)
+
+
+@ti.func
+def mark_blocks(blocks: ti.template(), base):
+    """Flag the blocks holding the 2x2x2 corners at base as touched. Every writer stores 1, so
+    the unsynchronised writes give the same map whatever the thread order."""
+    lo, hi = base // BLOCK, (base + 1) // BLOCK
+    step = hi - lo
+    for c in ti.static(range(8)):
+        blocks[lo[0] + step[0] * (c & 1), lo[1] + step[1] * ((c >> 1) & 1),
+               lo[2] + step[2] * ((c >> 2) & 1)] = ti.u8(1)
 
 
 @ti.func

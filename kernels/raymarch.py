@@ -25,8 +25,8 @@ which needs no division by (1 - alpha). Grid gradients go out as int64 fixed poi
 """
 import taichi as ti
 
-from .grid import (corner_base, grid_coord, nearest_cell, sample_rgb, sample_scalar,
-                   scatter_rgb, scatter_scalar, sigmoid, softplus)
+from .grid import (corner_base, grid_coord, mark_blocks, nearest_cell, sample_rgb,
+                   sample_scalar, scatter_rgb, scatter_scalar, sigmoid, softplus)
 
 STEP_VOXELS = 0.5  # sample spacing in voxel lengths (the authors' stepsize)
 
@@ -102,10 +102,11 @@ def backward_rays(density: ti.types.ndarray(), rgb: ti.types.ndarray(),
                   out_trans: ti.types.ndarray(), target_depth: ti.types.ndarray(),
                   grad_rgb_out: ti.types.ndarray(), grad_opacity: ti.types.ndarray(),
                   grad_depth_err: ti.types.ndarray(), grad_density: ti.types.ndarray(),
-                  grad_rgb: ti.types.ndarray(), shift: float, term: float, scale: float):
+                  grad_rgb: ti.types.ndarray(), blocks: ti.types.ndarray(), shift: float,
+                  term: float, scale: float):
     """Accumulate dL/d(density grid) and dL/d(colour grid) (fixed point, times `scale`) from
     dL/d(rgb out), dL/d(opacity) and dL/dE (E the depth error moment against target_depth[ids])
-    of each ray, given render_rays' outputs for the same rays."""
+    of each ray, given render_rays' outputs for the same rays; flags the touched blocks."""
     res = density.shape[0]
     step = STEP_VOXELS / res
     for n in range(ids.shape[0]):
@@ -139,6 +140,7 @@ def backward_rays(density: ti.types.ndarray(), rgb: ti.types.ndarray(),
                                              + g_o * t_end
                                              + g_e * (trans_next * e - (e_total - acc_e)))
                     scatter_scalar(grad_density, base, frac, g_sigma * sigmoid(raw), scale)
+                    mark_blocks(blocks, base)
                     trans = trans_next
                     if trans < term:
                         break

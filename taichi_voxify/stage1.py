@@ -183,6 +183,8 @@ class Stage1Trainer:
     def __init__(self, renders, resolution, config=None, seed=0):
         import taichi as ti
 
+        from kernels import grid
+
         backend.ensure_init()
         self.config = (config or Stage1Config.preset("fast")).validate()
         self.resolution = res = int(resolution)
@@ -208,7 +210,9 @@ class Stage1Trainer:
         self.fixed_rgb = ti.ndarray(ti.i64, (res,) * 3 + (3,))
         self.grad_density = ti.ndarray(ftype, (res,) * 3)
         self.grad_rgb = ti.ndarray(ftype, (res,) * 3 + (3,))
-        for a in (self.density, self.raw_rgb, self.moments, self.fixed_density, self.fixed_rgb):
+        self.blocks = ti.ndarray(ti.u8, (grid.block_count(res),) * 3)
+        for a in (self.density, self.raw_rgb, self.moments, self.fixed_density, self.fixed_rgb,
+                  self.blocks):
             a.fill(0)
         batch = self.config.rays_per_batch
         self.ids = ti.ndarray(ti.i32, (batch,))
@@ -259,19 +263,19 @@ class Stage1Trainer:
         backward_rays(self.density, self.rgb, self.mask, self.origins, self.dirs, self.ids,
                       self.out_rgb, self.out_depth, self.out_trans, self.target_depth,
                       self.grad_out_rgb, self.grad_opacity, self.grad_depth_err,
-                      self.fixed_density, self.fixed_rgb, self.shift, cfg.term_thres,
-                      FIXED_POINT_SCALE)
+                      self.fixed_density, self.fixed_rgb, self.blocks, self.shift,
+                      cfg.term_thres, FIXED_POINT_SCALE)
         clock.lap("backward")
         reg = 1.0 if self.formed else 0.0
         gather_grads(self.fixed_density, self.fixed_rgb, self.density, self.rgb,
-                     self.grad_density, self.grad_rgb, FIXED_POINT_SCALE, self.shift,
+                     self.grad_density, self.grad_rgb, self.blocks, FIXED_POINT_SCALE, self.shift,
                      reg * cfg.w_tv_density, reg * cfg.w_tv_rgb, reg * cfg.w_noise)
         clock.lap("gather")
         self.iteration += 1
         t, lr = self.iteration, self.learning_rate_factor()
         masked_adam(self.density, self.raw_rgb, self.rgb, self.grad_density, self.grad_rgb,
-                    self.moments, cfg.lr_density * lr, cfg.lr_rgb * lr, cfg.beta1, cfg.beta2,
-                    1.0 - cfg.beta1 ** t, 1.0 - cfg.beta2 ** t, cfg.adam_eps)
+                    self.moments, self.blocks, cfg.lr_density * lr, cfg.lr_rgb * lr, cfg.beta1,
+                    cfg.beta2, 1.0 - cfg.beta1 ** t, 1.0 - cfg.beta2 ** t, cfg.adam_eps)
         clock.lap("adam")
         if t >= cfg.warmup * cfg.iterations and t % cfg.mask_every == 0:
             self.refresh_mask()

@@ -73,9 +73,11 @@ def analytic_grads(s):
     assert np.count_nonzero(g_depth) >= 4
     fixed_d = np.zeros((RES,) * 3, np.int64)
     fixed_c = np.zeros((RES,) * 3 + (3,), np.int64)
+    blocks = np.zeros((1, 1, 1), np.uint8)
     backward_rays(s["density"], s["rgb"], s["mask"], s["origins"], s["dirs"], s["ids"],
                   out[0], out[1], out[2], s["target_depth"], g_rgb, g_op, g_depth, fixed_d,
-                  fixed_c, SHIFT, TERM, FIXED_POINT_SCALE)
+                  fixed_c, blocks, SHIFT, TERM, FIXED_POINT_SCALE)
+    assert blocks[0, 0, 0] == 1
     return fixed_d / FIXED_POINT_SCALE, fixed_c / FIXED_POINT_SCALE
 
 
@@ -209,8 +211,8 @@ def test_gather_applies_sigmoid_chain_and_clears_fixed_point(scene):
     fixed_d[0, 0, 0] = 3 * FIXED_POINT_SCALE
     rgb = rng.uniform(0.1, 0.9, (RES,) * 3 + (3,))
     g_d, g_c = np.ones((RES,) * 3), np.ones((RES,) * 3 + (3,))
-    gather_grads(fixed_d, fixed_c, scene["density"], rgb, g_d, g_c, FIXED_POINT_SCALE, SHIFT,
-                 0.0, 0.0, 0.0)
+    gather_grads(fixed_d, fixed_c, scene["density"], rgb, g_d, g_c, np.ones((1, 1, 1), np.uint8),
+                 FIXED_POINT_SCALE, SHIFT, 0.0, 0.0, 0.0)
     s = rgb[1, 2, 3]
     np.testing.assert_allclose(g_c[1, 2, 3], np.array([0.25, 0, -1]) * s * (1 - s), rtol=1e-12)
     assert g_d[0, 0, 0] == 3.0 and g_d[1, 2, 3] == 0.0
@@ -230,8 +232,10 @@ def test_masked_adam_matches_numpy_and_skips_untouched_voxels():
     moments = np.abs(rng.normal(size=(RES,) * 3 + (8,))) * 0.1
     before = [a.copy() for a in (density, raw, moments)]
     b1, b2, lr, eps, t = 0.9, 0.99, 0.05, 1e-12, 3
-    masked_adam(density, raw, rgb, g_d, g_c, moments, lr, 2 * lr, b1, b2, 1 - b1 ** t,
+    blocks = np.ones((1, 1, 1), np.uint8)
+    masked_adam(density, raw, rgb, g_d, g_c, moments, blocks, lr, 2 * lr, b1, b2, 1 - b1 ** t,
                 1 - b2 ** t, eps)
+    assert blocks[0, 0, 0] == 0
     grads = np.concatenate([g_d[..., None], g_c], axis=-1)
     params = np.concatenate([before[0][..., None], before[1]], axis=-1)
     m = b1 * before[2][..., :4] + (1 - b1) * grads
