@@ -331,8 +331,9 @@ def resolve(tris: ti.types.ndarray(), proj: ti.types.ndarray(), uvs: ti.types.nd
                 xs, ys, zs = _load_projection(proj, f)
                 area = _edge_weights(xs, ys, xs[0], ys[0])[0]
                 wts = _edge_weights(xs, ys, float(px), float(py)) / area
-                wts = ti.max(wts, 0.0)
-                z, bary = _view_depth_and_bary(wts / wts.sum(), zs, ortho)
+                wts = ti.max(wts, 0.0)  # a sample on an edge may round just outside
+                wts = wts / wts.sum() if wts.sum() > 0.0 else ti.Vector([1.0, 1.0, 1.0]) / 3.0
+                z, bary = _view_depth_and_bary(wts, zs, ortho)
                 acc += _albedo(f, bary, uvs, corners, face_mat, mat_col, mat_tex, tex, table, lut)
                 covered += 1
                 dist = (a - centre) ** 2 + (b - centre) ** 2

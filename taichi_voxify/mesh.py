@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .color import linear_to_srgb, srgb_to_linear
 from .errors import MeshError, OptionError
 
 SUPPORTED_EXTENSIONS = (".obj", ".glb", ".gltf", ".ply", ".stl", ".off")
@@ -39,16 +40,6 @@ NEUTRAL_GREY_SRGB = 0.6
 WRAP_REPEAT, WRAP_CLAMP, WRAP_MIRROR = 0, 1, 2
 _GLTF_WRAP = {10497: WRAP_REPEAT, 33071: WRAP_CLAMP, 33648: WRAP_MIRROR}
 _UP_AXES = ("y", "z")
-
-
-def srgb_to_linear(c):
-    c = np.asarray(c, dtype=np.float64)
-    return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
-
-
-def linear_to_srgb(c):
-    c = np.clip(np.asarray(c, dtype=np.float64), 0.0, 1.0)
-    return np.where(c <= 0.0031308, c * 12.92, 1.055 * c ** (1 / 2.4) - 0.055)
 
 
 SRGB8_TO_LINEAR = srgb_to_linear(np.arange(256) / 255.0).astype(np.float32)
@@ -106,7 +97,8 @@ class Mesh:
 
     def color_at(self, face_ids, barycentrics):
         """sRGB albedo (n, 3) float32 in [0, 1] at points given by face id and barycentrics."""
-        return linear_to_srgb(self.linear_color_at(face_ids, barycentrics)).astype(np.float32)
+        linear = np.clip(self.linear_color_at(face_ids, barycentrics), 0.0, 1.0)
+        return linear_to_srgb(linear).astype(np.float32)
 
     def packed_textures(self):
         """All texture images in one flat uint8 array plus a (T, 5) int32 table of

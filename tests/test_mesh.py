@@ -8,9 +8,10 @@ import pytest
 import trimesh
 from PIL import Image
 
+from taichi_voxify.color import linear_to_srgb, srgb_to_linear
 from taichi_voxify.errors import MeshError, OptionError
-from taichi_voxify.mesh import (WRAP_CLAMP, WRAP_MIRROR, WRAP_REPEAT, Texture, linear_to_srgb,
-                                load_mesh, sample_texture_linear, srgb_to_linear)
+from taichi_voxify.mesh import (WRAP_CLAMP, WRAP_MIRROR, WRAP_REPEAT, Texture, load_mesh,
+                                sample_texture_linear)
 from taichi_voxify.render import BUNDLED_MESH
 
 from conftest import mesh_path

@@ -6,8 +6,8 @@ from PIL import Image
 
 from taichi_voxify.cameras import Camera, axis_view, axis_views, random_views
 from taichi_voxify.errors import OptionError, ResourceError
-from taichi_voxify.mesh import (WRAP_CLAMP, WRAP_MIRROR, WRAP_REPEAT, Mesh, Texture,
-                                linear_to_srgb, load_mesh)
+from taichi_voxify.color import linear_to_srgb
+from taichi_voxify.mesh import WRAP_CLAMP, WRAP_MIRROR, WRAP_REPEAT, Mesh, Texture, load_mesh
 from taichi_voxify.render import (BUNDLED_MESH, bench_render, render_views, save_views_png,
                                   subdivide)
 
