@@ -1,13 +1,16 @@
-"""Stage 1 timing: iterations/s, rays/s, time per phase and peak memory per grid resolution.
+"""Stage 1 measurements.
 
-Trains on an analytic scene (a coloured sphere ray-cast in numpy) so the numbers do not depend
-on the mesh renderer; examples/benchmark.py calls `bench_stage1`.
+`bench_stage1`: iterations/s, rays/s, time per phase and peak memory per grid resolution, on an
+analytic scene (a coloured sphere ray-cast in numpy) so the numbers do not depend on the mesh
+renderer; examples/benchmark.py calls it. `heldout_quality`: PSNR, silhouette IoU and depth
+error of a trained field on views it was not trained on, for a real mesh.
 """
 import time
 from dataclasses import dataclass, replace
 
 import numpy as np
 
+from .cameras import random_views
 from .stage1 import (PHASES, Stage1Config, Stage1Trainer, estimate_bytes, peak_memory_bytes,
                      training_cameras)
 
@@ -101,3 +104,40 @@ def bench_stage1(resolutions=(32, 64, 128), iterations=30, warmup_iterations=100
             state_mb=estimate_bytes(res, trainer.ray_count) / 2 ** 20,
             peak_memory_mb=peak_memory_bytes() / 2 ** 20))
     return results
+
+
+def silhouette_iou(opacity, coverage):
+    """IoU of opacity > 0.5 against coverage > 0.5 (render the reference with an odd
+    supersampling so no pixel sits exactly at 0.5)."""
+    ours, theirs = opacity > 0.5, coverage > 0.5
+    union = np.count_nonzero(ours | theirs)
+    return np.count_nonzero(ours & theirs) / union if union else 1.0
+
+
+def heldout_quality(mesh, resolution, config=None, held_out=6, seed=0):
+    """Train Stage 1 on the mesh's training views and score it on `held_out` other random
+    orthographic views at the training image size: PSNR against the reference render, silhouette
+    IoU, and the median depth error in voxels over fully covered pixels."""
+    from .render import render_views
+    from .stage1 import train_stage1, training_image_size
+
+    config = config or Stage1Config.preset("fast")
+    width = training_image_size(config, resolution)
+    start = time.perf_counter()
+    renders = render_views(mesh, training_cameras(config, seed), width)
+    render_s = time.perf_counter() - start
+    field = train_stage1(renders, resolution, config, seed)
+    cams = random_views(held_out, seed=seed + 1000)
+    reference = render_views(mesh, cams, width, supersample=3)
+    psnr, iou, depth_err = [], [], []
+    for v, cam in enumerate(cams):
+        rgb, depth, opacity = field.render(cam, width)
+        psnr.append(-10 * np.log10(np.mean((rgb - reference.rgb[v]) ** 2)))
+        iou.append(silhouette_iou(opacity, reference.alpha[v]))
+        solid = (reference.alpha[v] > 0.99) & np.isfinite(depth)
+        depth_err.append(np.median(np.abs(depth[solid] - reference.depth[v][solid])) * resolution)
+    return dict(mesh=getattr(mesh, "name", "mesh"), resolution=resolution, image_size=width,
+                train_views=len(renders.cameras), render_s=render_s,
+                train_s=field.metadata["seconds"], psnr_mean=float(np.mean(psnr)),
+                psnr_min=float(np.min(psnr)), iou_mean=float(np.mean(iou)),
+                iou_min=float(np.min(iou)), depth_err_voxels=float(np.median(depth_err)))
