@@ -82,20 +82,22 @@ def _progress_fn(progress):
 
 
 def _make_targets(clock, axis_hires, resolution, colors, palette, pixel_art_dir, method, seed):
-    """(images, masks, palette) of the six pixel-art targets, ours or the user's."""
+    """(images, masks, palette) of the six pixel-art targets, ours or the user's; the user's
+    are snapped to the palette so every target pixel is a palette colour."""
     from .palette import SIX_VIEW_WEIGHTS, resolve_palette
-    from .pixelart import load_pixel_art_dir, make_pixel_art_views
+    from .pixelart import (apply_palette, cells_palette, load_pixel_art_dir, quantise_views,
+                           view_cells)
 
     if pixel_art_dir is None:
-        art = clock.run("pixel_art", make_pixel_art_views, axis_hires.rgb, axis_hires.alpha,
-                        cells=resolution, colors=colors, method=method, palette=palette,
-                        seed=seed)
-        clock.timings.setdefault("palette", 0.0)
+        cells = clock.run("pixel_art", view_cells, axis_hires.rgb, axis_hires.alpha, resolution,
+                          method)
+        pal = clock.run("palette", cells_palette, cells, colors, palette, method, None, seed)
+        art = clock.run("pixel_art", quantise_views, cells, pal)
         return art.images, art.masks, art.palette
     images, masks = clock.run("pixel_art", load_pixel_art_dir, pixel_art_dir, cells=resolution)
     pal = clock.run("palette", resolve_palette, palette, images, masks, colors,
                     SIX_VIEW_WEIGHTS, seed)
-    return images, masks, pal
+    return clock.run("pixel_art", apply_palette, images, masks, pal), masks, pal
 
 
 @dataclass

@@ -440,24 +440,42 @@ def make_pixel_art_views(renders_rgb, renders_alpha, cells=32, colors=DEFAULT_CO
     Returns PixelArtViews(images, masks, indices, palette).
     """
     colors = check_colors(colors)
+    per_view = view_cells(renders_rgb, renders_alpha, cells, method)
+    pal = cells_palette(per_view, colors, palette, method, weights, seed)
+    return quantise_views(per_view, pal, outline, cleanup)
+
+
+def view_cells(renders_rgb, renders_alpha, cells=32, method="kcentroid"):
+    """Each view reduced to cells (CellColors), before any palette is chosen."""
     if len(renders_rgb) == 0:
         raise InputError("no views to make pixel art from")
     alphas = [None] * len(renders_rgb) if renders_alpha is None else renders_alpha
     if len(alphas) != len(renders_rgb):
         raise InputError(f"{len(renders_rgb)} colour views but {len(alphas)} alpha views")
     per_view = [cell_colors(rgb, a, cells, method) for rgb, a in zip(renders_rgb, alphas)]
+    if not any(c.mask.any() for c in per_view):
+        raise InputError("the renders are empty: no cell is covered by the object")
+    return per_view
+
+
+def cells_palette(per_view, colors, palette=None, method="kcentroid", weights=None, seed=0):
+    """The shared uint8 (K, 3) palette of the views' cells (see make_pixel_art_views)."""
     lab = np.stack([c.lab for c in per_view])
     masks = np.stack([c.mask for c in per_view])
-    if not masks.any():
-        raise InputError("the renders are empty: no cell is covered by the object")
     if weights is None and len(per_view) == 6:
         weights = SIX_VIEW_WEIGHTS
     if palette is None:
         palette = "anneal" if method == "gerstner" else "kmeans_rare"
-    pal = resolve_palette(palette, lab_to_srgb(lab), masks, colors, weights, seed)
+    return resolve_palette(palette, lab_to_srgb(lab), masks, check_colors(colors), weights, seed)
+
+
+def quantise_views(per_view, palette, outline=False, cleanup=True):
+    """PixelArtViews of the cells, every foreground pixel a colour of `palette`."""
+    pal = np.asarray(palette, dtype=np.uint8)
     pal_lab = srgb_to_lab(pal)
     indices = np.stack([_quantise(c, pal, pal_lab, outline, cleanup) for c in per_view])
     images = np.where(indices[..., None] >= 0, pal[np.maximum(indices, 0)] / 255.0, 1.0)
+    masks = np.stack([c.mask for c in per_view])
     return PixelArtViews(images.astype(np.float32), masks, indices, pal)
 
 
