@@ -20,10 +20,12 @@ linear once; what leaves this module (`Mesh.color_at`, the renderer's images) is
 Coordinates: Y up (glTF's convention), X right, Z toward the viewer of the front (+z) view.
 `up="z"` turns Z-up files (STL/PLY exports of CAD tools) into that frame.
 """
+import base64
 import json
 import os
 import pathlib
 import struct
+import urllib.parse
 import warnings
 from dataclasses import dataclass, field
 
@@ -232,13 +234,23 @@ def _scene_parts(scene):
 
 
 class _Declared:
-    """What the file itself says about textures, read from its MTL or glTF JSON, which
-    trimesh does not keep: which materials name an image, and glTF sampler wrap modes."""
+    """What the file itself says, read from its MTL or glTF, that trimesh does not keep: which
+    materials name an image, glTF sampler wrap modes, and glTF COLOR_0 decoded by us
+    (trimesh turns normalised unsigned-short colours, Blender's default, into garbage)."""
 
-    def __init__(self, textured=(), wraps=None, missing_libs=()):
+    def __init__(self, textured=(), wraps=None, missing_libs=(), vertex_colors=()):
         self.textured = set(textured)
         self.wraps = dict(wraps or {})
         self.missing_libs = list(missing_libs)
+        self.vertex_colors = list(vertex_colors)  # (positions float32, linear colours) pairs
+
+    def colors_for(self, vertices):
+        """Our decoded COLOR_0 of the primitive with exactly these vertex positions."""
+        v = np.asarray(vertices, np.float32)
+        for positions, colors in self.vertex_colors:
+            if positions.shape == v.shape and np.array_equal(positions, v):
+                return colors
+        return None
 
 
 def _declared_textures(path, ext):
@@ -246,7 +258,7 @@ def _declared_textures(path, ext):
         if ext == ".obj":
             return _declared_obj(path)
         if ext in (".gltf", ".glb"):
-            return _declared_gltf(_gltf_json(path, ext))
+            return _declared_gltf(*_gltf_json(path, ext))
     except (OSError, ValueError, KeyError, IndexError, TypeError, struct.error):
         pass  # a broken header is reported by trimesh's own reader
     return _Declared()
@@ -273,18 +285,65 @@ def _declared_obj(path):
 
 
 def _gltf_json(path, ext):
+    """The glTF document and a function giving the bytes of buffer i (GLB chunk, file or
+    data URI)."""
     data = path.read_bytes()
     if ext == ".gltf":
-        return json.loads(data.decode("utf-8"))
-    if data[:4] != b"glTF":
-        raise ValueError("not a GLB")
-    length, kind = struct.unpack_from("<II", data, 12)
-    if kind != 0x4E4F534A:  # 'JSON'
-        raise ValueError("GLB without JSON chunk")
-    return json.loads(data[20:20 + length].decode("utf-8"))
+        doc, chunk = json.loads(data.decode("utf-8")), b""
+    else:
+        if data[:4] != b"glTF":
+            raise ValueError("not a GLB")
+        length, kind = struct.unpack_from("<II", data, 12)
+        if kind != 0x4E4F534A:  # 'JSON'
+            raise ValueError("GLB without JSON chunk")
+        doc = json.loads(data[20:20 + length].decode("utf-8"))
+        rest = 20 + length
+        chunk = data[rest + 8:] if len(data) > rest + 8 else b""
+
+    def buffer(i):
+        uri = doc["buffers"][i].get("uri")
+        if uri is None:
+            return chunk
+        if uri.startswith("data:"):
+            return base64.b64decode(uri.split(",", 1)[1])
+        return (path.parent / urllib.parse.unquote(uri)).read_bytes()
+
+    return doc, buffer
 
 
-def _declared_gltf(doc):
+_COMPONENTS = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4}
+_COMPONENT_TYPES = {5120: np.int8, 5121: np.uint8, 5122: np.int16, 5123: np.uint16,
+                    5125: np.uint32, 5126: np.float32}
+
+
+def _read_accessor(doc, buffer, index):
+    acc = doc["accessors"][index]
+    view = doc["bufferViews"][acc["bufferView"]]
+    dtype = np.dtype(_COMPONENT_TYPES[acc["componentType"]])
+    comps = _COMPONENTS[acc["type"]]
+    stride = view.get("byteStride") or dtype.itemsize * comps
+    start = view.get("byteOffset", 0) + acc.get("byteOffset", 0)
+    return np.ndarray((acc["count"], comps), dtype, buffer=buffer(view["buffer"]), offset=start,
+                      strides=(stride, dtype.itemsize)).copy()
+
+
+def _gltf_vertex_colors(doc, buffer):
+    """(positions, linear RGB) of every primitive with COLOR_0, decoded per the spec."""
+    found = []
+    for mesh in doc.get("meshes", []):
+        for prim in mesh.get("primitives", []):
+            attrs = prim.get("attributes", {})
+            if "COLOR_0" not in attrs or "POSITION" not in attrs:
+                continue
+            raw = _read_accessor(doc, buffer, attrs["COLOR_0"])[:, :3]
+            scale = np.iinfo(raw.dtype).max if raw.dtype.kind in "ui" else 1.0  # normalised
+            colors = np.clip(np.nan_to_num(raw.astype(np.float64) / scale), 0.0, 1.0)
+            found.append((_read_accessor(doc, buffer, attrs["POSITION"]).astype(np.float32),
+                          colors))
+    return found
+
+
+def _declared_gltf(doc, buffer):
     textured, wraps = set(), {}
     textures, samplers = doc.get("textures", []), doc.get("samplers", [])
     for i, mat in enumerate(doc.get("materials", [])):
@@ -297,7 +356,11 @@ def _declared_gltf(doc):
         sampler = samplers[sampler_index] if sampler_index is not None else {}
         wraps[key] = (_GLTF_WRAP.get(sampler.get("wrapS", 10497), WRAP_REPEAT),
                       _GLTF_WRAP.get(sampler.get("wrapT", 10497), WRAP_REPEAT))
-    return _Declared(textured, wraps)
+    try:
+        colors = _gltf_vertex_colors(doc, buffer)
+    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        colors = []  # unreadable buffers: trimesh reports the file, or its colours stand
+    return _Declared(textured, wraps, vertex_colors=colors)
 
 
 def _build_soup(parts, name, declared):
@@ -377,13 +440,16 @@ def _part_colors(geom, faces, palette, declared, name, warned):
                                f"using its base colour")
     elif isinstance(visual, trimesh.visual.ColorVisuals):
         corners = _color_visual_colors(visual, faces, from_gltf)
+    own = declared.colors_for(geom.vertices) if from_gltf else None
+    if own is not None:
+        corners = own[faces].astype(np.float32)
     if declared.missing_libs:
         _warn_once(warned, f"{name}: material library {declared.missing_libs[0]!r} not found; "
                            f"using grey")
+    if base is None:  # no factor given: vertex/face colours stand alone, else neutral grey
+        base = np.ones(3) if corners is not None else srgb_to_linear([NEUTRAL_GREY_SRGB] * 3)
     if corners is None:
         corners = np.ones((n, 3, 3), np.float32)
-    if base is None:  # no factor given: vertex/face colours stand alone, else neutral grey
-        base = np.ones(3) if not np.all(corners == 1) else srgb_to_linear([NEUTRAL_GREY_SRGB] * 3)
     return uvs, corners, palette.material_id(base, tex_id)
 
 

@@ -1,6 +1,7 @@
 """Mesh loading: formats, scene transforms, colour sources, normalisation and bad input."""
 import json
 import shutil
+import struct
 import warnings
 
 import numpy as np
@@ -180,6 +181,43 @@ def test_gltf_vertex_colours_without_uvs_are_linear(tmp_path):
     mesh = load_mesh(tmp_path / "vc.glb")
     np.testing.assert_allclose(_corner_colors_srgb(mesh, 0),
                                linear_to_srgb(rgba[f[0], :3] / 255.0), atol=1e-5)
+
+
+def _write_glb(path, positions, faces, colors_u16):
+    """A minimal GLB whose COLOR_0 is normalised unsigned short, as Blender writes it."""
+    blobs = [np.asarray(positions, np.float32).tobytes(),
+             np.asarray(faces, np.uint32).tobytes(), np.asarray(colors_u16, np.uint16).tobytes()]
+    views, data = [], b""
+    for blob in blobs:
+        views.append({"buffer": 0, "byteOffset": len(data), "byteLength": len(blob)})
+        data += blob + b"\0" * (-len(blob) % 4)
+    count = len(positions)
+    doc = {"asset": {"version": "2.0"}, "scene": 0, "scenes": [{"nodes": [0]}],
+           "nodes": [{"mesh": 0}], "bufferViews": views, "buffers": [{"byteLength": len(data)}],
+           "meshes": [{"primitives": [{"attributes": {"POSITION": 0, "COLOR_0": 2},
+                                       "indices": 1}]}],
+           "accessors": [
+               {"bufferView": 0, "componentType": 5126, "count": count, "type": "VEC3",
+                "min": np.min(positions, 0).tolist(), "max": np.max(positions, 0).tolist()},
+               {"bufferView": 1, "componentType": 5125, "count": np.size(faces), "type": "SCALAR"},
+               {"bufferView": 2, "componentType": 5123, "normalized": True, "count": count,
+                "type": "VEC4"}]}
+    text = json.dumps(doc).encode()
+    text += b" " * (-len(text) % 4)
+    header = struct.pack("<III", 0x46546C67, 2, 28 + len(text) + len(data))
+    path.write_bytes(header + struct.pack("<II", len(text), 0x4E4F534A) + text
+                     + struct.pack("<II", len(data), 0x004E4942) + data)
+    return path
+
+
+def test_gltf_unsigned_short_vertex_colours(tmp_path):
+    """trimesh casts these to uint8 (32768 -> 0); we decode COLOR_0 ourselves."""
+    v, f, _ = _quad()
+    colors = np.array([[65535, 0, 0, 65535], [0, 32768, 0, 65535], [0, 0, 16384, 65535],
+                       [1000, 1000, 1000, 65535]])
+    mesh = load_mesh(_write_glb(tmp_path / "u16.glb", v, f, colors))
+    np.testing.assert_allclose(_corner_colors_srgb(mesh, 0),
+                               linear_to_srgb(colors[f[0], :3] / 65535.0), atol=1e-5)
 
 
 def test_stl_and_off_get_neutral_grey(tmp_path):
