@@ -168,7 +168,7 @@ def load_mesh(path_or_trimesh, up="y", padding=0.0, max_faces=MAX_FACES):
     if total > max_faces:
         raise MeshError(f"{name}: {total:,} faces is more than the limit of {max_faces:,}")
     if total == 0:
-        raise MeshError(f"{name}: the file holds no triangle faces")
+        raise MeshError(f"{name}: the file holds no triangle faces{declared.extension_note()}")
     soup = _build_soup(parts, name, declared)
     tris, keep = _drop_degenerate(soup["triangles"])
     if not keep.any():
@@ -213,7 +213,8 @@ def _open_scene(path_or_trimesh):
     try:
         scene = trimesh.load(str(path), force="scene", process=False)
     except Exception as exc:  # trimesh raises many types for broken files
-        raise MeshError(f"cannot read {path.name}: {_one_line(exc)}") from None
+        raise MeshError(f"cannot read {path.name}: {_one_line(exc)}"
+                        f"{declared.extension_note()}") from None
     return scene, path.stem, str(path), declared
 
 
@@ -238,11 +239,19 @@ class _Declared:
     materials name an image, glTF sampler wrap modes, and glTF COLOR_0 decoded by us
     (trimesh turns normalised unsigned-short colours, Blender's default, into garbage)."""
 
-    def __init__(self, textured=(), wraps=None, missing_libs=(), vertex_colors=()):
+    def __init__(self, textured=(), wraps=None, missing_libs=(), vertex_colors=(),
+                 required_extensions=()):
         self.textured = set(textured)
         self.wraps = dict(wraps or {})
         self.missing_libs = list(missing_libs)
         self.vertex_colors = list(vertex_colors)  # (positions float32, linear colours) pairs
+        self.required_extensions = list(required_extensions)
+
+    def extension_note(self):
+        """Why a glTF may have come out empty: extensions it requires (Draco, ...)."""
+        if not self.required_extensions:
+            return ""
+        return f" (it requires glTF extensions {', '.join(self.required_extensions)})"
 
     def colors_for(self, vertices):
         """Our decoded COLOR_0 of the primitive with exactly these vertex positions."""
@@ -360,7 +369,8 @@ def _declared_gltf(doc, buffer):
         colors = _gltf_vertex_colors(doc, buffer)
     except (OSError, ValueError, KeyError, IndexError, TypeError):
         colors = []  # unreadable buffers: trimesh reports the file, or its colours stand
-    return _Declared(textured, wraps, vertex_colors=colors)
+    return _Declared(textured, wraps, vertex_colors=colors,
+                     required_extensions=[str(e) for e in doc.get("extensionsRequired", [])])
 
 
 def _build_soup(parts, name, declared):

@@ -310,6 +310,14 @@ def test_corrupt_files(tmp_path, name, content):
     _one_line_error(e)
 
 
+def test_gltf_requiring_an_unknown_extension_says_so(tmp_path):
+    doc = {"asset": {"version": "2.0"}, "extensionsRequired": ["KHR_draco_mesh_compression"],
+           "extensionsUsed": ["KHR_draco_mesh_compression"], "scenes": [{"nodes": []}]}
+    (tmp_path / "draco.gltf").write_text(json.dumps(doc))
+    with pytest.raises(MeshError, match="requires glTF extensions KHR_draco_mesh_compression"):
+        load_mesh(tmp_path / "draco.gltf")
+
+
 @pytest.mark.parametrize("name,content", [
     ("empty.obj", ""), ("points.obj", "v 0 0 0\nv 1 0 0\n"),
     ("empty.stl", "solid x\nendsolid x\n")])
