@@ -57,6 +57,10 @@ class Stage1Config:
     mask_thres: float = 1e-4  # per-sample alpha below which a cell counts as empty
     views: int = 40  # training views the caller should render (random orthographic)
     image_scale: float = 3.0  # training image width = image_scale * resolution pixels
+    # progressive training: this share of the steps runs at R/2, then the field is upsampled;
+    # only for R above half_res_above (at R = 32 it cost ~0.005 IoU and saved only seconds)
+    half_res_fraction: float = 0.5
+    half_res_above: int = 32
     memory_budget_gb: float = 4.0
     report_every: int = 25
 
@@ -79,7 +83,7 @@ class Stage1Config:
 PRESETS = {
     "fast": Stage1Config(),
     "paper": Stage1Config(iterations=8000, rays_per_batch=8192, lr_density=0.1, views=100,
-                          image_scale=4.0),
+                          image_scale=4.0, half_res_fraction=0.0),
     "test": Stage1Config(iterations=200, rays_per_batch=1024, lr_density=0.5, views=12, warmup=0.5,
                          mask_every=10, report_every=10),
 }
@@ -175,6 +179,22 @@ def visual_hull(cameras, alpha, resolution):
     return hull
 
 
+def upsample_field(density, rgb, res, shift):
+    """Resample a coarse field (raw density, colour in [0, 1]) onto res^3 cell centres so it
+    renders the same: trilinear raw density and colour as the ray march reads them, with the
+    activated density rescaled for the shorter voxel (alpha's interval is in voxel lengths)."""
+    from scipy.ndimage import map_coordinates
+
+    coarse = density.shape[0]
+    g = (np.arange(res) + 0.5) * coarse / res - 0.5
+    coords = np.stack(np.meshgrid(g, g, g, indexing="ij"))
+    sample = lambda a: map_coordinates(a, coords, order=1, mode="nearest")
+    sigma = np.logaddexp(0.0, sample(density.astype(np.float64)) + shift) * (coarse / res)
+    fine = np.log(np.expm1(np.maximum(sigma, 1e-300))) - shift
+    colour = np.stack([sample(rgb[..., c].astype(np.float64)) for c in range(3)], axis=-1)
+    return fine, np.clip(colour, 1e-6, 1.0 - 1e-6)
+
+
 # --- the trainer --------------------------------------------------------------------------
 
 class Stage1Trainer:
@@ -183,11 +203,9 @@ class Stage1Trainer:
     def __init__(self, renders, resolution, config=None, seed=0):
         import taichi as ti
 
-        from kernels import grid
-
         backend.ensure_init()
         self.config = (config or Stage1Config.preset("fast")).validate()
-        self.resolution = res = int(resolution)
+        self.resolution = int(resolution)
         cameras, rgb, alpha, depth = check_inputs(renders, resolution, self.config)
         fd = backend.float_dtype()
         ftype = backend.ti_float()
@@ -197,23 +215,12 @@ class Stage1Trainer:
         self.origins, self.dirs, self.target_rgb, self.target_alpha, self.target_depth = (
             self._upload(a, ftype) for a in table)
         self.ray_count = table[0].shape[0]
-        hull = (visual_hull(cameras, alpha, res) if self.config.hull
-                else np.ones((res,) * 3, dtype=np.uint8))
-        self.hull = self._upload(hull, ti.u8)
-        self.mask = self._upload(hull, ti.u8)
-        self.mask_tmp = ti.ndarray(ti.u8, (res,) * 3)
-        self.density = ti.ndarray(ftype, (res,) * 3)
-        self.raw_rgb = ti.ndarray(ftype, (res,) * 3 + (3,))
-        self.rgb = self._upload(np.full((res,) * 3 + (3,), 0.5, dtype=fd), ftype)
-        self.moments = ti.ndarray(ftype, (res,) * 3 + (8,))
-        self.fixed_density = ti.ndarray(ti.i64, (res,) * 3)
-        self.fixed_rgb = ti.ndarray(ti.i64, (res,) * 3 + (3,))
-        self.grad_density = ti.ndarray(ftype, (res,) * 3)
-        self.grad_rgb = ti.ndarray(ftype, (res,) * 3 + (3,))
-        self.blocks = ti.ndarray(ti.u8, (grid.block_count(res),) * 3)
-        for a in (self.density, self.raw_rgb, self.moments, self.fixed_density, self.fixed_rgb,
-                  self.blocks):
-            a.fill(0)
+        self._silhouettes = (cameras, alpha)
+        res = self.resolution
+        if (self.config.half_res_fraction > 0 and res > self.config.half_res_above
+                and res // 2 >= MIN_RESOLUTION):
+            res //= 2
+        self._allocate(res, np.zeros((res,) * 3, fd), np.zeros((res,) * 3 + (3,), fd))
         batch = self.config.rays_per_batch
         self.ids = ti.ndarray(ti.i32, (batch,))
         self.out_rgb = ti.ndarray(ftype, (batch, 3))
@@ -223,10 +230,49 @@ class Stage1Trainer:
         self.grad_opacity = ti.ndarray(ftype, (batch,))
         self.grad_depth_err = ti.ndarray(ftype, (batch,))
         self.losses = ti.ndarray(ftype, (batch, 4))
-        self.hull_cells = max(1, int(np.count_nonzero(hull)))
         self.formed = False  # regularisers and the opacity mask wait for the field to form
         self.iteration = 0
         self.timings = dict.fromkeys(PHASES, 0.0)
+
+    def _allocate(self, res, density, raw_rgb):
+        """Per-voxel state at resolution res from raw density and raw colour (numpy); the Adam
+        moments start at zero, the mask at the visual hull."""
+        import taichi as ti
+
+        from kernels import grid
+
+        ftype = backend.ti_float()
+        self.grid_resolution = res
+        cameras, alpha = self._silhouettes
+        hull = (visual_hull(cameras, alpha, res) if self.config.hull
+                else np.ones((res,) * 3, dtype=np.uint8))
+        self.hull_cells = max(1, int(np.count_nonzero(hull)))
+        self.hull = self._upload(hull, ti.u8)
+        self.mask = self._upload(hull, ti.u8)
+        self.mask_tmp = ti.ndarray(ti.u8, (res,) * 3)
+        self.density = self._upload(density, ftype)
+        self.raw_rgb = self._upload(raw_rgb, ftype)
+        self.rgb = ti.ndarray(ftype, (res,) * 3 + (3,))
+        grid.sigmoid_grid(self.raw_rgb, self.rgb)
+        self.moments = ti.ndarray(ftype, (res,) * 3 + (8,))
+        self.fixed_density = ti.ndarray(ti.i64, (res,) * 3)
+        self.fixed_rgb = ti.ndarray(ti.i64, (res,) * 3 + (3,))
+        self.grad_density = ti.ndarray(ftype, (res,) * 3)
+        self.grad_rgb = ti.ndarray(ftype, (res,) * 3 + (3,))
+        self.blocks = ti.ndarray(ti.u8, (grid.block_count(res),) * 3)
+        for a in (self.moments, self.fixed_density, self.fixed_rgb, self.blocks):
+            a.fill(0)
+
+    def upscale(self):
+        """Continue at full resolution from the half-resolution field (progressive training):
+        density and colour are resampled so the field renders the same."""
+        density, rgb = upsample_field(self.density.to_numpy(), self.rgb.to_numpy(),
+                                      self.resolution, self.shift)
+        raw = np.log(rgb) - np.log1p(-rgb)
+        self._allocate(self.resolution, density.astype(backend.float_dtype()),
+                       raw.astype(backend.float_dtype()))
+        if self.formed:
+            self.refresh_mask()
 
     @staticmethod
     def _upload(array, dtype):
@@ -277,6 +323,8 @@ class Stage1Trainer:
                     self.moments, self.blocks, cfg.lr_density * lr, cfg.lr_rgb * lr, cfg.beta1,
                     cfg.beta2, 1.0 - cfg.beta1 ** t, 1.0 - cfg.beta2 ** t, cfg.adam_eps)
         clock.lap("adam")
+        if self.grid_resolution < self.resolution and t >= cfg.half_res_fraction * cfg.iterations:
+            self.upscale()
         if t >= cfg.warmup * cfg.iterations and t % cfg.mask_every == 0:
             self.refresh_mask()
             clock.lap("mask")
@@ -300,6 +348,8 @@ class Stage1Trainer:
         return self.losses.to_numpy().mean(axis=0)
 
     def field(self, **metadata):
+        if self.grid_resolution < self.resolution:
+            self.upscale()
         return CoarseField(density=self.density.to_numpy(), rgb=self.rgb.to_numpy(),
                            alpha_init=self.config.alpha_init,
                            metadata=dict(metadata, iterations=self.iteration,

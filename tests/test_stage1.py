@@ -121,3 +121,27 @@ def test_short_run_keeps_the_hull_mask_until_the_field_forms(renders):
         trainer.step()
     assert not trainer.formed
     assert np.array_equal(trainer.mask.to_numpy(), trainer.hull.to_numpy())
+
+
+def test_upsampled_field_renders_like_the_coarse_one(trained):
+    from taichi_voxify.coarse_field import CoarseField
+    from taichi_voxify.stage1 import upsample_field
+
+    coarse, _ = trained
+    density, rgb = upsample_field(coarse.density, coarse.rgb, 2 * RES, coarse.shift)
+    fine = CoarseField(density, rgb, coarse.alpha_init)
+    cam = random_views(1, seed=7)[0]
+    (rgb_c, _, op_c), (rgb_f, _, op_f) = coarse.render(cam, WIDTH), fine.render(cam, WIDTH)
+    assert np.abs(op_c - op_f).mean() < 0.02
+    assert -10 * np.log10(((rgb_c - rgb_f) ** 2).mean()) > 30.0
+
+
+def test_progressive_training_ends_at_full_resolution(renders):
+    config = replace(Stage1Config.preset("test"), half_res_fraction=0.5, half_res_above=8)
+    trainer = Stage1Trainer(renders, RES, config, seed=0)
+    assert trainer.grid_resolution == RES // 2
+    for _ in range(config.iterations):
+        trainer.step()
+    assert trainer.grid_resolution == RES
+    psnr, iou = psnr_and_iou(trainer.field(), random_views(3, seed=123))
+    assert iou > 0.85 and psnr > 20.0
