@@ -162,11 +162,10 @@ def load_mesh(path_or_trimesh, up="y", padding=0.0, max_faces=MAX_FACES):
         raise OptionError(f"unknown up axis {up!r}: choose 'y' or 'z'")
     if not 0.0 <= float(padding) < 0.5:
         raise OptionError(f"padding must lie in [0, 0.5), got {padding}")
-    scene, name, source, declared = _open_scene(path_or_trimesh)
+    scene, name, source, declared = _open_scene(path_or_trimesh, max_faces)
     parts = list(_scene_parts(scene))
     total = sum(len(g.faces) for g, _ in parts)
-    if total > max_faces:
-        raise MeshError(f"{name}: {total:,} faces is more than the limit of {max_faces:,}")
+    _check_face_count(name, total, max_faces)
     if total == 0:
         raise MeshError(f"{name}: the file holds no triangle faces{declared.extension_note()}")
     soup = _build_soup(parts, name, declared)
@@ -190,7 +189,34 @@ def load_mesh(path_or_trimesh, up="y", padding=0.0, max_faces=MAX_FACES):
     )
 
 
-def _open_scene(path_or_trimesh):
+def _check_face_count(name, count, max_faces):
+    if count is not None and count > max_faces:
+        raise MeshError(f"{name}: {count:,} faces is more than the limit of {max_faces:,}")
+
+
+def _header_face_count(path, ext):
+    """Face count stated by the file's header (binary STL, PLY, OFF), read before loading so
+    a huge file is refused at once; None when the header does not say."""
+    with open(path, "rb") as fh:
+        head = fh.read(65536)
+    if ext == ".stl" and len(head) >= 84:
+        count = struct.unpack_from("<I", head, 80)[0]
+        return count if path.stat().st_size == 84 + 50 * count else None
+    if ext == ".ply":
+        header = head.split(b"end_header", 1)[0].decode("ascii", "replace")
+        for line in header.splitlines():
+            words = line.split()
+            if words[:2] == ["element", "face"] and len(words) == 3 and words[2].isdigit():
+                return int(words[2])
+    if ext == ".off":
+        lines = [ln.split("#")[0].split() for ln in head.decode("ascii", "replace").splitlines()]
+        words = [w for ln in lines for w in ln][:3]
+        if len(words) == 3 and words[0].endswith("OFF") and words[2].isdigit():
+            return int(words[2])
+    return None
+
+
+def _open_scene(path_or_trimesh, max_faces=MAX_FACES):
     """(trimesh.Scene, name, source text, texture declarations) for a path or trimesh object."""
     import trimesh
 
@@ -209,6 +235,11 @@ def _open_scene(path_or_trimesh):
     if ext not in SUPPORTED_EXTENSIONS:
         raise MeshError(f"unknown mesh format {ext or '(no extension)'!r} for {path.name}: "
                         f"supported are {', '.join(SUPPORTED_EXTENSIONS)}")
+    try:
+        stated = _header_face_count(path, ext)
+    except OSError as exc:
+        raise MeshError(f"cannot read {path.name}: {_one_line(exc)}") from None
+    _check_face_count(path.stem, stated, max_faces)
     declared = _declared_textures(path, ext)
     try:
         scene = trimesh.load(str(path), force="scene", process=False)

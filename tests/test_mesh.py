@@ -378,6 +378,16 @@ def test_face_limit_is_stated():
     _one_line_error(e)
 
 
+@pytest.mark.parametrize("ext", [".ply", ".stl", ".off"])
+def test_face_limit_is_checked_from_the_header(tmp_path, ext, monkeypatch):
+    """A file whose header states too many faces is refused before trimesh reads it."""
+    sphere = trimesh.creation.icosphere(subdivisions=3)  # 1,280 faces
+    sphere.export(tmp_path / f"s{ext}")
+    monkeypatch.setattr(trimesh, "load", lambda *a, **k: pytest.fail("file was loaded"))
+    with pytest.raises(MeshError, match="1,280 faces is more than the limit of 1,000"):
+        load_mesh(tmp_path / f"s{ext}", max_faces=1000)
+
+
 def test_200k_faces_load():
     sphere = trimesh.creation.uv_sphere(count=[320, 320])
     assert len(sphere.faces) > 200_000
