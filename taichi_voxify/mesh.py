@@ -79,6 +79,16 @@ class Mesh:
     def texture_images(self):
         return [t.image for t in self.textures]
 
+    def summary(self):
+        """One line for logs: name, faces, textures, materials, vertex colours, dropped faces."""
+        parts = [f"{self.face_count:,} triangles", f"{len(self.textures)} texture(s)",
+                 f"{len(self.material_colors)} material(s)"]
+        if np.any(self.corner_colors != 1.0):
+            parts.append("vertex/face colours")
+        if self.dropped_degenerate:
+            parts.append(f"{self.dropped_degenerate:,} degenerate dropped")
+        return f"{self.name}: {', '.join(parts)}"
+
     def linear_color_at(self, face_ids, barycentrics):
         """Linear RGB albedo (n, 3) float64 at points given by face id and barycentric weights."""
         f = np.asarray(face_ids, dtype=np.int64).reshape(-1)

@@ -61,6 +61,7 @@ def test_shipped_meshes_load_normalised(name):
 def test_bundled_spot_is_textured():
     mesh = load_mesh(BUNDLED_MESH)
     assert mesh.face_count == 5856 and mesh.name == "spot"
+    assert mesh.summary() == "spot: 5,856 triangles, 1 texture(s), 1 material(s)"
     assert mesh.textures[0].image.shape == (1024, 1024, 3)
     assert mesh.textures[0].image.dtype == np.uint8
 
@@ -85,6 +86,7 @@ def test_scene_parts_follow_node_transforms(name):
 def test_vertex_colours_survive_next_to_uvs():
     """BoxVertexColors has COLOR_0 and UVs; the corner colours are COLOR_0 times the factor."""
     mesh = load_mesh(mesh_path("BoxVertexColors.glb"))
+    assert "vertex/face colours" in mesh.summary()
     scene = trimesh.load(str(mesh_path("BoxVertexColors.glb")), force="scene", process=False)
     (geom,) = scene.geometry.values()
     linear = geom.visual.vertex_attributes["color"][:, :3] * (204 / 255)
@@ -341,6 +343,7 @@ def test_degenerate_triangles_are_dropped_and_counted(tmp_path):
                                         "f 1 2 3\nf 1 2 4\nf 1 1 3\n")
     mesh = load_mesh(path)
     assert (mesh.face_count, mesh.dropped_degenerate) == (1, 2)
+    assert mesh.summary().endswith("2 degenerate dropped")
     with pytest.raises(MeshError, match="degenerate"):
         load_mesh(_write(tmp_path / "all.obj", "v 0 0 0\nv 1 0 0\nv 2 0 0\nf 1 2 3\n"))
 
