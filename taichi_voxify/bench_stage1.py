@@ -67,7 +67,7 @@ def sphere_renders(cameras, width, supersample=2):
     return AnalyticRenders(list(cameras), rgb, alpha, depth)
 
 
-def bench_stage1(resolutions=(32, 64, 128), iterations=30, warmup_iterations=100,
+def bench_stage1(resolutions=(32, 64, 128), iterations=30, warmup_iterations=300,
                  rays_per_batch=8192, views=20, seed=0, config=None):
     """Time `iterations` training steps per resolution on the analytic sphere, after
     `warmup_iterations` untimed steps (kernel compilation, and a field far enough along that
@@ -75,7 +75,8 @@ def bench_stage1(resolutions=(32, 64, 128), iterations=30, warmup_iterations=100
 
     Returns one dict per resolution: iterations_per_s, rays_per_s, ms_per_iteration,
     phase_ms (per iteration, each phase synced), setup_s (ray table, visual hull, buffers),
-    state_mb (estimated training state) and peak_memory_mb (process peak RSS so far, from
+    state_mb (estimated training state), field_formed and batch_mse (how far the warm-up got:
+    the step cost depends on it through empty-space skipping) and peak_memory_mb (process peak RSS so far, from
     resource.getrusage: monotone, so run resolutions in increasing order).
     """
     results = []
@@ -83,7 +84,7 @@ def bench_stage1(resolutions=(32, 64, 128), iterations=30, warmup_iterations=100
     total = warmup_iterations + iterations
     for res in resolutions:
         cfg = replace(base, iterations=total, rays_per_batch=rays_per_batch, views=views,
-                      warmup=0.5 * warmup_iterations / total)
+                      warmup=0.5 * warmup_iterations / total, half_res_fraction=0.0)
         renders = sphere_renders(training_cameras(cfg, seed), min(384, 3 * res))
         setup = time.perf_counter()
         trainer = Stage1Trainer(renders, res, cfg, seed)
@@ -102,6 +103,7 @@ def bench_stage1(resolutions=(32, 64, 128), iterations=30, warmup_iterations=100
             ms_per_iteration=1000 * elapsed / iterations,
             phase_ms={k: 1000 * v / iterations for k, v in trainer.timings.items()},
             state_mb=estimate_bytes(res, trainer.ray_count) / 2 ** 20,
+            field_formed=trainer.formed, batch_mse=float(trainer.batch_losses()[0]),
             peak_memory_mb=peak_memory_bytes() / 2 ** 20))
     return results
 
