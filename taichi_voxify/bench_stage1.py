@@ -76,8 +76,8 @@ def bench_stage1(resolutions=(32, 64, 128), iterations=30, warmup_iterations=300
     Returns one dict per resolution: iterations_per_s, rays_per_s, ms_per_iteration,
     phase_ms (per iteration, each phase synced), setup_s (ray table, visual hull, buffers),
     state_mb (estimated training state), field_formed and batch_mse (how far the warm-up got:
-    the step cost depends on it through empty-space skipping) and peak_memory_mb (process peak RSS so far, from
-    resource.getrusage: monotone, so run resolutions in increasing order).
+    the step cost depends on it through empty-space skipping) and peak_memory_mb (process peak
+    RSS so far, from resource.getrusage: monotone, so run resolutions in increasing order).
     """
     results = []
     base = config or Stage1Config.preset("fast")
