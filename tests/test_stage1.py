@@ -145,3 +145,10 @@ def test_progressive_training_ends_at_full_resolution(renders):
     assert trainer.grid_resolution == RES
     psnr, iou = psnr_and_iou(trainer.field(), random_views(3, seed=123))
     assert iou > 0.85 and psnr > 20.0
+
+
+def test_perspective_training_views_work_too():
+    cams = random_views(12, seed=0, ortho=False)
+    field = train_stage1(sphere_renders(cams, WIDTH), RES, Stage1Config.preset("test"))
+    psnr, iou = psnr_and_iou(field, random_views(3, seed=123, ortho=False))
+    assert iou > 0.85 and psnr > 20.0
