@@ -49,6 +49,9 @@ def build_parser():
     p.add_argument("--fill", action="store_true", help="fill the closed interior")
     p.add_argument("--depth-source", default="mesh", help="Stage 2 depth target: mesh | stage1")
     p.add_argument("--up", default="y", help="up axis of the file: y (glTF) or z")
+    p.add_argument("--front", default="+z",
+                   help="view the object faces: +x -x +y -y +z -z; its colours weigh x4 in the "
+                        "palette (default +z, the glTF front)")
     p.add_argument("--formats", default=",".join(DEFAULT_FORMATS),
                    help=f"comma list of {','.join(FORMATS)} (default {','.join(DEFAULT_FORMATS)})")
     p.add_argument("--quiet", action="store_true", help="no progress bars or summary")
@@ -98,20 +101,22 @@ def _settings(args, formats):
             "pixel_art": args.pixel_art, "pixel_method": args.pixel_method, "seed": args.seed,
             "preset": args.preset, "arch": args.arch, "clip": args.clip,
             "clip_weights": args.clip_weights, "fill": args.fill,
-            "depth_source": args.depth_source, "up": args.up, "formats": list(formats)}
+            "depth_source": args.depth_source, "up": args.up, "front": args.front,
+            "formats": list(formats)}
 
 
 def _validate(args):
     """Check every option before any slow work starts."""
     from .outputs import parse_formats
     from .palette import parse_palette
-    from .pipeline import check_memory, check_options
+    from .pipeline import check_memory, check_options, view_weights
 
     check_options(args.res, args.colors, args.preset, args.depth_source)
     check_memory(args.res, args.colors)
     parse_palette(args.palette, args.colors)
     if args.clip not in ("auto", "off", "required"):
         raise OptionError(f"unknown --clip {args.clip!r}: choose auto, off or required")
+    view_weights(args.front)
     if args.up not in ("y", "z"):
         raise OptionError(f"unknown --up {args.up!r}: choose y or z")
     if not os.path.isfile(args.mesh):
@@ -139,7 +144,8 @@ def run(argv=None):
         conv = run_pipeline(args.mesh, args.res, args.colors, args.palette, args.seed, args.preset,
                             pixel_art_dir=args.pixel_art, pixel_method=args.pixel_method,
                             clip=args.clip, clip_weights=args.clip_weights, fill=args.fill,
-                            depth_source=args.depth_source, up=args.up, progress=bars)
+                            depth_source=args.depth_source, up=args.up, front=args.front,
+                            progress=bars)
     finally:
         bars.close()
     t = time.perf_counter()

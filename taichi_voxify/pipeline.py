@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import backend
-from .cameras import axis_views
+from .cameras import VIEW_NAMES, axis_views
 from .errors import OptionError, ResourceError
 from .voxelart import parse_resolution
 
@@ -81,22 +81,29 @@ def _progress_fn(progress):
     return progress if progress is not None else (lambda *a, **k: None)
 
 
-def _make_targets(clock, axis_hires, resolution, colors, palette, pixel_art_dir, method, seed):
+def view_weights(front):
+    """Palette weight per axis view: the front view counts four times, as the authors do."""
+    if front not in VIEW_NAMES:
+        raise OptionError(f"unknown front view {front!r}: choose one of {', '.join(VIEW_NAMES)}")
+    return [4.0 if name == front else 1.0 for name in VIEW_NAMES]
+
+
+def _make_targets(clock, axis_hires, resolution, colors, palette, pixel_art_dir, method, seed,
+                  weights):
     """(images, masks, palette) of the six pixel-art targets, ours or the user's; the user's
     are snapped to the palette so every target pixel is a palette colour."""
-    from .palette import SIX_VIEW_WEIGHTS, resolve_palette
+    from .palette import resolve_palette
     from .pixelart import (apply_palette, cells_palette, load_pixel_art_dir, quantise_views,
                            view_cells)
 
     if pixel_art_dir is None:
         cells = clock.run("pixel_art", view_cells, axis_hires.rgb, axis_hires.alpha, resolution,
                           method)
-        pal = clock.run("palette", cells_palette, cells, colors, palette, method, None, seed)
+        pal = clock.run("palette", cells_palette, cells, colors, palette, method, weights, seed)
         art = clock.run("pixel_art", quantise_views, cells, pal)
         return art.images, art.masks, art.palette
     images, masks = clock.run("pixel_art", load_pixel_art_dir, pixel_art_dir, cells=resolution)
-    pal = clock.run("palette", resolve_palette, palette, images, masks, colors,
-                    SIX_VIEW_WEIGHTS, seed)
+    pal = clock.run("palette", resolve_palette, palette, images, masks, colors, weights, seed)
     return clock.run("pixel_art", apply_palette, images, masks, pal), masks, pal
 
 
@@ -119,7 +126,7 @@ class Prepared:
 
 def prepare(mesh_or_path, resolution=32, colors=6, palette="kmeans", seed=0, preset="fast",
             pixel_art_dir=None, pixel_method="kcentroid", clip="auto", clip_weights=None,
-            depth_source="mesh", up="y", progress=None, stage1_config=None):
+            depth_source="mesh", up="y", progress=None, stage1_config=None, front="+z"):
     """Load, render, train Stage 1 and make the pixel-art targets and palette."""
     from . import clip_bridge
     from .mesh import load_mesh
@@ -129,6 +136,7 @@ def prepare(mesh_or_path, resolution=32, colors=6, palette="kmeans", seed=0, pre
 
     resolution, colors = check_options(resolution, colors, preset, depth_source)
     check_memory(resolution, colors)
+    weights = view_weights(front)
     cfg1 = (stage1_config or Stage1Config.preset(preset)).validate()
     backend.ensure_init()
     report = _progress_fn(progress)
@@ -142,8 +150,9 @@ def prepare(mesh_or_path, resolution=32, colors=6, palette="kmeans", seed=0, pre
 
     report("render", 0, 3, {})
     cams = training_cameras(cfg1, seed)
+    # odd supersampling: no edge pixel has coverage exactly 0.5 (a tie for "alpha > 0.5")
     train_views = clock.run("render", render_views, mesh, cams,
-                            training_image_size(cfg1, resolution))
+                            training_image_size(cfg1, resolution), supersample=3)
     report("render", 1, 3, {})
     axis_hires = clock.run("render", render_views, mesh, axis_views(), hires_size(resolution))
     report("render", 2, 3, {})
@@ -153,7 +162,7 @@ def prepare(mesh_or_path, resolution=32, colors=6, palette="kmeans", seed=0, pre
     coarse = clock.run("stage1", train_stage1, train_views, resolution, cfg1, seed, report)
 
     images, masks, pal = _make_targets(clock, axis_hires, resolution, colors, palette,
-                                       pixel_art_dir, pixel_method, seed)
+                                       pixel_art_dir, pixel_method, seed, weights)
     report("pixel_art", 1, 1, {"colors": len(pal)})
     options = dict(resolution=resolution, colors=colors, palette_spec=str(palette), seed=seed,
                    preset=preset, depth_source=depth_source, pixel_method=pixel_method,
@@ -192,10 +201,11 @@ def fine_tune(prep, fill=False, progress=None, ortho=True, use_gumbel=True, use_
 def run_pipeline(mesh_or_path, resolution=32, colors=6, palette="kmeans", seed=0, preset="fast",
                  pixel_art_dir=None, pixel_method="kcentroid", clip="auto", clip_weights=None,
                  fill=False, depth_source="mesh", up="y", progress=None, ortho=True,
-                 use_gumbel=True, stage1_config=None, stage2_config=None):
+                 use_gumbel=True, stage1_config=None, stage2_config=None, front="+z"):
     """Run every stage and return a Conversion (see `convert` for the arguments)."""
     prep = prepare(mesh_or_path, resolution, colors, palette, seed, preset, pixel_art_dir,
-                   pixel_method, clip, clip_weights, depth_source, up, progress, stage1_config)
+                   pixel_method, clip, clip_weights, depth_source, up, progress, stage1_config,
+                   front)
     return fine_tune(prep, fill=fill, progress=progress, ortho=ortho, use_gumbel=use_gumbel,
                      stage2_config=stage2_config)
 
@@ -231,7 +241,8 @@ def convert(mesh_or_path, resolution=32, colors=6, palette="kmeans", seed=0, pre
     hex colours "#rrggbb,...", or a uint8 (K, 3) array; preset: "fast" (CPU), "paper" (the
     authors' iteration counts), "test" (tiny); progress(stage, step, total, info).
     Other options: pixel_art_dir, pixel_method, clip ("auto"|"off"|"required"), clip_weights,
-    fill, depth_source ("mesh"|"stage1"), up ("y"|"z"), ortho, use_gumbel.
+    fill, depth_source ("mesh"|"stage1"), up ("y"|"z"), front (the axis view whose colours
+    weigh most in the palette, "+z" by default), ortho, use_gumbel.
     The result's metadata holds the settings, per-stage timings (`timings_s`) and metrics.
     """
     return run_pipeline(mesh_or_path, resolution, colors, palette, seed, preset,

@@ -30,6 +30,8 @@ def run_cli(args, tmp_path):
     (["--formats", "vox,fbx"], "fbx"),
     (["--preset", "slow"], "preset"),
     (["--clip", "maybe"], "clip"),
+    (["--front", "+w"], "front"),
+    (["--formats", "lego", "--res", "200"], "LEGO"),
     (["--res", "abc"], "--res"),
     (["no_such_mesh.obj"], "does not exist"),
 ])
