@@ -164,6 +164,36 @@ def hub_reachable(host=HUB_HOST, timeout=3.0):
         return False
 
 
+class _Unavailable(Exception):
+    """Internal: why real CLIP weights cannot be had."""
+
+
+def _open_clip_model(model, pretrained, weights_path, device, cache_dir):
+    """An open_clip CLIP model with real weights, or _Unavailable saying why not."""
+    try:
+        import open_clip
+    except ImportError:
+        raise _Unavailable("open_clip_torch is not installed (pip install open_clip_torch)")
+    cfg = open_clip.get_pretrained_cfg(model, pretrained) or {}
+    if weights_path is not None:
+        if not os.path.isfile(weights_path):
+            raise _Unavailable(f"CLIP checkpoint {weights_path} does not exist")
+        source = weights_path
+    else:
+        source = _cached_hub_file(cfg, cache_dir)
+        if source is None and not hub_reachable():
+            raise _Unavailable(f"no {model}/{pretrained} weights in the local cache and "
+                               f"{HUB_HOST} cannot be reached; give a checkpoint path")
+        source = source or pretrained
+    try:
+        return open_clip.create_model(model, pretrained=source, device=device,
+                                      force_quick_gelu=bool(cfg.get("quick_gelu", False)),
+                                      cache_dir=cache_dir)
+    except Exception as exc:  # any failure to build or load is reported on one line
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise _Unavailable(f"could not load {model}/{pretrained}: {detail}")
+
+
 def load(mode="auto", model="ViT-B-32", pretrained="openai", weights_path=None,
          patch_cells=8, device="cpu", cache_dir=None):
     """A ClipPatchLoss with real weights, or None (mode "off", or "auto" without weights)."""
@@ -172,25 +202,42 @@ def load(mode="auto", model="ViT-B-32", pretrained="openai", weights_path=None,
     if mode == "off":
         return None
     try:
-        import open_clip
-    except ImportError:
-        return _unavailable(mode, "open_clip_torch is not installed (pip install open_clip_torch)")
-    cfg = open_clip.get_pretrained_cfg(model, pretrained) or {}
-    if weights_path is not None:
-        if not os.path.isfile(weights_path):
-            return _unavailable(mode, f"CLIP checkpoint {weights_path} does not exist")
-        source = weights_path
-    else:
-        source = _cached_hub_file(cfg, cache_dir)
-        if source is None and not hub_reachable():
-            return _unavailable(mode, f"no {model}/{pretrained} weights in the local cache and "
-                                      f"{HUB_HOST} cannot be reached; give a checkpoint path")
-        source = source or pretrained
-    try:
-        net = open_clip.create_model(model, pretrained=source, device=device,
-                                     force_quick_gelu=bool(cfg.get("quick_gelu", False)),
-                                     cache_dir=cache_dir)
-    except Exception as exc:  # any failure to build or load is reported on one line
-        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        return _unavailable(mode, f"could not load {model}/{pretrained}: {detail}")
+        net = _open_clip_model(model, pretrained, weights_path, device, cache_dir)
+    except _Unavailable as why:
+        return _unavailable(mode, str(why))
     return ClipPatchLoss.from_open_clip(net, patch_cells=patch_cells, name=f"{model}/{pretrained}")
+
+
+# --- CLIP-IQA, the paper's score -----------------------------------------------------------------
+
+class ClipIQA:
+    """The paper's CLIP-IQA: 100 x cosine similarity between CLIP features of pictures of the
+    voxel art and of the prompt "A voxel art of {name}", averaged over the pictures."""
+
+    def __init__(self, model, tokenizer, prompt="A voxel art of {name}"):
+        model.eval()
+        self.model, self.tokenizer, self.prompt = model, tokenizer, prompt
+        self.images = ClipPatchLoss.from_open_clip(model)
+
+    def __call__(self, images, name):
+        """images: (B, H, W, 3) float sRGB in [0, 1]; name: what the object is."""
+        import torch
+        import torch.nn.functional as F
+
+        with torch.no_grad():
+            x = torch.as_tensor(np.asarray(images), dtype=self.images.dtype).permute(0, 3, 1, 2)
+            image = self.model.encode_image(self.images._prepare(x, "bilinear"))
+            text = self.model.encode_text(self.tokenizer([self.prompt.format(name=name)]))
+            cos = F.cosine_similarity(image, text.to(image.dtype), dim=-1)
+        return float(100.0 * cos.mean())
+
+
+def clip_iqa_scorer(weights_path=None, model="ViT-B-32", pretrained="openai", device="cpu"):
+    """A ClipIQA with real weights; VoxifyError when they cannot be had (never random ones)."""
+    import open_clip
+
+    try:
+        net = _open_clip_model(model, pretrained, weights_path, device, None)
+    except _Unavailable as why:
+        raise VoxifyError(f"CLIP-IQA needs real CLIP weights: {why}") from None
+    return ClipIQA(net, open_clip.get_tokenizer(model))

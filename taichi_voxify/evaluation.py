@@ -76,7 +76,8 @@ def metrics_row(art, prep, clip_scorer=None, name=""):
     row = dict(iou=m["iou_mean"], color_de76=m["color_de76"],
                depth_voxels=m["depth_error_voxels"], colors_used=m["colors_used"],
                voxels=m["voxels_filled"])
-    row["clip_iqa"] = clip_scorer(art, name) if clip_scorer else NO_CLIP_SCORE
+    row["clip_iqa"] = (clip_scorer(gallery_images(art, 224), name) if clip_scorer
+                       else NO_CLIP_SCORE)
     return row
 
 

@@ -135,3 +135,26 @@ def test_clip_term_enters_stage2_training():
     assert all("clip" in h for h in with_clip.history)
     assert not any("clip" in h for h in without.history)
     assert not np.array_equal(with_clip.logits, without.logits)
+
+
+def test_clip_iqa_scores_matching_prompt_and_refuses_without_weights(tmp_path):
+    """CLIP-IQA is 100 x cos(image, "A voxel art of {name}"); without real weights it refuses
+    (a number from random weights would be meaningless)."""
+    torch.manual_seed(0)
+    model = open_clip.CLIP(
+        embed_dim=16,
+        vision_cfg=dict(layers=2, width=64, head_width=32, patch_size=8, image_size=32),
+        text_cfg=dict(context_length=77, vocab_size=49408, width=32, heads=2, layers=1))
+    iqa = clip_bridge.ClipIQA(model, open_clip.get_tokenizer("ViT-B-32"))
+    images = np.random.default_rng(0).random((3, 40, 40, 3))
+    score = iqa(images, "cow")
+    with torch.no_grad():
+        x = torch.as_tensor(images, dtype=torch.float32).permute(0, 3, 1, 2)
+        img = model.encode_image(iqa.images._prepare(x, "bilinear"))
+        txt = model.encode_text(open_clip.get_tokenizer("ViT-B-32")(["A voxel art of cow"]))
+        expected = 100 * torch.nn.functional.cosine_similarity(img, txt, dim=-1).mean()
+    assert score == pytest.approx(float(expected), rel=1e-5)
+    assert -100.0 <= score <= 100.0
+    assert iqa(images, "cow") != iqa(images, "space station")  # the prompt matters
+    with pytest.raises(VoxifyError, match="real CLIP weights"):
+        clip_bridge.clip_iqa_scorer(weights_path=str(tmp_path / "missing.pt"))
