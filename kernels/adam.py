@@ -98,3 +98,21 @@ def masked_adam(density: ti.types.ndarray(), raw_rgb: ti.types.ndarray(),
                         moments[i, j, k, 1 + ch], moments[i, j, k, 5 + ch] = m, v
                         rgb[i, j, k, ch] = sigmoid(p)
             blocks[bi, bj, bk] = ti.u8(0)
+
+
+# Stage 2's optimiser step over a single array of any shape (Stage 1's masked_adam above works
+# on its packed density+colour grids by blocks); both share adam_update.
+@ti.kernel
+def masked_adam_step(param: ti.types.ndarray(), grad: ti.types.ndarray(),
+                     exp_avg: ti.types.ndarray(), exp_avg_sq: ti.types.ndarray(), lr: float,
+                     beta1: float, beta2: float, bias1: float, bias2: float, eps: float,
+                     low: float, high: float):
+    """One Adam step (bias corrections 1 - beta^t passed in) on the entries with nonzero
+    gradient, of an array of any shape; results clamped to [low, high]."""
+    for idx in ti.grouped(param):
+        g = grad[idx]
+        if g != 0.0:
+            p, m, v = adam_update(param[idx], g, exp_avg[idx], exp_avg_sq[idx], lr, beta1,
+                                  beta2, bias1, bias2, eps)
+            param[idx] = ti.math.clamp(p, low, high)
+            exp_avg[idx], exp_avg_sq[idx] = m, v

@@ -10,7 +10,6 @@ Backward: d loss / d logit_n = s_n (q_n - sum_m s_m q_m) / tau with q_n = (d los
 """
 import taichi as ti
 
-from .adam import adam_update
 
 
 @ti.func
@@ -86,21 +85,3 @@ def gumbel_softmax_backward(soft: ti.types.ndarray(), palette: ti.types.ndarray(
         for c in range(colours):
             q = g.dot(ti.Vector([palette[c, ch] for ch in ti.static(range(3))]))
             grad_logits[i, j, k, c] = soft[i, j, k, c] * (q - mean_q) * inv_tau
-
-
-# Stage 2's optimiser step. Kept here (Stage 1's kernels/adam.py is specialised to its packed
-# density+colour grids); it reuses that file's adam_update so the two cannot drift apart.
-@ti.kernel
-def masked_adam_step(param: ti.types.ndarray(), grad: ti.types.ndarray(),
-                     exp_avg: ti.types.ndarray(), exp_avg_sq: ti.types.ndarray(), lr: float,
-                     beta1: float, beta2: float, bias1: float, bias2: float, eps: float,
-                     low: float, high: float):
-    """One Adam step (bias corrections 1 - beta^t passed in) on the entries with nonzero
-    gradient, of an array of any shape; results clamped to [low, high]."""
-    for idx in ti.grouped(param):
-        g = grad[idx]
-        if g != 0.0:
-            p, m, v = adam_update(param[idx], g, exp_avg[idx], exp_avg_sq[idx], lr, beta1,
-                                  beta2, bias1, bias2, eps)
-            param[idx] = ti.math.clamp(p, low, high)
-            exp_avg[idx], exp_avg_sq[idx] = m, v

@@ -358,7 +358,7 @@ def view_losses(out, pixel_art, masks, depth_target, cfg):
 # --- training ------------------------------------------------------------------------------------
 
 class _AdamParam:
-    """A trained ti.ndarray with its gradient and Adam moments (kernels/gumbel.masked_adam_step)."""
+    """A trained ti.ndarray with its gradient and Adam moments (kernels/adam.masked_adam_step)."""
 
     def __init__(self, values, lr, low=-1e30, high=1e30):
         self.value = _from_numpy(values)
@@ -369,7 +369,7 @@ class _AdamParam:
         self.lr, self.low, self.high = lr, low, high
 
     def step(self, t, beta1=0.9, beta2=0.99, eps=1e-12):
-        from kernels.gumbel import masked_adam_step
+        from kernels.adam import masked_adam_step
 
         masked_adam_step(self.value, self.grad, self.m, self.v, self.lr, beta1, beta2,
                          1.0 - beta1 ** t, 1.0 - beta2 ** t, eps, self.low, self.high)
