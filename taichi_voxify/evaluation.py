@@ -4,6 +4,7 @@ Methods share the pipeline's code paths: every Stage 2 variant starts from the s
 Stage 1 field, pixel art and palette, so the rows differ only in what the row names.
 """
 import time
+from dataclasses import replace
 
 import numpy as np
 
@@ -41,10 +42,12 @@ def _pixel3d(prep, seed):
                                colors=len(prep.palette), palette=prep.palette, seed=seed)
     cell_of = np.arange(size) * cells // size  # nearest-neighbour upscale back to the views
     up = lambda a: a[:, cell_of][:, :, cell_of]  # noqa: E731
+    # pixelated images carry no depth, and DVGO has no depth loss: train on colour and alpha
     pixelated = Renders(cameras=views.cameras, rgb=up(art.images).astype(np.float32),
-                        alpha=up(art.masks.astype(np.float32)), depth=views.depth,
+                        alpha=up(art.masks.astype(np.float32)), depth=None,
                         normal=views.normal, face_id=views.face_id)
-    coarse = train_stage1(pixelated, n, Stage1Config.preset(prep.options["preset"]), seed)
+    config = replace(Stage1Config.preset(prep.options["preset"]), w_depth=0.0)
+    coarse = train_stage1(pixelated, n, config, seed)
     return coarse_to_voxel_art(coarse, n, prep.palette)
 
 
