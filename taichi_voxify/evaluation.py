@@ -56,7 +56,7 @@ def run_method(method, prep, seed=0, fill=False):
     from .pipeline import coarse_to_voxel_art, fine_tune
     from .voxelize import voxelize_mesh
 
-    n, k = prep.options["resolution"], len(prep.palette)
+    n, k = prep.options["resolution"], prep.options["colors"]
     start = time.perf_counter()
     if method == "voxelize":
         art = voxelize_mesh(prep.mesh, n, colors=k, fill=True, seed=seed)
