@@ -110,6 +110,7 @@ def _validate(args):
     from .outputs import parse_formats
     from .palette import parse_palette
     from .pipeline import check_memory, check_options, view_weights
+    from .pixelart import PIXEL_METHODS
 
     check_options(args.res, args.colors, args.preset, args.depth_source)
     check_memory(args.res, args.colors)
@@ -117,6 +118,9 @@ def _validate(args):
     if args.clip not in ("auto", "off", "required"):
         raise OptionError(f"unknown --clip {args.clip!r}: choose auto, off or required")
     view_weights(args.front)
+    if args.pixel_method not in PIXEL_METHODS:
+        raise OptionError(f"unknown --pixel-method {args.pixel_method!r}: choose one of "
+                          f"{', '.join(PIXEL_METHODS)}")
     if args.up not in ("y", "z"):
         raise OptionError(f"unknown --up {args.up!r}: choose y or z")
     if not os.path.isfile(args.mesh):

@@ -31,6 +31,7 @@ def run_cli(args, tmp_path):
     (["--preset", "slow"], "preset"),
     (["--clip", "maybe"], "clip"),
     (["--front", "+w"], "front"),
+    (["--pixel-method", "blur"], "pixel-method"),
     (["--formats", "lego", "--res", "200"], "LEGO"),
     (["--res", "abc"], "--res"),
     (["no_such_mesh.obj"], "does not exist"),
