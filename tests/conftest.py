@@ -23,3 +23,23 @@ def _taichi_cpu():
 
     backend.init(arch="cpu", precision="f32")
     yield
+
+
+@pytest.fixture(scope="module")
+def f64_backend():
+    """Float64 Taichi for the finite-difference gradient tests of a module; f32 again after."""
+    from taichi_voxify import backend
+
+    backend.init(arch="cpu", precision="f64")
+    yield
+    backend.init(arch="cpu", precision="f32")
+
+
+def f64_ndarray(array):
+    """A float64 ti.ndarray holding `array`."""
+    import numpy as np
+    import taichi as ti
+
+    nd = ti.ndarray(ti.f64, np.shape(array))
+    nd.from_numpy(np.ascontiguousarray(array, dtype=np.float64))
+    return nd

@@ -3,26 +3,16 @@ soft phase in float64, and the straight-through phase."""
 import numpy as np
 import pytest
 
-from taichi_voxify import backend
+from conftest import f64_ndarray
+
 from taichi_voxify.stage2 import PaletteQuantizer, gumbel_noise_table, initial_logits
 
 PALETTE = np.array([[0.9, 0.1, 0.1], [0.1, 0.8, 0.2], [0.2, 0.2, 0.9], [1.0, 1.0, 1.0]])
 TABLE = 1 << 12
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _f64():
-    backend.init(arch="cpu", precision="f64")
-    yield
-    backend.init(arch="cpu", precision="f32")
-
-
-def _nd(array):
-    import taichi as ti
-
-    nd = ti.ndarray(ti.f64, array.shape)
-    nd.from_numpy(np.ascontiguousarray(array, dtype=np.float64))
-    return nd
+pytestmark = pytest.mark.usefixtures("f64_backend")
+_nd = f64_ndarray
 
 
 def _pcg(x):

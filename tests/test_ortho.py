@@ -3,7 +3,8 @@ backward against central finite differences in float64."""
 import numpy as np
 import pytest
 
-from taichi_voxify import backend
+from conftest import f64_ndarray
+
 from taichi_voxify.cameras import axis_views
 from taichi_voxify.coarse_field import density_shift, softplus
 from taichi_voxify.stage2 import AxisViewRenderer, PerspectiveRenderer, perspective_cameras
@@ -11,19 +12,8 @@ from taichi_voxify.stage2 import AxisViewRenderer, PerspectiveRenderer, perspect
 SHIFT = density_shift(1e-6)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _f64():
-    backend.init(arch="cpu", precision="f64")
-    yield
-    backend.init(arch="cpu", precision="f32")
-
-
-def _nd(array):
-    import taichi as ti
-
-    nd = ti.ndarray(ti.f64, array.shape)
-    nd.from_numpy(np.ascontiguousarray(array, dtype=np.float64))
-    return nd
+pytestmark = pytest.mark.usefixtures("f64_backend")
+_nd = f64_ndarray
 
 
 def _random_grid(n, seed, empty_fraction=0.0):

@@ -3,7 +3,6 @@ backward and every regulariser gradient against central finite differences, Adam
 import numpy as np
 import pytest
 
-from taichi_voxify import backend
 
 RES = 5
 SHIFT = float(np.log(1.0 / (1.0 - 1e-6) - 1.0))
@@ -12,11 +11,7 @@ H = 1e-6
 WEIGHTS = dict(w_mse=1.0, w_entropy=0.3, w_alpha=0.5, w_depth=2.0)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def f64_backend():
-    backend.init(arch="cpu", precision="f64")
-    yield
-    backend.init(arch="cpu", precision="f32")
+pytestmark = pytest.mark.usefixtures("f64_backend")
 
 
 @pytest.fixture(scope="module")
