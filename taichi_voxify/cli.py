@@ -13,6 +13,7 @@ import warnings
 from .errors import OptionError, VoxifyError
 
 BUNDLED_MESH = os.path.join(os.path.dirname(__file__), "data", "spot", "spot.obj")
+BUNDLED_FRONT = "-z"  # Spot's head points to -z in its OBJ file
 STAGE_LABELS = {"load": "load mesh", "render": "render views", "stage1": "stage 1 (coarse field)",
                 "pixel_art": "pixel art + palette", "stage2": "stage 2 (voxel art)"}
 
@@ -49,9 +50,9 @@ def build_parser():
     p.add_argument("--fill", action="store_true", help="fill the closed interior")
     p.add_argument("--depth-source", default="mesh", help="Stage 2 depth target: mesh | stage1")
     p.add_argument("--up", default="y", help="up axis of the file: y (glTF) or z")
-    p.add_argument("--front", default="+z",
+    p.add_argument("--front", default=None,
                    help="view the object faces: +x -x +y -y +z -z; its colours weigh x4 in the "
-                        "palette (default +z, the glTF front)")
+                        "palette (default +z, the glTF front; -z for the bundled cow)")
     p.add_argument("--formats", default=",".join(DEFAULT_FORMATS),
                    help=f"comma list of {','.join(FORMATS)} (default {','.join(DEFAULT_FORMATS)})")
     p.add_argument("--quiet", action="store_true", help="no progress bars or summary")
@@ -135,6 +136,8 @@ def _validate(args):
 
 def run(argv=None):
     args = build_parser().parse_args(argv)
+    if args.front is None:
+        args.front = BUNDLED_FRONT if args.mesh is None else "+z"
     args.mesh = args.mesh or BUNDLED_MESH
     formats = _validate(args)
     from . import backend

@@ -33,6 +33,7 @@ class Conversion:
     stage2: object  # Stage2Result
     metrics: dict
     timings_s: dict = field(default_factory=dict)
+    front: str = "+z"  # the view the object faces
 
 
 class _Clock:
@@ -166,7 +167,7 @@ def prepare(mesh_or_path, resolution=32, colors=6, palette="kmeans", seed=0, pre
     report("pixel_art", 1, 1, {"colors": len(pal)})
     options = dict(resolution=resolution, colors=colors, palette_spec=str(palette), seed=seed,
                    preset=preset, depth_source=depth_source, pixel_method=pixel_method,
-                   pixel_art_dir=pixel_art_dir)
+                   pixel_art_dir=pixel_art_dir, front=front)
     return Prepared(mesh, options, axis_hires, axis_lowres, train_views, coarse, images, masks,
                     pal, clip_loss, clock)
 
@@ -195,7 +196,8 @@ def fine_tune(prep, fill=False, progress=None, ortho=True, use_gumbel=True, use_
     art.metadata.update(mesh=prep.mesh.name, **opts, clip=result.metadata.get("clip"),
                         backend=backend.info(), timings_s=dict(clock.timings), metrics=metrics)
     return Conversion(art, prep.mesh.name, prep.axis_hires, prep.axis_lowres, prep.pixel_art,
-                      prep.masks, prep.coarse, result, metrics, dict(clock.timings))
+                      prep.masks, prep.coarse, result, metrics, dict(clock.timings),
+                      opts["front"])
 
 
 def run_pipeline(mesh_or_path, resolution=32, colors=6, palette="kmeans", seed=0, preset="fast",

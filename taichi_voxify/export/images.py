@@ -149,13 +149,18 @@ def _row_images(views):
     return [np.asarray(v) for v in rgb]
 
 
-def views_image(art, mesh_views=None, pixel_art=None, tile=160):
-    """A labelled PIL image: the voxel art's six axis views and an isometric view, with the
-    mesh's renders and the pixel-art targets (each six images in VIEW_NAMES order) below."""
+FRONT_AZIMUTH = {"+z": 0.0, "+x": 90.0, "-z": 180.0, "-x": 270.0, "+y": 0.0, "-y": 0.0}
+
+
+def views_image(art, mesh_views=None, pixel_art=None, tile=160, front="+z"):
+    """A labelled PIL image: the voxel art's six axis views and an isometric view (from the
+    `front` side), with the mesh's renders and the pixel-art targets (each six images in
+    VIEW_NAMES order) below."""
     native = max(art.shape)
     scale = max(1, -(-tile // native))
     voxel_row = [render_voxels(art, cam, native * scale, shade=False) for cam in axis_views()]
-    voxel_row.append(render_voxels(art, iso_camera(art=art), native * scale))
+    iso = iso_camera(azimuth=45.0 + FRONT_AZIMUTH[front], art=art)
+    voxel_row.append(render_voxels(art, iso, native * scale))
     rows = [("voxel art", voxel_row, [*VIEW_NAMES, "iso"])]
     for title, views in (("mesh", mesh_views), ("pixel art", pixel_art)):
         imgs = _row_images(views)
@@ -177,9 +182,9 @@ def views_image(art, mesh_views=None, pixel_art=None, tile=160):
     return canvas
 
 
-def views_png(art, path, mesh_views=None, pixel_art=None, tile=160):
+def views_png(art, path, mesh_views=None, pixel_art=None, tile=160, front="+z"):
     """Write views_image(...) to `path` (whole or not at all)."""
-    _save(views_image(art, mesh_views, pixel_art, tile), path)
+    _save(views_image(art, mesh_views, pixel_art, tile, front), path)
 
 
 def palette_image(palette, counts=None, swatch=48):
