@@ -71,3 +71,70 @@ def test_impossible_options(kw):
 def test_too_large_grid_is_refused_with_estimate():
     with pytest.raises(ResourceError, match="GB"):
         check_memory(256, 32, budget_gb=1.0)
+
+
+def _save_views(folder, images, masks, names):
+    from PIL import Image
+
+    folder.mkdir()
+    for img, mask, name in zip(images, masks, names):
+        rgba = np.concatenate([img, mask[..., None].astype(np.float32)], axis=-1)
+        Image.fromarray((rgba * 255).round().astype(np.uint8), "RGBA").save(folder / name)
+
+
+def test_own_pixel_art_drives_the_result(tmp_path):
+    """Six user PNGs replace our generator: their colours become the palette and their
+    silhouettes the shape."""
+    from taichi_voxify.pipeline import prepare
+
+    box = str(mesh_path("BoxVertexColors.glb"))
+    n = 16
+    # a red square in the middle of every view, transparent elsewhere
+    masks = np.zeros((6, n, n), bool)
+    masks[:, 4:12, 4:12] = True
+    images = np.where(masks[..., None], np.array([0.8, 0.1, 0.1], np.float32), 1.0)
+    images[:, 6:10, 6:10] = (0.1, 0.1, 0.8)  # a blue centre: a second colour
+    _save_views(tmp_path / "art", images, masks, ["px.png", "nx.png", "py.png", "ny.png",
+                                                   "pz.png", "nz.png"])
+    prep = prepare(box, resolution=n, colors=4, preset="test", clip="off",
+                   pixel_art_dir=str(tmp_path / "art"))
+    assert {tuple(c) for c in prep.palette} == {(204, 26, 26), (26, 26, 204)}
+    np.testing.assert_array_equal(prep.masks, masks)
+
+
+def test_own_pixel_art_of_the_wrong_size_is_refused(tmp_path):
+    from taichi_voxify import InputError
+
+    images = np.ones((6, 8, 8, 3), np.float32)
+    masks = np.ones((6, 8, 8), bool)
+    _save_views(tmp_path / "art", images, masks, ["px.png", "nx.png", "py.png", "ny.png",
+                                                   "pz.png", "nz.png"])
+    with pytest.raises(InputError, match="cells=16"):
+        run_pipeline(str(mesh_path("alien.glb")), resolution=16, colors=4, preset="test",
+                     clip="off", pixel_art_dir=str(tmp_path / "art"))
+
+
+@pytest.mark.parametrize("palette", ["lego", "pico8", "#ff0000,#00ff00,#0000ff,#ffffff"])
+def test_named_and_hex_palettes_are_used_exactly(palette):
+    from taichi_voxify.palette import named_palette_rgb, parse_hex_list
+
+    art = taichi_voxify.convert(str(mesh_path("alien.glb")), resolution=16, colors=4,
+                                palette=palette, preset="test", clip="off")
+    allowed = (parse_hex_list(palette) if palette.startswith("#")
+               else named_palette_rgb(palette))
+    allowed = {tuple(int(v) for v in c) for c in np.asarray(allowed)}
+    assert {tuple(int(v) for v in c) for c in art.palette} <= allowed
+    assert 2 <= len(art.palette) <= 4 and art.filled_count > 0
+
+
+def test_fill_reaches_stage2_and_leaves_no_closed_cavity():
+    """fill_interior itself is tested in test_stage2.py; here: the option gets there and the
+    voxel art has no enclosed empty voxels."""
+    from scipy import ndimage
+
+    conv = run_pipeline(str(mesh_path("spot/spot.obj")), resolution=16, colors=4,
+                        preset="test", clip="off", fill=True)
+    assert conv.stage2.metadata["config"]["fill"] is True
+    filled = conv.art.filled
+    assert filled.any()
+    np.testing.assert_array_equal(ndimage.binary_fill_holes(filled), filled)
