@@ -174,11 +174,11 @@ def load_mesh(path_or_trimesh, up="y", padding=0.0, max_faces=MAX_FACES):
         raise OptionError(f"padding must lie in [0, 0.5), got {padding}")
     scene, name, source, declared = _open_scene(path_or_trimesh, max_faces)
     parts = list(_scene_parts(scene))
-    total = sum(len(g.faces) for g, _ in parts)
+    total = sum(len(g.faces) for g, _, _ in parts)
     _check_face_count(name, total, max_faces)
     if total == 0:
         raise MeshError(f"{name}: the file holds no triangle faces{declared.extension_note()}")
-    soup = _build_soup(parts, name, declared)
+    soup = _build_soup(parts, name, declared, declared.colors_by_geometry(scene.geometry))
     tris, keep = _drop_degenerate(soup["triangles"])
     if not keep.any():
         raise MeshError(f"{name}: every triangle is degenerate (zero area)")
@@ -265,14 +265,15 @@ def _one_line(exc):
 
 
 def _scene_parts(scene):
-    """(geometry, 4x4 world transform) for every triangle-mesh instance in the scene graph."""
+    """(geometry, 4x4 world transform, geometry name) for every triangle-mesh instance in the
+    scene graph."""
     import trimesh
 
     for node in scene.graph.nodes_geometry:
         transform, geom_name = scene.graph[node]
         geom = scene.geometry.get(geom_name)
         if isinstance(geom, trimesh.Trimesh) and len(geom.faces):
-            yield geom, np.asarray(transform, dtype=np.float64)
+            yield geom, np.asarray(transform, dtype=np.float64), geom_name
 
 
 class _Declared:
@@ -294,13 +295,19 @@ class _Declared:
             return ""
         return f" (it requires glTF extensions {', '.join(self.required_extensions)})"
 
-    def colors_for(self, vertices):
-        """Our decoded COLOR_0 of the primitive with exactly these vertex positions."""
-        v = np.asarray(vertices, np.float32)
-        for positions, colors in self.vertex_colors:
-            if positions.shape == v.shape and np.array_equal(positions, v):
-                return colors
-        return None
+    def colors_by_geometry(self, geometries):
+        """Geometry name -> our decoded COLOR_0 (None where the primitive has none). Primitives
+        are paired with trimesh's geometries in file order among those with exactly the same
+        positions, so identical shapes with different colours each keep their own."""
+        result, used = {}, set()
+        for name, geom in geometries.items():
+            v = np.asarray(geom.vertices, np.float32)
+            for i, (positions, colors) in enumerate(self.vertex_colors):
+                if i not in used and positions.shape == v.shape and np.array_equal(positions, v):
+                    used.add(i)
+                    result[name] = colors
+                    break
+        return result
 
 
 def _declared_textures(path, ext):
@@ -377,17 +384,23 @@ def _read_accessor(doc, buffer, index):
                       strides=(stride, dtype.itemsize)).copy()
 
 
+_GLTF_TRIANGLE_MODES = (4, 5)  # triangles, strips: the primitives trimesh makes Trimeshes of
+
+
 def _gltf_vertex_colors(doc, buffer):
-    """(positions, linear RGB) of every primitive with COLOR_0, decoded per the spec."""
+    """(positions, linear RGB or None) of every triangle primitive in file order, COLOR_0
+    decoded per the spec; primitives without COLOR_0 are kept so pairing stays in step."""
     found = []
     for mesh in doc.get("meshes", []):
         for prim in mesh.get("primitives", []):
             attrs = prim.get("attributes", {})
-            if "COLOR_0" not in attrs or "POSITION" not in attrs:
+            if "POSITION" not in attrs or prim.get("mode", 4) not in _GLTF_TRIANGLE_MODES:
                 continue
-            raw = _read_accessor(doc, buffer, attrs["COLOR_0"])[:, :3]
-            scale = np.iinfo(raw.dtype).max if raw.dtype.kind in "ui" else 1.0  # normalised
-            colors = np.clip(np.nan_to_num(raw.astype(np.float64) / scale), 0.0, 1.0)
+            colors = None
+            if "COLOR_0" in attrs:
+                raw = _read_accessor(doc, buffer, attrs["COLOR_0"])[:, :3]
+                scale = np.iinfo(raw.dtype).max if raw.dtype.kind in "ui" else 1.0  # normalised
+                colors = np.clip(np.nan_to_num(raw.astype(np.float64) / scale), 0.0, 1.0)
             found.append((_read_accessor(doc, buffer, attrs["POSITION"]).astype(np.float32),
                           colors))
     return found
@@ -414,12 +427,13 @@ def _declared_gltf(doc, buffer):
                      required_extensions=[str(e) for e in doc.get("extensionsRequired", [])])
 
 
-def _build_soup(parts, name, declared):
-    """Concatenate every part's world-space triangles and colour data."""
+def _build_soup(parts, name, declared, own_colors):
+    """Concatenate every part's world-space triangles and colour data; `own_colors` maps a
+    geometry name to our decoded glTF COLOR_0."""
     palette = _MaterialTable()
     chunks = {k: [] for k in ("triangles", "uvs", "corner_colors", "face_material")}
     warned = set()
-    for geom, transform in parts:
+    for geom, transform, geom_name in parts:
         faces = np.asarray(geom.faces, dtype=np.int64)
         verts = np.asarray(geom.vertices, dtype=np.float64)
         if faces.ndim != 2 or faces.shape[1] != 3 or faces.min() < 0 or faces.max() >= len(verts):
@@ -428,7 +442,8 @@ def _build_soup(parts, name, declared):
         if not (np.isfinite(tris).all() and np.isfinite(transform).all()):
             raise MeshError(f"{name}: vertex coordinates contain NaN or infinity")
         tris = tris @ transform[:3, :3].T + transform[:3, 3]
-        uvs, corners, mat_id = _part_colors(geom, faces, palette, declared, name, warned)
+        uvs, corners, mat_id = _part_colors(geom, faces, palette, declared,
+                                            own_colors.get(geom_name), name, warned)
         chunks["triangles"].append(tris)
         chunks["uvs"].append(uvs)
         chunks["corner_colors"].append(corners)
@@ -467,8 +482,8 @@ class _MaterialTable:
                     textures=self.textures)
 
 
-def _part_colors(geom, faces, palette, declared, name, warned):
-    """Per-corner uvs and colours and the material id of one part."""
+def _part_colors(geom, faces, palette, declared, own, name, warned):
+    """Per-corner uvs and colours and the material id of one part (`own`: our COLOR_0)."""
     import trimesh
 
     n = len(faces)
@@ -491,8 +506,7 @@ def _part_colors(geom, faces, palette, declared, name, warned):
                                f"using its base colour")
     elif isinstance(visual, trimesh.visual.ColorVisuals):
         corners = _color_visual_colors(visual, faces, from_gltf)
-    own = declared.colors_for(geom.vertices) if from_gltf else None
-    if own is not None:
+    if from_gltf and own is not None:
         corners = own[faces].astype(np.float32)
     if declared.missing_libs:
         _warn_once(warned, f"{name}: material library {declared.missing_libs[0]!r} not found; "

@@ -222,6 +222,22 @@ def test_gltf_unsigned_short_vertex_colours(tmp_path):
                                linear_to_srgb(colors[f[0], :3] / 65535.0), atol=1e-5)
 
 
+def test_identical_parts_keep_their_own_vertex_colours(tmp_path):
+    """Two copies of one box, placed by nodes, red on the left and blue on the right: each
+    keeps its own COLOR_0 (pairing by positions alone gave both the first part's red)."""
+    scene = trimesh.Scene()
+    for x, rgba in ((-1.0, [255, 0, 0, 255]), (1.0, [0, 0, 255, 255])):
+        box = trimesh.creation.box((0.5, 0.5, 0.5))
+        box.visual.vertex_colors = rgba
+        scene.add_geometry(box, transform=trimesh.transformations.translation_matrix([x, 0, 0]))
+    scene.export(tmp_path / "two_boxes.glb")
+    mesh = load_mesh(tmp_path / "two_boxes.glb")
+    centres = mesh.triangles.mean(axis=1)
+    colours = mesh.color_at(np.arange(mesh.face_count), np.full((mesh.face_count, 3), 1 / 3))
+    np.testing.assert_allclose(colours[centres[:, 0] < 0], [[1, 0, 0]] * 12, atol=1e-6)
+    np.testing.assert_allclose(colours[centres[:, 0] > 0], [[0, 0, 1]] * 12, atol=1e-6)
+
+
 def test_stl_and_off_get_neutral_grey(tmp_path):
     tm = trimesh.creation.box()
     tm.export(tmp_path / "box.stl")
