@@ -134,8 +134,39 @@ def _validate(args):
     return formats
 
 
+def _join_negative_views(argv):
+    """`--front -z` as one token `--front=-z`: argparse takes a value that starts with '-' for
+    an option and would answer 'expected one argument'."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    joined = []
+    for arg in argv:
+        if joined and joined[-1] == "--front" and arg in ("-x", "-y", "-z"):
+            joined[-1] = f"--front={arg}"
+        else:
+            joined.append(arg)
+    return joined
+
+
+def _new_folders(path):
+    """The folders, leaf first, that creating `path` would make."""
+    path, made = os.path.abspath(os.fspath(path)), []
+    while not os.path.exists(path) and os.path.dirname(path) != path:
+        made.append(path)
+        path = os.path.dirname(path)
+    return made
+
+
+def _remove_empty(folders):
+    """Take back the output folders this run made when it failed before writing anything."""
+    for folder in folders:
+        try:
+            os.rmdir(folder)  # only ever removes an empty folder
+        except OSError:
+            return
+
+
 def run(argv=None):
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(_join_negative_views(argv))
     if args.front is None:
         args.front = BUNDLED_FRONT if args.mesh is None else "+z"
     args.mesh = args.mesh or BUNDLED_MESH
@@ -144,15 +175,19 @@ def run(argv=None):
     from .outputs import build_report, prepare_out_dir, write_outputs, write_report
     from .pipeline import run_pipeline
 
+    made = _new_folders(args.out)
     out_dir = prepare_out_dir(args.out)
-    backend.init(arch=args.arch, threads=args.threads, seed=args.seed)
     bars = ProgressBars(not args.quiet)
     try:
+        backend.init(arch=args.arch, threads=args.threads, seed=args.seed)
         conv = run_pipeline(args.mesh, args.res, args.colors, args.palette, args.seed, args.preset,
                             pixel_art_dir=args.pixel_art, pixel_method=args.pixel_method,
                             clip=args.clip, clip_weights=args.clip_weights, fill=args.fill,
                             depth_source=args.depth_source, up=args.up, front=args.front,
                             progress=bars)
+    except BaseException:
+        _remove_empty(made)
+        raise
     finally:
         bars.close()
     t = time.perf_counter()

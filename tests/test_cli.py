@@ -63,6 +63,24 @@ def test_unwritable_output_folder(tmp_path):
     assert code == 2 and "output folder" in err and "Traceback" not in err
 
 
+def test_front_takes_a_negative_view_as_its_value(tmp_path):
+    """`--front -z` (as the README writes it) was refused: argparse took -z for an option."""
+    code, out, err = run_cli(["--front", "-z", "--res", "0", "--out", str(tmp_path / "o")],
+                             tmp_path)
+    assert code == 2 and "resolution" in err and "front" not in err, err
+
+
+@pytest.mark.parametrize("args", [["--threads", "0"], ["--pixel-art", "/no/such/folder"]])
+def test_failed_run_leaves_no_output_folder(tmp_path, args):
+    """Failures after the output folder was made took back nothing: an empty folder stayed."""
+    out = tmp_path / "new" / "out"
+    code, _, err = run_cli([str(mesh_path("BoxVertexColors.glb")), "--res", "8", "--preset",
+                            "test", "--clip", "off", "--quiet", "--out", str(out)] + args,
+                           tmp_path)
+    assert code in (1, 2) and err.startswith("error:") and "Traceback" not in err, err
+    assert not (tmp_path / "new").exists()
+
+
 @pytest.fixture(scope="module")
 def alien_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("alien_out")
