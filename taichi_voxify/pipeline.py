@@ -89,21 +89,21 @@ def view_weights(front):
     return [4.0 if name == front else 1.0 for name in VIEW_NAMES]
 
 
-def _make_targets(clock, axis_hires, resolution, colors, palette, pixel_art_dir, method, seed,
+def _make_targets(clock, axis_hires, resolution, colors, palette, user_art, method, seed,
                   weights):
-    """(images, masks, palette) of the six pixel-art targets, ours or the user's; the user's
-    are snapped to the palette so every target pixel is a palette colour."""
+    """(images, masks, palette) of the six pixel-art targets, ours or the user's (`user_art`:
+    loaded images and masks); the user's are snapped to the palette so every target pixel is
+    a palette colour."""
     from .palette import resolve_palette
-    from .pixelart import (apply_palette, cells_palette, load_pixel_art_dir, quantise_views,
-                           view_cells)
+    from .pixelart import apply_palette, cells_palette, quantise_views, view_cells
 
-    if pixel_art_dir is None:
+    if user_art is None:
         cells = clock.run("pixel_art", view_cells, axis_hires.rgb, axis_hires.alpha, resolution,
                           method)
         pal = clock.run("palette", cells_palette, cells, colors, palette, method, weights, seed)
         art = clock.run("pixel_art", quantise_views, cells, pal)
         return art.images, art.masks, art.palette
-    images, masks = clock.run("pixel_art", load_pixel_art_dir, pixel_art_dir, cells=resolution)
+    images, masks = user_art
     pal = clock.run("palette", resolve_palette, palette, images, masks, colors, weights, seed)
     return clock.run("pixel_art", apply_palette, images, masks, pal), masks, pal
 
@@ -132,6 +132,7 @@ def prepare(mesh_or_path, resolution=32, colors=6, palette="kmeans", seed=0, pre
     from . import clip_bridge
     from .mesh import load_mesh
     from .metrics import mesh_axis_renders
+    from .pixelart import load_pixel_art_dir
     from .render import render_views
     from .stage1 import Stage1Config, train_stage1, training_cameras, training_image_size
 
@@ -142,6 +143,9 @@ def prepare(mesh_or_path, resolution=32, colors=6, palette="kmeans", seed=0, pre
     backend.ensure_init()
     report = _progress_fn(progress)
     clock = _Clock()
+    user_art = None  # the user's pixel art is checked before any slow work, not after Stage 1
+    if pixel_art_dir is not None:
+        user_art = clock.run("pixel_art", load_pixel_art_dir, pixel_art_dir, cells=resolution)
 
     mesh = mesh_or_path
     if not hasattr(mesh, "triangles"):
@@ -163,7 +167,7 @@ def prepare(mesh_or_path, resolution=32, colors=6, palette="kmeans", seed=0, pre
     coarse = clock.run("stage1", train_stage1, train_views, resolution, cfg1, seed, report)
 
     images, masks, pal = _make_targets(clock, axis_hires, resolution, colors, palette,
-                                       pixel_art_dir, pixel_method, seed, weights)
+                                       user_art, pixel_method, seed, weights)
     report("pixel_art", 1, 1, {"colors": len(pal)})
     options = dict(resolution=resolution, colors=colors, palette_spec=str(palette), seed=seed,
                    preset=preset, depth_source=depth_source, pixel_method=pixel_method,

@@ -114,6 +114,26 @@ def test_own_pixel_art_of_the_wrong_size_is_refused(tmp_path):
                      clip="off", pixel_art_dir=str(tmp_path / "art"))
 
 
+def test_own_pixel_art_is_checked_before_stage1(tmp_path, monkeypatch):
+    """A wrong pixel-art folder was only read after Stage 1 had run: minutes lost at N=64."""
+    from taichi_voxify import InputError, stage1
+
+    def no_stage1(*args, **kwargs):
+        raise AssertionError("Stage 1 ran before the pixel art was checked")
+
+    monkeypatch.setattr(stage1, "train_stage1", no_stage1)
+    images = np.ones((6, 8, 8, 3), np.float32)
+    masks = np.ones((6, 8, 8), bool)
+    _save_views(tmp_path / "art", images, masks, ["px.png", "nx.png", "py.png", "ny.png",
+                                                   "pz.png", "nz.png"])
+    with pytest.raises(InputError, match="cells=16"):
+        run_pipeline(str(mesh_path("alien.glb")), resolution=16, colors=4, preset="test",
+                     clip="off", pixel_art_dir=str(tmp_path / "art"))
+    with pytest.raises(InputError, match="does not exist"):
+        run_pipeline(str(mesh_path("alien.glb")), resolution=16, colors=4, preset="test",
+                     clip="off", pixel_art_dir=str(tmp_path / "no_such_folder"))
+
+
 @pytest.mark.parametrize("palette", ["lego", "pico8", "#ff0000,#00ff00,#0000ff,#ffffff"])
 def test_named_and_hex_palettes_are_used_exactly(palette):
     from taichi_voxify.palette import named_palette_rgb, parse_hex_list
