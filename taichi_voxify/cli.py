@@ -113,7 +113,7 @@ def _validate(args):
     from .pipeline import check_memory, check_options, view_weights
     from .pixelart import PIXEL_METHODS
 
-    check_options(args.res, args.colors, args.preset, args.depth_source)
+    check_options(args.res, args.colors, args.preset, args.depth_source, args.seed)
     check_memory(args.res, args.colors)
     parse_palette(args.palette, args.colors)
     if args.clip not in ("auto", "off", "required"):

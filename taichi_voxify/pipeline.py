@@ -51,8 +51,15 @@ class _Clock:
         return round(time.perf_counter() - self._start, 3)
 
 
-def check_options(resolution, colors, preset, depth_source):
+MAX_SEED = 2**31 - 1  # Taichi's random_seed is a C int; numpy refuses negative seeds
+
+
+def check_options(resolution, colors, preset, depth_source, seed=0):
     from .palette import check_colors
+
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) \
+            or not 0 <= seed <= MAX_SEED:
+        raise OptionError(f"seed must be a whole number from 0 to {MAX_SEED}, got {seed!r}")
 
     resolution = parse_resolution(resolution, low=8, high=MAX_RESOLUTION)
     colors = check_colors(colors)
@@ -136,7 +143,7 @@ def prepare(mesh_or_path, resolution=32, colors=6, palette="kmeans", seed=0, pre
     from .render import render_views
     from .stage1 import Stage1Config, train_stage1, training_cameras, training_image_size
 
-    resolution, colors = check_options(resolution, colors, preset, depth_source)
+    resolution, colors = check_options(resolution, colors, preset, depth_source, seed)
     check_memory(resolution, colors)
     weights = view_weights(front)
     cfg1 = (stage1_config or Stage1Config.preset(preset)).validate()

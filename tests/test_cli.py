@@ -35,6 +35,8 @@ def run_cli(args, tmp_path):
     (["--formats", "lego", "--res", "200"], "LEGO"),
     (["--res", "abc"], "--res"),
     (["no_such_mesh.obj"], "does not exist"),
+    (["--seed", "-1"], "seed"),  # these two were internal errors (numpy, Taichi's C int)
+    (["--seed", "4294967296"], "seed"),
 ])
 def test_bad_options_exit_2_with_one_line(tmp_path, args, needle):
     code, out, err = run_cli(args + ["--out", str(tmp_path / "out")], tmp_path)

@@ -60,7 +60,8 @@ def test_convert_returns_voxel_art():
 
 
 @pytest.mark.parametrize("kw", [dict(resolution=4), dict(colors=1), dict(colors=40),
-                                dict(preset="nope"), dict(depth_source="laser")])
+                                dict(preset="nope"), dict(depth_source="laser"),
+                                dict(seed=-1), dict(seed=2**31), dict(seed=1.5)])
 def test_impossible_options(kw):
     args = dict(resolution=16, colors=4, preset="test", clip="off")
     args.update(kw)
