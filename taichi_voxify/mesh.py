@@ -463,7 +463,7 @@ class _MaterialTable:
     def texture_id(self, pil_image, wrap):
         key = (id(pil_image), wrap)
         if key not in self.tex_keys:
-            rgb = np.asarray(pil_image.convert("RGB"), dtype=np.uint8)
+            rgb = _image_to_rgb8(pil_image)
             self.tex_keys[key] = len(self.textures)
             self.textures.append(Texture(np.ascontiguousarray(rgb), *wrap))
         return self.tex_keys[key]
@@ -480,6 +480,16 @@ class _MaterialTable:
         return dict(material_colors=np.asarray(self.colors, np.float32).reshape(-1, 3),
                     material_textures=np.asarray(self.tex_ids, np.int32),
                     textures=self.textures)
+
+
+def _image_to_rgb8(pil_image):
+    """(H, W, 3) uint8 of any PIL image. 16-bit greyscale ('I;16', 'I') is scaled down to 8
+    bits: PIL's own convert("RGB") clips it at 255, so a 16-bit texture came out white."""
+    if pil_image.mode.startswith("I"):
+        grey = np.asarray(pil_image, dtype=np.float64) / 257.0
+        grey = np.clip(np.round(grey), 0, 255).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=-1)
+    return np.asarray(pil_image.convert("RGB"), dtype=np.uint8)
 
 
 def _part_colors(geom, faces, palette, declared, own, name, warned):

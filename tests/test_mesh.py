@@ -176,6 +176,17 @@ def test_obj_with_two_textured_materials(tmp_path):
     assert colours == {(1.0, 0.0, 0.0), (0.0, 0.0, 1.0)}
 
 
+def test_sixteen_bit_greyscale_texture_keeps_its_greys(tmp_path):
+    """A 16-bit greyscale PNG (PIL mode I;16) came out white: PIL's convert('RGB') clips it."""
+    Image.fromarray(np.full((4, 4), 257 * 64, np.uint16)).save(tmp_path / "grey16.png")
+    assert Image.open(tmp_path / "grey16.png").mode.startswith("I")
+    _write(tmp_path / "g.mtl", "newmtl g\nmap_Kd grey16.png\n")
+    _write(tmp_path / "g.obj", "mtllib g.mtl\nv 0 0 0\nv 1 0 0\nv 0 1 0\n"
+                               "vt 0 0\nvt 1 0\nvt 0 1\nusemtl g\nf 1/1 2/2 3/3\n")
+    mesh = load_mesh(tmp_path / "g.obj")
+    np.testing.assert_allclose(mesh.color_at([0], [[1 / 3] * 3]), [[64 / 255] * 3], atol=1e-6)
+
+
 def test_gltf_vertex_colours_without_uvs_are_linear(tmp_path):
     v, f, _ = _quad()
     rgba = np.array([[255, 0, 0, 255], [0, 128, 0, 255], [0, 0, 64, 255], [10, 10, 10, 255]])
