@@ -226,6 +226,23 @@ def _header_face_count(path, ext):
     return None
 
 
+def _check_whole(path, ext):
+    """Refuse an empty file, and a GLB shorter than its header says, by name: trimesh's own
+    errors for them read 'IndexError: index 0 is out of bounds' and 'chunk was not expected
+    length'."""
+    size = path.stat().st_size
+    if size == 0:
+        raise MeshError(f"{path.name}: the file is empty (0 bytes), it holds no triangle faces")
+    if ext == ".glb":
+        with open(path, "rb") as fh:
+            head = fh.read(12)
+        if len(head) == 12 and head[:4] == b"glTF":
+            stated = struct.unpack_from("<I", head, 8)[0]
+            if stated > size:
+                raise MeshError(f"{path.name}: the file is truncated ({size:,} of the "
+                                f"{stated:,} bytes its header states)")
+
+
 def _open_scene(path_or_trimesh, max_faces=MAX_FACES):
     """(trimesh.Scene, name, source text, texture declarations) for a path or trimesh object."""
     import trimesh
@@ -246,6 +263,7 @@ def _open_scene(path_or_trimesh, max_faces=MAX_FACES):
         raise MeshError(f"unknown mesh format {ext or '(no extension)'!r} for {path.name}: "
                         f"supported are {', '.join(SUPPORTED_EXTENSIONS)}")
     try:
+        _check_whole(path, ext)
         stated = _header_face_count(path, ext)
     except OSError as exc:
         raise MeshError(f"cannot read {path.name}: {_one_line(exc)}") from None

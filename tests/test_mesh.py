@@ -339,6 +339,21 @@ def test_corrupt_files(tmp_path, name, content):
     _one_line_error(e)
 
 
+def test_empty_and_truncated_files_say_so(tmp_path):
+    """These read 'IndexError: index 0 is out of bounds...' and 'chunk was not expected
+    length!' (trimesh's words) before."""
+    (tmp_path / "empty.glb").write_bytes(b"")
+    with pytest.raises(MeshError, match="empty.glb: the file is empty") as e:
+        load_mesh(tmp_path / "empty.glb")
+    _one_line_error(e)
+    whole = mesh_path("BoxVertexColors.glb").read_bytes()
+    (tmp_path / "cut.glb").write_bytes(whole[:len(whole) // 2])
+    with pytest.raises(MeshError, match=f"cut.glb: the file is truncated \\({len(whole) // 2:,} "
+                                        f"of the {len(whole):,} bytes") as e:
+        load_mesh(tmp_path / "cut.glb")
+    _one_line_error(e)
+
+
 def test_gltf_requiring_an_unknown_extension_says_so(tmp_path):
     doc = {"asset": {"version": "2.0"}, "extensionsRequired": ["KHR_draco_mesh_compression"],
            "extensionsUsed": ["KHR_draco_mesh_compression"], "scenes": [{"nodes": []}]}
