@@ -124,6 +124,8 @@ def _validate(args):
                           f"{', '.join(PIXEL_METHODS)}")
     if args.up not in ("y", "z"):
         raise OptionError(f"unknown --up {args.up!r}: choose y or z")
+    if os.path.isdir(args.mesh):
+        raise OptionError(f"{args.mesh} is a folder: give the mesh file inside it")
     if not os.path.isfile(args.mesh):
         raise OptionError(f"mesh file {args.mesh} does not exist")
     formats = parse_formats(args.formats)

@@ -35,6 +35,7 @@ def run_cli(args, tmp_path):
     (["--formats", "lego", "--res", "200"], "LEGO"),
     (["--res", "abc"], "--res"),
     (["no_such_mesh.obj"], "does not exist"),
+    ([os.path.dirname(__file__)], "is a folder"),  # said 'does not exist'
     (["--seed", "-1"], "seed"),  # these two were internal errors (numpy, Taichi's C int)
     (["--seed", "4294967296"], "seed"),
 ])
