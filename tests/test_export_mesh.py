@@ -120,3 +120,11 @@ def test_empty_grid_writes_a_valid_glb(tmp_path):
     art = VoxelArt(np.zeros((2, 2, 2), np.uint8), [RED])
     assert write_mesh(art, tmp_path / "e.glb")["triangles"] == 0
     assert (tmp_path / "e.glb").read_bytes()[:4] == b"glTF"
+
+
+@pytest.mark.parametrize("suffix", [".obj", ".ply"])
+def test_empty_grid_writes_obj_and_ply(tmp_path, suffix):
+    """PLY of an empty grid failed with a numpy ValueError inside trimesh."""
+    art = VoxelArt(np.zeros((2, 2, 2), np.uint8), [RED])
+    assert write_mesh(art, tmp_path / f"e{suffix}")["triangles"] == 0
+    assert len(trimesh.load(tmp_path / f"e{suffix}", force="mesh", process=False).faces) == 0

@@ -46,7 +46,9 @@ class VoxelMesh:
     def to_trimesh(self):
         import trimesh
 
-        return trimesh.Trimesh(self.vertices, self.faces, vertex_normals=self.normals,
+        # trimesh fails to check normals of zero vertices (np.ptp of an empty array)
+        normals = self.normals if len(self.vertices) else None
+        return trimesh.Trimesh(self.vertices, self.faces, vertex_normals=normals,
                                vertex_colors=self.vertex_colors, process=False)
 
 
