@@ -300,8 +300,10 @@ class _Declared:
     (trimesh turns normalised unsigned-short colours, Blender's default, into garbage)."""
 
     def __init__(self, textured=(), wraps=None, missing_libs=(), vertex_colors=(),
-                 required_extensions=()):
+                 required_extensions=(), texture_files=None):
         self.textured = set(textured)
+        self.texture_files = dict(texture_files or {})  # MTL material -> image path we found
+        self._images = {}
         self.wraps = dict(wraps or {})
         self.missing_libs = list(missing_libs)
         self.vertex_colors = list(vertex_colors)  # (positions float32, linear colours) pairs
@@ -312,6 +314,23 @@ class _Declared:
         if not self.required_extensions:
             return ""
         return f" (it requires glTF extensions {', '.join(self.required_extensions)})"
+
+    def texture_image(self, material_name):
+        """The PIL image we found for an MTL material whose map_Kd trimesh could not open
+        (Windows path, map options); None when there is none."""
+        path = self.texture_files.get(material_name)
+        if path is None:
+            return None
+        if path not in self._images:
+            from PIL import Image
+
+            try:
+                with Image.open(path) as im:
+                    im.load()
+                    self._images[path] = im.copy()
+            except (OSError, ValueError):
+                self._images[path] = None
+        return self._images[path]
 
     def colors_by_geometry(self, geometries):
         """Geometry name -> our decoded COLOR_0 (None where the primitive has none). Primitives
@@ -339,8 +358,46 @@ def _declared_textures(path, ext):
     return _Declared()
 
 
+# map_Kd options and how many values each takes (MTL spec); the file name follows them
+_MAP_OPTIONS = {"-blendu": 1, "-blendv": 1, "-bm": 1, "-boost": 1, "-cc": 1, "-clamp": 1,
+                "-imfchan": 1, "-mm": 2, "-o": 3, "-s": 3, "-t": 3, "-texres": 1}
+
+
+def _map_file_name(words):
+    """The image file named by the words after map_Kd, its options skipped ('-o', '-s' and
+    '-t' take one to three numbers)."""
+    i = 0
+    while i < len(words) and words[i].lower() in _MAP_OPTIONS:
+        count = _MAP_OPTIONS[words[i].lower()]
+        i += 1
+        for _ in range(count):
+            if i < len(words) and (count == 1 or _is_number(words[i])):
+                i += 1
+    return " ".join(words[i:])
+
+
+def _is_number(word):
+    try:
+        float(word)
+        return True
+    except ValueError:
+        return False
+
+
+def _find_texture(folder, name):
+    """An MTL image name as a file: Windows separators turned round, and failing that the
+    bare file name beside the MTL (absolute paths from the exporter's machine)."""
+    if not name:
+        return None
+    relative = name.replace("\\", "/")
+    for candidate in (folder / relative, folder / pathlib.PurePosixPath(relative).name):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
 def _declared_obj(path):
-    textured, missing = set(), []
+    textured, missing, files = set(), [], {}
     with open(path, "r", errors="replace") as fh:
         libs = [line.split(None, 1)[1].strip() for line in fh
                 if line.startswith("mtllib") and len(line.split(None, 1)) == 2]
@@ -356,7 +413,8 @@ def _declared_obj(path):
                 current = " ".join(words[1:])
             elif words and words[0].lower() == "map_kd" and current is not None:
                 textured.add(current)
-    return _Declared(textured, missing_libs=missing)
+                files[current] = _find_texture(mtl.parent, _map_file_name(words[1:]))
+    return _Declared(textured, missing_libs=missing, texture_files=files)
 
 
 def _gltf_json(path, ext):
@@ -522,6 +580,9 @@ def _part_colors(geom, faces, palette, declared, own, name, warned):
     visual = geom.visual
     if isinstance(visual, trimesh.visual.TextureVisuals):
         base, image, mat_name = _material_color(visual.material, from_gltf)
+        if image is None and mat_name in declared.textured:
+            image = declared.texture_image(mat_name)
+            base = None if image is not None else base  # an MTL texture replaces Kd
         corners = _attribute_colors(visual.vertex_attributes.get("color"), faces, from_gltf)
         uv = visual.uv
         has_uv = uv is not None and len(uv) == len(geom.vertices)

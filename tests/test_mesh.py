@@ -390,6 +390,25 @@ def test_degenerate_triangles_are_dropped_and_counted(tmp_path):
         load_mesh(_write(tmp_path / "all.obj", "v 0 0 0\nv 1 0 0\nv 2 0 0\nf 1 2 3\n"))
 
 
+@pytest.mark.parametrize("map_kd, image", [
+    ("maps\\blue tex.png", "maps/blue tex.png"),         # Windows separators, a space
+    ("C:\\Users\\bob\\Desktop\\blue.png", "blue.png"),  # the exporter's absolute path
+    ("-s 1 1 1 -bm 0.5 -clamp on blue.png", "blue.png"),  # map options before the name
+])
+def test_obj_texture_paths_as_exporters_write_them(tmp_path, map_kd, image):
+    """All three read as 'texture image is missing' (grey or Kd) before."""
+    (tmp_path / image).parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (4, 4), (0, 0, 255)).save(tmp_path / image)
+    _write(tmp_path / "w.mtl", f"newmtl m\nKd 0.5 0 0\nmap_Kd {map_kd}\n")
+    _write(tmp_path / "w.obj", "mtllib w.mtl\nv 0 0 0\nv 1 0 0\nv 0 1 0\n"
+                               "vt 0 0\nvt 1 0\nvt 0 1\nusemtl m\nf 1/1 2/2 3/3\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        mesh = load_mesh(tmp_path / "w.obj")
+    assert len(mesh.textures) == 1
+    np.testing.assert_allclose(mesh.color_at([0], [[1 / 3] * 3]), [[0, 0, 1]], atol=1e-6)
+
+
 def test_missing_texture_warns_once_and_uses_base_colour(tmp_path):
     _write(tmp_path / "m.mtl", "newmtl red\nKd 1 0 0\nmap_Kd missing.png\n")
     _write(tmp_path / "m.obj", "mtllib m.mtl\nv 0 0 0\nv 1 0 0\nv 0 1 0\nv 1 1 0\n"
