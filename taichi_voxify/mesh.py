@@ -300,8 +300,9 @@ class _Declared:
     (trimesh turns normalised unsigned-short colours, Blender's default, into garbage)."""
 
     def __init__(self, textured=(), wraps=None, missing_libs=(), vertex_colors=(),
-                 required_extensions=(), texture_files=None):
+                 required_extensions=(), texture_files=None, missing_images=()):
         self.textured = set(textured)
+        self.missing_images = list(missing_images)  # glTF image files that are not there
         self.texture_files = dict(texture_files or {})  # MTL material -> image path we found
         self._images = {}
         self.wraps = dict(wraps or {})
@@ -352,7 +353,7 @@ def _declared_textures(path, ext):
         if ext == ".obj":
             return _declared_obj(path)
         if ext in (".gltf", ".glb"):
-            return _declared_gltf(*_gltf_json(path, ext))
+            return _declared_gltf(*_gltf_json(path, ext), path.parent)
     except (OSError, ValueError, KeyError, IndexError, TypeError, struct.error):
         pass  # a broken header is reported by trimesh's own reader
     return _Declared()
@@ -482,7 +483,7 @@ def _gltf_vertex_colors(doc, buffer):
     return found
 
 
-def _declared_gltf(doc, buffer):
+def _declared_gltf(doc, buffer, folder):
     textured, wraps = set(), {}
     textures, samplers = doc.get("textures", []), doc.get("samplers", [])
     for i, mat in enumerate(doc.get("materials", [])):
@@ -495,12 +496,16 @@ def _declared_gltf(doc, buffer):
         sampler = samplers[sampler_index] if sampler_index is not None else {}
         wraps[key] = (_GLTF_WRAP.get(sampler.get("wrapS", 10497), WRAP_REPEAT),
                       _GLTF_WRAP.get(sampler.get("wrapT", 10497), WRAP_REPEAT))
+    missing = [urllib.parse.unquote(img["uri"]) for img in doc.get("images", [])
+               if img.get("uri") and not img["uri"].startswith("data:")
+               and not (folder / urllib.parse.unquote(img["uri"])).is_file()]
     try:
         colors = _gltf_vertex_colors(doc, buffer)
     except (OSError, ValueError, KeyError, IndexError, TypeError):
         colors = []  # unreadable buffers: trimesh reports the file, or its colours stand
     return _Declared(textured, wraps, vertex_colors=colors,
-                     required_extensions=[str(e) for e in doc.get("extensionsRequired", [])])
+                     required_extensions=[str(e) for e in doc.get("extensionsRequired", [])],
+                     missing_images=missing)
 
 
 def _build_soup(parts, name, declared, own_colors):
@@ -524,6 +529,10 @@ def _build_soup(parts, name, declared, own_colors):
         chunks["uvs"].append(uvs)
         chunks["corner_colors"].append(corners)
         chunks["face_material"].append(np.full(len(faces), mat_id, np.int32))
+    if declared.missing_images and not any("texture image" in w for w in warned):
+        # unnamed glTF materials cannot be told apart above: name the file instead
+        _warn_once(warned, f"{name}: texture image {declared.missing_images[0]!r} is missing; "
+                           f"using base colours")
     soup = {k: np.concatenate(v) for k, v in chunks.items()}
     soup.update(palette.arrays())
     return soup

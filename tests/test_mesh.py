@@ -430,6 +430,25 @@ def test_glb_whose_external_texture_is_absent_warns(tmp_path):
     np.testing.assert_allclose(mesh.color_at([0], [[1 / 3] * 3]), [[0.6, 0.6, 0.6]], atol=1e-6)
 
 
+def test_gltf_with_unnamed_material_and_absent_texture_warns(tmp_path):
+    """An unnamed glTF material whose external PNG is absent came out grey without a word:
+    our material names ('material_0') never matched trimesh's (None)."""
+    v, f, uv = _quad()
+    material = trimesh.visual.material.PBRMaterial(
+        baseColorTexture=Image.new("RGB", (2, 2), (255, 0, 0)))
+    tm = trimesh.Trimesh(v, f, visual=trimesh.visual.TextureVisuals(uv=uv, material=material),
+                         process=False)
+    files = trimesh.Scene(tm).export(file_type="gltf")
+    doc = json.loads(files["model.gltf"])
+    assert "name" not in doc["materials"][0]
+    doc["images"] = [{"uri": "gone.png"}]
+    (tmp_path / "model.gltf").write_text(json.dumps(doc))
+    for other in set(files) - {"model.gltf"}:
+        (tmp_path / other).write_bytes(files[other])
+    with pytest.warns(UserWarning, match="texture image 'gone.png' is missing"):
+        load_mesh(tmp_path / "model.gltf")
+
+
 def test_missing_material_library_warns(tmp_path):
     path = _write(tmp_path / "m.obj", "mtllib gone.mtl\nv 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\n")
     with pytest.warns(UserWarning, match="gone.mtl"):
