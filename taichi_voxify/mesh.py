@@ -484,18 +484,23 @@ def _gltf_vertex_colors(doc, buffer):
 
 
 def _declared_gltf(doc, buffer, folder):
-    textured, wraps = set(), {}
+    textured, wraps, unnamed_wraps = set(), {}, set()
     textures, samplers = doc.get("textures", []), doc.get("samplers", [])
     for i, mat in enumerate(doc.get("materials", [])):
         ref = mat.get("pbrMetallicRoughness", {}).get("baseColorTexture")
         if ref is None:
             continue
-        key = mat.get("name", f"material_{i}")
-        textured.add(key)
         sampler_index = textures[ref["index"]].get("sampler")
         sampler = samplers[sampler_index] if sampler_index is not None else {}
-        wraps[key] = (_GLTF_WRAP.get(sampler.get("wrapS", 10497), WRAP_REPEAT),
-                      _GLTF_WRAP.get(sampler.get("wrapT", 10497), WRAP_REPEAT))
+        wrap = (_GLTF_WRAP.get(sampler.get("wrapS", 10497), WRAP_REPEAT),
+                _GLTF_WRAP.get(sampler.get("wrapT", 10497), WRAP_REPEAT))
+        if "name" not in mat:  # trimesh names it None: usable when all such agree
+            unnamed_wraps.add(wrap)
+            continue
+        textured.add(mat["name"])
+        wraps[mat["name"]] = wrap
+    if len(unnamed_wraps) == 1:
+        wraps[None] = unnamed_wraps.pop()
     missing = [urllib.parse.unquote(img["uri"]) for img in doc.get("images", [])
                if img.get("uri") and not img["uri"].startswith("data:")
                and not (folder / urllib.parse.unquote(img["uri"])).is_file()]

@@ -121,15 +121,17 @@ def _quad(uv_scale=1.0):
     return v, np.array([[0, 1, 2], [0, 2, 3]]), v[:, :2] * uv_scale
 
 
-def test_gltf_with_external_bin_texture_and_clamp_sampler(tmp_path):
+@pytest.mark.parametrize("material_name", ["quadmat", None])  # unnamed: sampler was lost
+def test_gltf_with_external_bin_texture_and_clamp_sampler(tmp_path, material_name):
     v, f, uv = _quad()
     texels = np.array([[[255, 0, 0], [0, 255, 0]], [[0, 0, 255], [255, 255, 0]]], np.uint8)
     material = trimesh.visual.material.PBRMaterial(baseColorTexture=Image.fromarray(texels),
-                                                   name="quadmat")
+                                                   name=material_name)
     tm = trimesh.Trimesh(v, f, visual=trimesh.visual.TextureVisuals(uv=uv, material=material),
                          process=False)
     files = trimesh.Scene(tm).export(file_type="gltf")
     doc = json.loads(files.pop("model.gltf"))
+    assert ("name" in doc["materials"][0]) == (material_name is not None)
     doc["images"] = [{"uri": "tex.png"}]  # the image as an external file, not in a buffer
     doc["samplers"] = [{"wrapS": 33071, "wrapT": 33648}]
     doc["textures"][0]["sampler"] = 0
