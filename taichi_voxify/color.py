@@ -85,3 +85,14 @@ def hex_to_rgb(token):
 
 def rgb_to_hex(rgb):
     return "#%02x%02x%02x" % tuple(int(v) for v in rgb)
+
+
+def pil_to_rgba8(pil_image):
+    """(H, W, 4) uint8 of any PIL image. 16-bit greyscale ('I;16', 'I') is scaled down to 8
+    bits: PIL's own convert() clips it at 255, so a 16-bit image came out white."""
+    if pil_image.mode.startswith("I"):
+        grey = np.asarray(pil_image, dtype=np.float64) / 257.0
+        grey = np.clip(np.round(grey), 0, 255).astype(np.uint8)
+        return np.concatenate([np.repeat(grey[..., None], 3, axis=-1),
+                               np.full(grey.shape + (1,), 255, np.uint8)], axis=-1)
+    return np.asarray(pil_image.convert("RGBA"), dtype=np.uint8)

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .color import linear_to_srgb, srgb_to_linear
+from .color import linear_to_srgb, pil_to_rgba8, srgb_to_linear
 from .errors import MeshError, OptionError
 
 SUPPORTED_EXTENSIONS = (".obj", ".glb", ".gltf", ".ply", ".stl", ".off")
@@ -573,13 +573,8 @@ class _MaterialTable:
 
 
 def _image_to_rgb8(pil_image):
-    """(H, W, 3) uint8 of any PIL image. 16-bit greyscale ('I;16', 'I') is scaled down to 8
-    bits: PIL's own convert("RGB") clips it at 255, so a 16-bit texture came out white."""
-    if pil_image.mode.startswith("I"):
-        grey = np.asarray(pil_image, dtype=np.float64) / 257.0
-        grey = np.clip(np.round(grey), 0, 255).astype(np.uint8)
-        return np.repeat(grey[..., None], 3, axis=-1)
-    return np.asarray(pil_image.convert("RGB"), dtype=np.uint8)
+    """(H, W, 3) uint8 of any PIL image, 16-bit greyscale included (see color.pil_to_rgba8)."""
+    return np.ascontiguousarray(pil_to_rgba8(pil_image)[..., :3])
 
 
 def _part_colors(geom, faces, palette, declared, own, name, warned):

@@ -26,7 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .color import delta_e76, lab_to_srgb, linear_to_srgb, srgb_to_lab, srgb_to_linear
+from .color import (delta_e76, lab_to_srgb, linear_to_srgb, pil_to_rgba8, srgb_to_lab,
+                    srgb_to_linear)
 from .errors import InputError, OptionError
 from .palette import (DEFAULT_COLORS, SIX_VIEW_WEIGHTS, check_colors, nearest_palette_index,
                       resolve_palette)
@@ -527,7 +528,7 @@ def load_image(path):
     try:
         with Image.open(path) as im:
             has_alpha = im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info
-            rgba = np.asarray(im.convert("RGBA"), dtype=np.float64) / 255.0
+            rgba = pil_to_rgba8(im).astype(np.float64) / 255.0
     except (OSError, ValueError) as e:
         raise InputError(f"cannot read image {path}: {str(e).splitlines()[0]}") from None
     alpha = rgba[..., 3] if has_alpha else alpha_from_white(rgba[..., :3])

@@ -331,3 +331,16 @@ def test_example_turns_a_png_into_upscaled_pixel_art(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["error: bad colour '#12' in palette: write colours as #rrggbb or #rgb",
                    f"error: no such image: {tmp_path / 'missing.png'}"]
+
+
+def test_sixteen_bit_grey_png_is_scaled_not_clipped(tmp_path):
+    from PIL import Image
+
+    from taichi_voxify.pixelart import load_image
+
+    grey = np.full((8, 8), 32768, np.uint16)  # mid grey in 16 bits
+    grey[:4] = 0
+    Image.fromarray(grey).save(tmp_path / "g16.png")
+    rgb, alpha = load_image(tmp_path / "g16.png")
+    assert abs(rgb[6, 6, 0] - 0.5) < 0.01  # not clipped to white
+    assert np.allclose(rgb[:4], 0.0) and np.allclose(alpha[:4], 1.0)
