@@ -91,6 +91,9 @@ def _choose_arch(ti, arch):
             raise BackendError("arch 'cuda' requested but no CUDA device or driver was found")
         return ti.cuda
     if arch == "vulkan":
+        # measured on Mesa's software Vulkan: the rasterizer's 2-D ndarray atomics lose updates
+        warnings.warn("the Vulkan backend is experimental here: on Mesa's software Vulkan the "
+                      "mesh renders came out wrong; use cpu or cuda for conversions")
         return ti.vulkan
     return ti.cuda if cuda_device_present() else ti.cpu
 

@@ -119,6 +119,8 @@ def _validate(args):
     if args.clip not in ("auto", "off", "required"):
         raise OptionError(f"unknown --clip {args.clip!r}: choose auto, off or required")
     view_weights(args.front)
+    if args.clip_weights is not None and not os.path.isfile(args.clip_weights):
+        raise OptionError(f"CLIP checkpoint {args.clip_weights} does not exist")
     if args.pixel_method not in PIXEL_METHODS:
         raise OptionError(f"unknown --pixel-method {args.pixel_method!r}: choose one of "
                           f"{', '.join(PIXEL_METHODS)}")

@@ -95,10 +95,17 @@ class VoxelArt:
     def load_npz(cls, path):
         try:
             with np.load(path, allow_pickle=False) as data:
+                if not hasattr(data, "files") or not {"indices", "palette"} <= set(data.files):
+                    raise KeyError("indices and palette")
                 meta = json.loads(str(data["metadata"])) if "metadata" in data else {}
                 return cls(data["indices"], data["palette"], meta)
-        except (OSError, KeyError, ValueError) as exc:
-            raise InputError(f"cannot read voxel art from {path}: {exc}") from None
+        except KeyError:
+            raise InputError(f"{path} is not taichi_voxify voxel art: it lacks the indices and "
+                             "palette arrays") from None
+        except (OSError, ValueError, EOFError) as exc:
+            raise InputError(f"{path} is not a readable taichi_voxify .npz file "
+                             f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
+                             ) from None
 
 
 def parse_resolution(n, low=4, high=512):

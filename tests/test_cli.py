@@ -32,6 +32,7 @@ def run_cli(args, tmp_path):
     (["--clip", "maybe"], "clip"),
     (["--front", "+w"], "front"),
     (["--pixel-method", "blur"], "pixel-method"),
+    (["--clip-weights", "no_such_checkpoint.pt"], "checkpoint"),
     (["--formats", "lego", "--res", "200"], "LEGO"),
     (["--res", "abc"], "--res"),
     (["no_such_mesh.obj"], "does not exist"),

@@ -107,3 +107,19 @@ def test_written_files_get_the_usual_permissions(tmp_path):
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "p.vox").stat().st_mode) == 0o644
     assert stat.S_IMODE((tmp_path / "d").stat().st_mode) == 0o755
+
+
+def test_npz_that_is_not_voxel_art_is_refused_in_one_line(tmp_path):
+    import numpy as np
+
+    from taichi_voxify import InputError, VoxelArt
+
+    np.savez(tmp_path / "other.npz", something=np.zeros(3))
+    (tmp_path / "junk.npz").write_bytes(b"not a zip file at all")
+    for name in ("other.npz", "junk.npz"):
+        try:
+            VoxelArt.load_npz(tmp_path / name)
+        except InputError as exc:
+            assert "taichi_voxify" in str(exc) and "\n" not in str(exc)
+        else:
+            raise AssertionError(f"{name} was accepted")
