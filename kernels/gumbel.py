@@ -85,3 +85,25 @@ def gumbel_softmax_backward(soft: ti.types.ndarray(), palette: ti.types.ndarray(
         for c in range(colours):
             q = g.dot(ti.Vector([palette[c, ch] for ch in ti.static(range(3))]))
             grad_logits[i, j, k, c] = soft[i, j, k, c] * (q - mean_q) * inv_tau
+
+
+@ti.kernel
+def add_palette_cross_entropy(logits: ti.types.ndarray(), hist: ti.types.ndarray(),
+                              scale: float, grad_logits: ti.types.ndarray()):
+    """grad_logits += scale * d/d logits of sum_n -hist_n log softmax(logits)_n, i.e.
+    scale * (sum(hist) softmax(logits) - hist), per voxel: a cross-entropy pulling each voxel's
+    palette choice toward the colours the pixels that see it ask for. Its optimum is the
+    (weighted) mode of those colours, where a squared colour error would pick their mean."""
+    n, m, l, colours = logits.shape[0], logits.shape[1], logits.shape[2], logits.shape[3]
+    for i, j, k in ti.ndrange(n, m, l):
+        total, top = 0.0, -1e30
+        for c in range(colours):
+            total += hist[i, j, k, c]
+            top = ti.max(top, logits[i, j, k, c])
+        if total > 0.0:
+            norm = 0.0
+            for c in range(colours):
+                norm += ti.exp(logits[i, j, k, c] - top)
+            for c in range(colours):
+                p = ti.exp(logits[i, j, k, c] - top) / norm
+                grad_logits[i, j, k, c] += scale * (total * p - hist[i, j, k, c])

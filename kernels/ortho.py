@@ -189,6 +189,32 @@ def render_axis_views_backward(density: ti.types.ndarray(), rgb: ti.types.ndarra
                 trans = trans_next
 
 
+@ti.kernel
+def accumulate_pixel_classes(density: ti.types.ndarray(), span: ti.types.ndarray(), shift: float,
+                             t_min: float, target: ti.types.ndarray(),
+                             weight: ti.types.ndarray(), hist: ti.types.ndarray()):
+    """hist[i, j, k, t] += weight[view, r, c] * w_i for every pixel whose target palette index
+    t = target[view, r, c] is >= 0 and every voxel i its ray crosses, w_i = T_i alpha_i the
+    voxel's share of that pixel (as in render_axis_views): how strongly each view's pixel art
+    asks each voxel for each palette colour. hist must be zeroed by the caller. Each voxel lies
+    in one column per view and the views run in order, so the sums are reproducible."""
+    n = density.shape[0]
+    for view in ti.static(range(NUM_VIEWS)):
+        for r, c in ti.ndrange(n, n):
+            t = target[view, r, c]
+            if t >= 0:
+                s0, s1 = step_range(view, n, r, c, span)
+                scale = weight[view, r, c]
+                trans = 1.0
+                for s in range(s0, s1):
+                    if trans <= t_min:
+                        break
+                    idx = column_voxel(view, n, r, c, s)
+                    decay = ti.exp(-softplus(density[idx[0], idx[1], idx[2]] + shift))
+                    hist[idx[0], idx[1], idx[2], t] += scale * trans * (1.0 - decay)
+                    trans *= decay
+
+
 # --- perspective variant (only for the paper's "w/o ortho" ablation) ---------------------------
 
 @ti.func

@@ -9,6 +9,14 @@ for the paper's "w/o ortho" ablation) and fits them to the six pixel-art images:
          + w_alpha * mean(opacity^2 over background pixels)
          + w_depth * smooth-L1(depth - target) over foreground pixels
          + w_clip  * (1 - cos(CLIP(rendered patch), CLIP(mesh patch)))   every clip_every steps
+         + w_class * palette cross-entropy                      (logits only; axis views only)
+
+The palette cross-entropy uses the pixel-voxel alignment directly: every foreground pixel asks
+the voxels its ray crosses, in proportion to their visibility, for its own palette index, and
+each voxel's logits get sum over those pixels of -visibility * log softmax(logits)[index]. A
+voxel that two views see and want in different colours (an eye on the face, cream from above)
+then takes the colour most of its visibility asks for, where the squared colour error alone
+settles on the palette colour nearest their mean (grey), which neither view shows.
 
 The result is an occupancy grid (voxel opacity above a threshold, optionally with the closed
 interior filled) and one palette index per voxel (argmax of its logits), so every filled voxel
@@ -46,6 +54,7 @@ class Stage2Config:
     w_alpha: float = 20.0
     w_depth: float = 20.0
     w_clip: float = 1.0
+    w_class: float = 1.0  # palette cross-entropy on the logits (0: the paper's losses only)
     depth_loss: str = "smooth_l1"  # or "l1"
     depth_beta: float = 0.02  # smooth-L1 knee, in box lengths
     clip_every: int = 25  # a CLIP step every k iterations (~1.3 s each, ViT-B-32, 2 cores)
@@ -156,6 +165,13 @@ class AxisViewRenderer:
         self._k.render_axis_views(density, rgb, self.span, self.shift, self.t_min, *self.out)
         return ViewRender(*(a.to_numpy() for a in self.out))
 
+    def pixel_classes(self, density, target, weight, hist):
+        """hist (N,N,N,C) ndarray += how much each voxel is seen by pixels of each target palette
+        index (target (6,N,N) i32 ndarray, -1 for none; weight (6,N,N) per pixel), for the
+        density of the last forward."""
+        self._k.accumulate_pixel_classes(density, self.span, self.shift, self.t_min, target,
+                                         weight, hist)
+
     def backward(self, density, rgb, g_rgb, g_depth, g_opacity, grad_density, grad_rgb):
         """Accumulate into grad_density / grad_rgb (ndarrays) for the last forward's outputs."""
         for nd, g in zip(self.grads, (g_rgb, g_depth, g_opacity)):
@@ -263,6 +279,10 @@ class PaletteQuantizer:
                                         *self._active, self.grad_logits)
         return self.grad_logits
 
+    def add_cross_entropy(self, logits, hist, scale):
+        """self.grad_logits += scale * d/d logits sum_n -hist_n log softmax(logits)_n."""
+        self._k.add_palette_cross_entropy(logits, hist, float(scale), self.grad_logits)
+
 
 # --- inputs --------------------------------------------------------------------------------------
 
@@ -317,6 +337,19 @@ def check_inputs(coarse, pixel_art, masks, palette, depth_target, mesh_views_hr,
                 or np.shape(mesh_views_hr)[0] != NUM_VIEWS:
             raise InputError("the CLIP loss needs the six high-resolution mesh views (6,H,H,3)")
     return n, pixel_art, masks, _as_unit_float(palette)
+
+
+def palette_targets(pixel_art, masks, palette):
+    """(6,N,N) int32: the palette index nearest each foreground pixel-art colour, -1 elsewhere."""
+    dist = np.linalg.norm(pixel_art[..., None, :] - palette, axis=-1)
+    return np.where(masks, np.argmin(dist, axis=-1), -1).astype(np.int32)
+
+
+def palette_cross_entropy(hist, logits, count):
+    """The cross-entropy term's value: sum -hist log softmax(logits) / count."""
+    z = logits - logits.max(axis=-1, keepdims=True)
+    log_p = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+    return float(-(hist * log_p).sum() / max(count, 1))
 
 
 def stage1_depth(coarse, n):
@@ -398,6 +431,13 @@ class Stage2Trainer:
             self.renderer = AxisViewRenderer(n, shift, config.skip_alpha, config.t_min)
         else:
             self.renderer = PerspectiveRenderer(n, shift, config.perspective_distance)
+        # the cross-entropy needs one ray per voxel column: axis views and palette logits only
+        self.use_class = ortho and use_gumbel and config.w_class > 0
+        if self.use_class:
+            self.class_hist = _ndarray((n, n, n, len(palette)))
+            self.class_weight = _ndarray((NUM_VIEWS, n, n))
+            self.class_weight.fill(1)
+            self.class_target = None
 
     def colours(self, step):
         if not self.use_gumbel:
@@ -407,8 +447,9 @@ class Stage2Trainer:
                                       density=self.density.value,
                                       threshold=self.renderer_threshold)
 
-    def step(self, step, targets, clip=None, mesh_views_hr=None, rng=None):
-        """One iteration: render, losses, backward, Adam. Returns the loss terms."""
+    def step(self, step, targets, clip=None, mesh_views_hr=None, rng=None, log=False):
+        """One iteration: render, losses, backward, Adam. Returns the loss terms (the palette
+        cross-entropy's value only when `log`)."""
         cfg = self.config
         pixel_art, masks, depth_target = targets
         rgb = self.colours(step)
@@ -424,13 +465,34 @@ class Stage2Trainer:
         self.grad_rgb.fill(0)
         self.renderer.backward(self.density.value, rgb, g_rgb, g_depth, g_opacity,
                                self.density.grad, self.grad_rgb)
-        self.density.step(step + 1)
         if self.use_gumbel:
             self.quantizer.backward(self.grad_rgb)
+            if self.use_class:
+                value = self._class_term(pixel_art, masks, log)
+                if value is not None:
+                    terms.update({"class": value, "loss": terms["loss"] + cfg.w_class * value})
             self.logits.step(step + 1)
         else:
             self.colour.step(step + 1)
+        self.density.step(step + 1)
         return terms
+
+    def _class_term(self, pixel_art, masks, log):
+        """Add the palette cross-entropy's gradient (for the density of this step's render,
+        before its update) to the logits' gradient; its value when `log`."""
+        if self.class_target is None:
+            target = palette_targets(pixel_art, masks, self.palette)
+            self.class_target = _from_numpy(target, np.int32)
+            self.class_count = int(np.count_nonzero(target >= 0))
+        self.class_hist.fill(0)
+        self.renderer.pixel_classes(self.density.value, self.class_target, self.class_weight,
+                                    self.class_hist)
+        scale = self.config.w_class / max(self.class_count, 1)
+        self.quantizer.add_cross_entropy(self.logits.value, self.class_hist, scale)
+        if log:
+            return palette_cross_entropy(self.class_hist.to_numpy(), self.logits.value.to_numpy(),
+                                         self.class_count)
+        return None
 
     def initial_depth(self):
         """Depth of the six views of the grids as they are (used before the first step)."""
@@ -523,8 +585,9 @@ def train_stage2(coarse, pixel_art, masks, palette, depth_target=None, mesh_view
     rng = np.random.default_rng(seed)
     history = []
     for step in range(cfg.iterations):
-        terms = trainer.step(step, targets, clip, mesh_views_hr, rng)
-        if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.iterations:
+        log = (step + 1) % cfg.log_every == 0 or step + 1 == cfg.iterations
+        terms = trainer.step(step, targets, clip, mesh_views_hr, rng, log)
+        if log:
             tau, hard = cfg.temperature(step)
             history.append(dict(step=step + 1, tau=tau, hard=hard, **terms))
             if progress is not None:

@@ -102,3 +102,25 @@ def test_noise_is_seeded_per_step_and_follows_gumbel_max():
     chosen = np.argmin(np.abs(first.reshape(-1, 1, 3) - PALETTE).sum(-1), axis=1)
     freq = np.bincount(chosen, minlength=4) / chosen.size
     np.testing.assert_allclose(freq, probs, atol=0.03)  # Gumbel-max samples the softmax
+
+
+def test_palette_cross_entropy_gradient_matches_finite_differences():
+    from taichi_voxify.stage2 import palette_cross_entropy
+
+    n, eps, count = 3, 1e-6, 7
+    logits = _random_logits(n, seed=6)
+    hist = np.random.default_rng(7).random((n, n, n, len(PALETTE)))
+    hist[0] = 0.0  # voxels no pixel sees get no gradient
+    q = _quantizer(n)
+    q.grad_logits.fill(0)
+    q.add_cross_entropy(_nd(logits), _nd(hist), 1.0 / count)
+    grad = q.grad_logits.to_numpy()
+    fd = np.zeros_like(logits)
+    for i in np.ndindex(logits.shape):
+        plus, minus = logits.copy(), logits.copy()
+        plus[i] += eps
+        minus[i] -= eps
+        fd[i] = (palette_cross_entropy(hist, plus, count)
+                 - palette_cross_entropy(hist, minus, count)) / (2 * eps)
+    assert np.linalg.norm(grad - fd) / np.linalg.norm(fd) < 1e-6
+    assert not grad[0].any()

@@ -157,3 +157,33 @@ def test_bad_inputs_are_refused():
         train_stage2(sphere_field(10), art, masks[:, :5], PALETTE)
     with pytest.raises(InputError, match="CLIP"):
         train_stage2(sphere_field(10), art, masks, PALETTE, clip=object())
+
+
+def _cube_with_conflicting_corner(n=8):
+    """A white cube whose top-front-right corner voxel +x and +z want black and +y wants white;
+    the palette's grey is their mean, the colour a squared colour error settles on."""
+    from taichi_voxify.stage2 import render_voxel_art
+
+    palette = np.array([[255, 255, 255], [0, 0, 0], [85, 85, 85]], np.uint8)
+    occ = np.zeros((n, n, n), bool)
+    occ[1:-1, 1:-1, 1:-1] = True
+    white = render_voxel_art(occ, np.zeros((n, n, n), int), palette / 255.0)
+    corner = np.zeros((n, n, n), int)
+    corner[n - 2, n - 2, n - 2] = 1
+    marked = render_voxel_art(occ, corner, palette / 255.0)
+    art = marked.rgb.copy()
+    art[2] = white.rgb[2]  # +y (view 2) sees the corner white
+    coarse = CoarseField(np.where(occ, density_for_alpha(0.95), density_for_alpha(1e-4)),
+                         np.full((n, n, n, 3), 0.7))
+    return coarse, art, white.opacity > 0.5, palette, (n - 2,) * 3
+
+
+@pytest.mark.parametrize("w_class,colour", [(1.0, 1), (0.0, 2)])
+def test_conflicting_views_give_the_majority_colour_not_the_mean(w_class, colour):
+    coarse, art, masks, palette, corner = _cube_with_conflicting_corner()
+    cfg = Stage2Config.preset("test", iterations=80, w_class=w_class)
+    result = train_stage2(coarse, art, masks, palette, config=cfg, seed=1)
+    assert result.occupancy[corner]
+    assert result.color_index[corner] == colour  # black (2 views of 3) with the cross-entropy
+    if w_class:
+        assert "class" in result.history[-1]
