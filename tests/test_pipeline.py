@@ -74,11 +74,15 @@ def test_too_large_grid_is_refused_with_estimate():
         check_memory(256, 32, budget_gb=1.0)
 
 
-def _save_views(folder, images, masks, names):
+VIEW_FILES = ["px.png", "nx.png", "py.png", "ny.png", "pz.png", "nz.png"]
+
+
+def _save_views(folder, images, masks):
+    """The six views as RGBA PNGs named as a user's pixel-art folder would be."""
     from PIL import Image
 
     folder.mkdir()
-    for img, mask, name in zip(images, masks, names):
+    for img, mask, name in zip(images, masks, VIEW_FILES):
         rgba = np.concatenate([img, mask[..., None].astype(np.float32)], axis=-1)
         Image.fromarray((rgba * 255).round().astype(np.uint8), "RGBA").save(folder / name)
 
@@ -95,8 +99,7 @@ def test_own_pixel_art_drives_the_result(tmp_path):
     masks[:, 4:12, 4:12] = True
     images = np.where(masks[..., None], np.array([0.8, 0.1, 0.1], np.float32), 1.0)
     images[:, 6:10, 6:10] = (0.1, 0.1, 0.8)  # a blue centre: a second colour
-    _save_views(tmp_path / "art", images, masks, ["px.png", "nx.png", "py.png", "ny.png",
-                                                   "pz.png", "nz.png"])
+    _save_views(tmp_path / "art", images, masks)
     prep = prepare(box, resolution=n, colors=4, preset="test", clip="off",
                    pixel_art_dir=str(tmp_path / "art"))
     assert {tuple(c) for c in prep.palette} == {(204, 26, 26), (26, 26, 204)}
@@ -108,8 +111,7 @@ def test_own_pixel_art_of_the_wrong_size_is_refused(tmp_path):
 
     images = np.ones((6, 8, 8, 3), np.float32)
     masks = np.ones((6, 8, 8), bool)
-    _save_views(tmp_path / "art", images, masks, ["px.png", "nx.png", "py.png", "ny.png",
-                                                   "pz.png", "nz.png"])
+    _save_views(tmp_path / "art", images, masks)
     with pytest.raises(InputError, match="cells=16"):
         run_pipeline(str(mesh_path("alien.glb")), resolution=16, colors=4, preset="test",
                      clip="off", pixel_art_dir=str(tmp_path / "art"))
@@ -125,8 +127,7 @@ def test_own_pixel_art_is_checked_before_stage1(tmp_path, monkeypatch):
     monkeypatch.setattr(stage1, "train_stage1", no_stage1)
     images = np.ones((6, 8, 8, 3), np.float32)
     masks = np.ones((6, 8, 8), bool)
-    _save_views(tmp_path / "art", images, masks, ["px.png", "nx.png", "py.png", "ny.png",
-                                                   "pz.png", "nz.png"])
+    _save_views(tmp_path / "art", images, masks)
     with pytest.raises(InputError, match="cells=16"):
         run_pipeline(str(mesh_path("alien.glb")), resolution=16, colors=4, preset="test",
                      clip="off", pixel_art_dir=str(tmp_path / "art"))
