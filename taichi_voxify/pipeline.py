@@ -37,18 +37,16 @@ class Conversion:
 
 
 class _Clock:
-    def __init__(self):
-        self.timings = {}
-        self._start = time.perf_counter()
+    """Seconds per stage, added up over the calls made under each stage's name."""
+
+    def __init__(self, timings=None):
+        self.timings = dict(timings or {})
 
     def run(self, name, fn, *args, **kwargs):
         t = time.perf_counter()
         out = fn(*args, **kwargs)
         self.timings[name] = round(self.timings.get(name, 0.0) + time.perf_counter() - t, 3)
         return out
-
-    def total(self):
-        return round(time.perf_counter() - self._start, 3)
 
 
 MAX_SEED = 2**31 - 1  # Taichi's random_seed is a C int; numpy refuses negative seeds
@@ -194,8 +192,7 @@ def fine_tune(prep, fill=False, progress=None, ortho=True, use_gumbel=True, use_
 
     opts = prep.options
     cfg2 = stage2_config or Stage2Config.preset(opts["preset"], fill=fill, **config_overrides)
-    clock = _Clock()
-    clock.timings = dict(prep.clock.timings)
+    clock = _Clock(prep.clock.timings)
     depth = _depth_target(prep.axis_lowres) if opts["depth_source"] == "mesh" else None
     clip_loss = prep.clip_loss if use_clip else None
     result = clock.run("stage2", train_stage2, prep.coarse, prep.pixel_art, prep.masks,

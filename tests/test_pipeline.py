@@ -106,17 +106,6 @@ def test_own_pixel_art_drives_the_result(tmp_path):
     np.testing.assert_array_equal(prep.masks, masks)
 
 
-def test_own_pixel_art_of_the_wrong_size_is_refused(tmp_path):
-    from taichi_voxify import InputError
-
-    images = np.ones((6, 8, 8, 3), np.float32)
-    masks = np.ones((6, 8, 8), bool)
-    _save_views(tmp_path / "art", images, masks)
-    with pytest.raises(InputError, match="cells=16"):
-        run_pipeline(str(mesh_path("alien.glb")), resolution=16, colors=4, preset="test",
-                     clip="off", pixel_art_dir=str(tmp_path / "art"))
-
-
 def test_own_pixel_art_is_checked_before_stage1(tmp_path, monkeypatch):
     """A wrong pixel-art folder was only read after Stage 1 had run: minutes lost at N=64."""
     from taichi_voxify import InputError, stage1
