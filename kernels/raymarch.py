@@ -61,6 +61,18 @@ def sample_count(t0, t1, res):
     return n
 
 
+@ti.func
+def ray_sample(o, d, t0, k, res, mask: ti.template()):
+    """Sample k of a ray entering the box at t0: its distance t, whether the occupancy mask
+    keeps it, and its trilinear corner and weights. The forward march and its backward both
+    call this, so they visit exactly the same samples."""
+    t = t0 + (k + 0.5) * (STEP_VOXELS / res)
+    g = grid_coord(o + t * d, res)
+    cell = nearest_cell(g, res)
+    base, frac = corner_base(g, res)
+    return t, mask[cell[0], cell[1], cell[2]] != 0, base, frac
+
+
 @ti.kernel
 def render_rays(density: ti.types.ndarray(), rgb: ti.types.ndarray(), mask: ti.types.ndarray(),
                 origins: ti.types.ndarray(), dirs: ti.types.ndarray(), ids: ti.types.ndarray(),
@@ -68,18 +80,14 @@ def render_rays(density: ti.types.ndarray(), rgb: ti.types.ndarray(), mask: ti.t
                 out_trans: ti.types.ndarray(), shift: float, term: float):
     """Render ray ids[n] of the (origins, dirs) table into row n of the outputs."""
     res = density.shape[0]
-    step = STEP_VOXELS / res
     for n in range(ids.shape[0]):
         o, d = load_ray(origins, dirs, ids[n])
         t0, t1 = box_clip(o, d)
         color = ti.Vector([0.0, 0.0, 0.0])
         depth, trans = 0.0, 1.0
         for k in range(sample_count(t0, t1, res)):
-            t = t0 + (k + 0.5) * step
-            g = grid_coord(o + t * d, res)
-            cell = nearest_cell(g, res)
-            if mask[cell[0], cell[1], cell[2]] != 0:
-                base, frac = corner_base(g, res)
+            t, kept, base, frac = ray_sample(o, d, t0, k, res, mask)
+            if kept:
                 alpha = 1.0 - ti.exp(-softplus(sample_scalar(density, base, frac) + shift)
                                      * STEP_VOXELS)
                 w = trans * alpha
@@ -108,7 +116,6 @@ def backward_rays(density: ti.types.ndarray(), rgb: ti.types.ndarray(),
     dL/d(rgb out), dL/d(opacity) and dL/dE (E the depth error moment against target_depth[ids])
     of each ray, given render_rays' outputs for the same rays; flags the touched blocks."""
     res = density.shape[0]
-    step = STEP_VOXELS / res
     for n in range(ids.shape[0]):
         g_c = ti.Vector([grad_rgb_out[n, 0], grad_rgb_out[n, 1], grad_rgb_out[n, 2]])
         c_total = ti.Vector([out_rgb[n, 0], out_rgb[n, 1], out_rgb[n, 2]])
@@ -122,11 +129,8 @@ def backward_rays(density: ti.types.ndarray(), rgb: ti.types.ndarray(),
             acc = ti.Vector([0.0, 0.0, 0.0])
             acc_e, trans = 0.0, 1.0
             for k in range(sample_count(t0, t1, res)):
-                t = t0 + (k + 0.5) * step
-                g = grid_coord(o + t * d, res)
-                cell = nearest_cell(g, res)
-                if mask[cell[0], cell[1], cell[2]] != 0:
-                    base, frac = corner_base(g, res)
+                t, kept, base, frac = ray_sample(o, d, t0, k, res, mask)
+                if kept:
                     raw = sample_scalar(density, base, frac) + shift
                     alpha = 1.0 - ti.exp(-softplus(raw) * STEP_VOXELS)
                     c = sample_rgb(rgb, base, frac)
