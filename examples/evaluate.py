@@ -1,6 +1,6 @@
 """Compare our voxel art with the simple ways of making it, and ablate our parts.
 
-    python examples/evaluate.py --meshes ../shared/meshes --res 32 --colors 6 --out eval_out
+    python examples/evaluate.py --meshes tests/data --res 32 --colors 6 --out eval_out
 
 Writes results.md and results.csv (per mesh and the mean of each method) and one
 gallery_<mesh>.png per mesh (the mesh and every method from the front, side and an isometric

@@ -5,9 +5,29 @@
     art = tv.convert("model.glb", resolution=32, colors=6, seed=0)
     art.indices, art.palette                   # uint8 (X, Y, Z) grid and (K, 3) sRGB palette
 """
+import importlib.util
 import os
+import sys
 
 os.environ.setdefault("ENABLE_TAICHI_HEADER_PRINT", "0")  # Taichi's banner would spoil --json
+
+
+def _kernels_from_source_checkout():
+    """kernels/ sits at the repository's top level and installs as taichi_voxify.kernels
+    (setup.cfg package_dir). In a source checkout (editable install, git worktree) bind the
+    kernels/ beside this package, so each checkout runs its own kernels."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    beside = os.path.join(os.path.dirname(here), "kernels", "__init__.py")
+    if os.path.isdir(os.path.join(here, "kernels")) or not os.path.isfile(beside):
+        return
+    spec = importlib.util.spec_from_file_location(
+        __name__ + ".kernels", beside, submodule_search_locations=[os.path.dirname(beside)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+
+
+_kernels_from_source_checkout()
 
 from .backend import init  # noqa: E402
 from .errors import (BackendError, InputError, MeshError, OptionError, ResourceError,  # noqa: E402

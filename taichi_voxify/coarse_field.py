@@ -47,7 +47,7 @@ class CoarseField:
         where the opacity is below 1e-4 (nothing there, as in the reference renders);
         opacity (H, W) = 1 - final transmittance.
         """
-        from kernels.raymarch import render_rays
+        from taichi_voxify.kernels.raymarch import render_rays
 
         from . import backend
 

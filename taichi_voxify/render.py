@@ -114,7 +114,7 @@ def render_views(mesh, cameras, width, height=None, supersample=2):
     """Render `mesh` from every camera at width x height (square when height is None)."""
     import taichi as ti
 
-    from kernels import raster
+    from taichi_voxify.kernels import raster
 
     height = width if height is None else height
     cameras = list(cameras)

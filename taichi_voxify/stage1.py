@@ -164,7 +164,7 @@ def visual_hull(cameras, alpha, resolution):
     import taichi as ti
     from scipy.ndimage import maximum_filter
 
-    from kernels.grid import carve_hull
+    from taichi_voxify.kernels.grid import carve_hull
 
     width = alpha.shape[2]
     sil = np.stack([maximum_filter((a > 0).astype(np.uint8),
@@ -239,7 +239,7 @@ class Stage1Trainer:
         moments start at zero, the mask at the visual hull."""
         import taichi as ti
 
-        from kernels import grid
+        from taichi_voxify.kernels import grid
 
         ftype = backend.ti_float()
         self.grid_resolution = res
@@ -287,10 +287,10 @@ class Stage1Trainer:
 
     def step(self, timed=False):
         """One training iteration; with timed=True, syncs after each phase to time it."""
-        from kernels.adam import gather_grads, masked_adam
-        from kernels.grid import FIXED_POINT_SCALE
-        from kernels.raymarch import backward_rays, render_rays
-        from kernels.regularizers import ray_losses
+        from taichi_voxify.kernels.adam import gather_grads, masked_adam
+        from taichi_voxify.kernels.grid import FIXED_POINT_SCALE
+        from taichi_voxify.kernels.raymarch import backward_rays, render_rays
+        from taichi_voxify.kernels.regularizers import ray_losses
 
         cfg = self.config
         clock = _PhaseClock(self.timings, timed)
@@ -332,8 +332,8 @@ class Stage1Trainer:
     def refresh_mask(self):
         """Skip cells whose opacity stayed below mask_thres (dilated by a cell), once the field
         has formed: a run too short for the density to rise keeps training inside the hull."""
-        from kernels.grid import dilate, threshold_alpha
-        from kernels.raymarch import STEP_VOXELS
+        from taichi_voxify.kernels.grid import dilate, threshold_alpha
+        from taichi_voxify.kernels.raymarch import STEP_VOXELS
 
         threshold_alpha(self.density, self.hull, self.mask_tmp, self.shift, STEP_VOXELS,
                         self.config.mask_thres)

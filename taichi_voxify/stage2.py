@@ -149,7 +149,7 @@ class AxisViewRenderer:
     def __init__(self, n, shift, skip_alpha=1e-4, t_min=1e-4):
         import taichi as ti
 
-        from kernels import ortho
+        from taichi_voxify.kernels import ortho
 
         self._k = ortho
         self.n, self.shift, self.t_min = n, float(shift), float(t_min)
@@ -194,7 +194,7 @@ class PerspectiveRenderer:
     Depth is measured from the plane of the box face nearest the camera, as the axis views."""
 
     def __init__(self, n, shift, distance=2.5, step=0.5):
-        from kernels import ortho
+        from taichi_voxify.kernels import ortho
 
         self._k = ortho
         self.n, self.shift, self.step = n, float(shift), float(step)
@@ -240,7 +240,7 @@ class PaletteQuantizer:
     """Per-voxel Gumbel-Softmax over a palette (kernels/gumbel.py): logits -> colours, and back."""
 
     def __init__(self, shape, palette, seed=0, table_size=1 << 18):
-        from kernels import gumbel
+        from taichi_voxify.kernels import gumbel
 
         self._k = gumbel
         colours = len(palette)
@@ -402,7 +402,7 @@ class _AdamParam:
         self.lr, self.low, self.high = lr, low, high
 
     def step(self, t, beta1=0.9, beta2=0.99, eps=1e-12):
-        from kernels.adam import masked_adam_step
+        from taichi_voxify.kernels.adam import masked_adam_step
 
         masked_adam_step(self.value, self.grad, self.m, self.v, self.lr, beta1, beta2,
                          1.0 - beta1 ** t, 1.0 - beta2 ** t, eps, self.low, self.high)

@@ -94,7 +94,7 @@ def _sliver_cells(inside, face_ids, face_hit):
 def solid_voxels(triangles, resolution, record_ends=False):
     """Filled cells, inside cells, and the nearest surface point of every surface cell (and,
     with record_ends, the outermost ray crossings per cell, for `visible_colors`)."""
-    from kernels import voxelize as kern
+    from taichi_voxify.kernels import voxelize as kern
 
     n = parse_resolution(resolution, low=1)
     _check_memory(n, record_ends)
@@ -177,7 +177,7 @@ def visible_colors(mesh, ends, occupancy):
     likewise from below. A cell open on several sides takes the crossing whose triangle faces
     its ray most squarely (blending them would make edge colours that pull the palette off).
     """
-    from kernels import voxelize as kern
+    from taichi_voxify.kernels import voxelize as kern
 
     n = occupancy.shape[0]
     tris = np.asarray(mesh.triangles, np.float64)

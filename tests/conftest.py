@@ -4,14 +4,13 @@ import pathlib
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-SHARED_MESHES = ROOT.parent / "shared" / "meshes"
+TEST_MESHES = ROOT / "tests" / "data"  # real third-party meshes, licences in CREDITS.md
 
 
 def mesh_path(name):
-    """Path of a shipped test mesh; skip only when the shared folder is absent."""
-    p = SHARED_MESHES / name
-    if not p.exists():
-        pytest.skip(f"shared test mesh {name} not found at {p}")
+    """Path of a test mesh shipped in tests/data (a missing one is an error, not a skip)."""
+    p = TEST_MESHES / name
+    assert p.exists(), f"test mesh {name} missing from {TEST_MESHES}"
     return p
 
 

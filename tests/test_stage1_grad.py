@@ -33,7 +33,7 @@ def scene():
 
 
 def render(s, density=None, rgb=None, mask=None, term=TERM):
-    from kernels.raymarch import render_rays
+    from taichi_voxify.kernels.raymarch import render_rays
 
     n = len(s["ids"])
     out = np.zeros((n, 3)), np.zeros(n), np.zeros(n)
@@ -44,7 +44,7 @@ def render(s, density=None, rgb=None, mask=None, term=TERM):
 
 
 def loss_and_output_grads(s, out):
-    from kernels.regularizers import ray_losses
+    from taichi_voxify.kernels.regularizers import ray_losses
 
     n = len(s["ids"])
     g_rgb, g_op, g_depth, losses = np.zeros((n, 3)), np.zeros(n), np.zeros(n), np.zeros((n, 4))
@@ -60,8 +60,8 @@ def total_loss(s, **grids):
 
 
 def analytic_grads(s):
-    from kernels.grid import FIXED_POINT_SCALE
-    from kernels.raymarch import backward_rays
+    from taichi_voxify.kernels.grid import FIXED_POINT_SCALE
+    from taichi_voxify.kernels.raymarch import backward_rays
 
     out = render(s)
     _, g_rgb, g_op, g_depth = loss_and_output_grads(s, out)
@@ -165,7 +165,7 @@ REG = dict(w_tv_density=0.7, w_tv_rgb=1.3, w_noise=2.0)
 
 
 def regularizer_total(density, rgb):
-    from kernels.regularizers import regularizer_losses
+    from taichi_voxify.kernels.regularizers import regularizer_losses
 
     out = np.zeros((RES,) * 3 + (3,))
     regularizer_losses(density, rgb, out, SHIFT)
@@ -174,7 +174,7 @@ def regularizer_total(density, rgb):
 
 @pytest.mark.parametrize("term", list(REG))
 def test_regularizer_gradients_match_finite_differences(scene, term):
-    from kernels.regularizers import regularizer_grads
+    from taichi_voxify.kernels.regularizers import regularizer_grads
 
     weights = {k: (v if k == term else 0.0) for k, v in REG.items()}
     density = np.random.default_rng(1).normal(0.0, 8.0, (RES,) * 3) - 6.0  # faint and solid
@@ -196,8 +196,8 @@ def test_regularizer_gradients_match_finite_differences(scene, term):
 # --- fixed point and Adam -----------------------------------------------------------------
 
 def test_gather_applies_sigmoid_chain_and_clears_fixed_point(scene):
-    from kernels.adam import gather_grads
-    from kernels.grid import FIXED_POINT_SCALE
+    from taichi_voxify.kernels.adam import gather_grads
+    from taichi_voxify.kernels.grid import FIXED_POINT_SCALE
 
     rng = np.random.default_rng(5)
     fixed_d = np.zeros((RES,) * 3, np.int64)
@@ -216,7 +216,7 @@ def test_gather_applies_sigmoid_chain_and_clears_fixed_point(scene):
 
 
 def test_masked_adam_matches_numpy_and_skips_untouched_voxels():
-    from kernels.adam import masked_adam
+    from taichi_voxify.kernels.adam import masked_adam
 
     rng = np.random.default_rng(7)
     density = rng.normal(size=(RES,) * 3)
