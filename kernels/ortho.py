@@ -14,8 +14,9 @@ voxel is a cube of constant density and colour crossed over one voxel length, so
 where T_end is the transmittance left when the ray leaves the grid, or when it falls to t_min
 (early termination; both passes stop at the same voxel, so the backward is exact for what the
 forward computed). Columns outside `span` (the first and last voxel whose density is above a
-threshold, see `column_spans`) are skipped. The column layout of each view follows the table in
-taichi_voxify/cameras.py; tests/test_ortho.py checks VIEW_LAYOUT against those cameras.
+threshold, see `column_spans`) are skipped. The column layout of each view is read at compile time from
+the table of views (taichi_voxify/views.py, LAYOUT); tests/test_ortho.py checks the renders
+against twins built from the cameras.
 
 Backward, per column and without atomics (each voxel lies in exactly one column of a view): with
 rest_i = sum_{j>i} w_j c_j + T_end * white (likewise for depth),
@@ -30,20 +31,9 @@ receives its six contributions in the same order on every run: gradients are bit
 """
 import taichi as ti
 
-NUM_VIEWS = 6
+from ..views import LAYOUT, NUM_VIEWS
+
 BACKGROUND = 1.0  # white
-
-# Per view: (march axis, march sign), (row axis, row sign), (column axis, column sign).
-# sign +1: the voxel index grows with the step / row / column; -1: it runs from N-1 down.
-VIEW_LAYOUT = (
-    ((0, -1), (1, -1), (2, -1)),  # +x: looks along -x, up +y, right -z
-    ((0, +1), (1, -1), (2, +1)),  # -x: looks along +x, up +y, right +z
-    ((1, -1), (2, +1), (0, +1)),  # +y: looks along -y, up -z, right +x
-    ((1, +1), (2, -1), (0, +1)),  # -y: looks along +y, up +z, right +x
-    ((2, -1), (1, -1), (0, +1)),  # +z: looks along -z, up +y, right +x
-    ((2, +1), (1, -1), (0, -1)),  # -z: looks along +z, up +y, right -x
-)
-
 
 @ti.func
 def softplus(x):
@@ -66,7 +56,7 @@ def _along(sign: ti.template(), n, k):
 @ti.func
 def column_voxel(view: ti.template(), n, r, c, s):
     """Grid index (i, j, k) of step s along the ray of pixel (r, c) of an axis view."""
-    march, row, col = ti.static(VIEW_LAYOUT[view])
+    march, row, col = ti.static(LAYOUT[view])
     idx = ti.Vector([0, 0, 0])
     idx[march[0]] = _along(march[1], n, s)
     idx[row[0]] = _along(row[1], n, r)
@@ -82,7 +72,7 @@ def _other_axes(axis):
 @ti.func
 def step_range(view: ti.template(), n, r, c, span: ti.template()):
     """Steps [s0, s1) of the ray of pixel (r, c) that cross its column's occupied span."""
-    march = ti.static(VIEW_LAYOUT[view][0])
+    march = ti.static(LAYOUT[view][0])
     idx = column_voxel(view, n, r, c, 0)
     a, b = ti.static(_other_axes(march[0]))
     first = span[march[0], idx[a], idx[b], 0]

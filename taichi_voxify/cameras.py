@@ -5,34 +5,17 @@ lies at image-plane coordinates  u = ((c + 0.5) / W - 0.5) * width  along `right
 v = (0.5 - (r + 0.5) / H) * height along `up`, where right = forward x up.
 Depth is the distance along the (unit) ray direction from the camera origin.
 
-The six axis views (orthographic, 1 x 1 world units, so an N x N image has one pixel per voxel
-column of an N^3 grid over the box). Each is named by the side it looks from; its origin lies on
-that face of the box, so depth runs from 0 (entry face) to 1 (far face):
-
-    view  forward   up    right   what it shows
-    +x    -x        +y    -z      the object's right side
-    -x    +x        +y    +z      the left side
-    +y    -y        -z    +x      the top (front edge of the object at the bottom of the image)
-    -y    +y        +z    +x      the bottom (front edge at the top of the image)
-    +z    -z        +y    +x      the front
-    -z    +z        +y    -x      the back
+The six axis views (taichi_voxify/views.py holds their table) are orthographic, 1 x 1 world
+units, so an N x N image has one pixel per voxel column of an N^3 grid over the box. Each
+camera's origin lies on the face of the box it looks from, so depth runs from 0 (entry face)
+to 1 (far face).
 """
 from dataclasses import dataclass
 
 import numpy as np
 
 from .errors import OptionError
-
-VIEW_NAMES = ("+x", "-x", "+y", "-y", "+z", "-z")
-
-_AXIS_FRAMES = {  # name: (forward, up)
-    "+x": ((-1, 0, 0), (0, 1, 0)),
-    "-x": ((1, 0, 0), (0, 1, 0)),
-    "+y": ((0, -1, 0), (0, 0, -1)),
-    "-y": ((0, 1, 0), (0, 0, 1)),
-    "+z": ((0, 0, -1), (0, 1, 0)),
-    "-z": ((0, 0, 1), (0, 1, 0)),
-}
+from .views import VIEW_NAMES, VIEWS, view_index
 
 BOX_RADIUS = float(np.sqrt(3.0) / 2.0)  # radius of the sphere around the unit box
 
@@ -97,11 +80,9 @@ class Camera:
 
 
 def axis_view(name):
-    if name not in _AXIS_FRAMES:
-        raise OptionError(f"unknown view {name!r}: views are {', '.join(VIEW_NAMES)}")
-    forward, up = _AXIS_FRAMES[name]
-    origin = -0.5 * np.asarray(forward, dtype=np.float64)
-    return Camera(name=name, origin=origin, forward=forward, up=up, ortho=True)
+    view = VIEWS[view_index(name)]
+    return Camera(name=name, origin=-0.5 * view.forward, forward=view.forward,
+                  up=view.up_vector, ortho=True)
 
 
 def axis_views():

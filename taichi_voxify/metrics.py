@@ -1,10 +1,8 @@
 """Evaluation metrics for voxel art against the mesh, in the six axis views (numpy only).
 
-Views, pixels and depths follow taichi_voxify/cameras.py: an N x N image of an axis view has one
-pixel per voxel column of the N^3 grid. `VIEW_AXES` says, per view, which grid axis runs along
-the image columns (`right`), which along the image rows upward (`up`), and which along the ray
-(`forward`), each with its sign; `view_volume` reorders a grid into (row, col, step along the
-ray), so step 0 is the cell nearest the camera.
+Views, pixels and depths follow the table in taichi_voxify/views.py: an N x N image of an axis
+view has one pixel per voxel column of the N^3 grid; `view_volume` reorders a grid into (row,
+col, step along the ray), so step 0 is the cell nearest the camera.
 
 Voxel depth (`render_voxels_axis`) is the distance from the camera origin (on the box face) to
 the ENTRY FACE of the first filled cell along the ray: step / N, in box units (0..1), np.inf
@@ -13,20 +11,9 @@ mesh renderer's depth, which for a cell whose centre is inside lies within half 
 """
 import numpy as np
 
-from .cameras import VIEW_NAMES
 from .color import delta_e76, linear_to_srgb, srgb_to_lab, srgb_to_linear
 from .errors import InputError
-
-# view: (right axis, sign), (up axis, sign), (forward axis, sign); matches cameras._AXIS_FRAMES
-VIEW_AXES = {
-    "+x": ((2, -1), (1, +1), (0, -1)),
-    "-x": ((2, +1), (1, +1), (0, +1)),
-    "+y": ((0, +1), (2, -1), (1, -1)),
-    "-y": ((0, +1), (2, +1), (1, +1)),
-    "+z": ((0, +1), (1, +1), (2, -1)),
-    "-z": ((0, -1), (1, +1), (2, +1)),
-}
-
+from .views import VIEW_NAMES, VIEWS, view_index
 
 # --- colour ---------------------------------------------------------------------------------
 def color_error_de76(img_a, img_b, mask):
@@ -53,14 +40,14 @@ def silhouette_iou(a_mask, b_mask):
 def view_volume(grid, view):
     """Reorder a grid (N, N, N, ...) into (row, col, step) for axis view `view` (name or index):
     out[r, c, s] is the cell that pixel (r, c)'s ray passes at step s from the camera."""
-    name = VIEW_NAMES[view] if isinstance(view, (int, np.integer)) else view
-    (right, rs), (up, us), (fwd, fs) = VIEW_AXES[name]
-    out = np.moveaxis(np.asarray(grid), (up, right, fwd), (0, 1, 2))
-    if us > 0:  # row 0 is the top of the image: the high end of the up axis
-        out = out[::-1]
+    index = int(view) if isinstance(view, (int, np.integer)) else view_index(view)
+    (march, ms), (row, rs), (col, cs) = VIEWS[index].layout  # sign -1: index runs down
+    out = np.moveaxis(np.asarray(grid), (row, col, march), (0, 1, 2))
     if rs < 0:
+        out = out[::-1]
+    if cs < 0:
         out = out[:, ::-1]
-    if fs < 0:
+    if ms < 0:
         out = out[:, :, ::-1]
     return out
 

@@ -28,13 +28,12 @@ import numpy as np
 
 from .color import delta_e76, hex_to_rgb, lab_to_srgb, srgb_to_lab, to_uint8
 from .errors import InputError, OptionError
+from .views import view_weights
 
 PALETTE_METHODS = ("kmeans", "kmeans_rare", "maxmin", "mediancut", "anneal")
 NAMED_PALETTES = ("lego", "pico8")
 MIN_COLORS, MAX_COLORS = 2, 32
 DEFAULT_COLORS = 8
-# front (+z) view counts four times, as in the authors' code; order of cameras.VIEW_NAMES
-SIX_VIEW_WEIGHTS = (1.0, 1.0, 1.0, 1.0, 4.0, 1.0)
 
 RARE_MIN_SHARE = 0.001  # a rare colour must cover at least this share of the weighted pixels
 RARE_RADIUS = 10.0  # delta E around a rare colour that counts as its support
@@ -153,7 +152,7 @@ def weighted_colors(images, masks, weights=None):
     """Distinct foreground colours (uint8 (U, 3)) and their summed per-view weights (U,)."""
     images, masks = _as_views(images, masks)
     if weights is None:
-        weights = SIX_VIEW_WEIGHTS if len(images) == 6 else np.ones(len(images))
+        weights = view_weights() if len(images) == 6 else np.ones(len(images))
     weights = np.asarray(weights, dtype=np.float64)
     if weights.shape != (len(images),) or np.any(weights < 0):
         raise OptionError(f"weights must be {len(images)} non-negative numbers, "
@@ -324,7 +323,8 @@ def extract_palette(images, masks, k, method="kmeans", weights=None, seed=0):
     """K colours (uint8 (K, 3)) that represent the foreground of the images.
 
     images: (V, H, W, 3) float sRGB in [0, 1] or uint8 (or one (H, W, 3) image); masks: (V, H, W)
-    bool foreground; weights: one per view (default: front ×4 for six views, else equal).
+    bool foreground; weights: one per view (default: views.view_weights() for six views, else
+    equal).
     Fewer than K colours come back only when the images hold fewer distinct colours.
     """
     k = check_colors(k)

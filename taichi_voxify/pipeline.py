@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import backend
-from .cameras import VIEW_NAMES, axis_views
+from .cameras import axis_views
+from .views import view_weights
 from .errors import OptionError, ResourceError
 from .voxelart import parse_resolution
 
@@ -85,13 +86,6 @@ def hires_size(resolution):
 
 def _progress_fn(progress):
     return progress if progress is not None else (lambda *a, **k: None)
-
-
-def view_weights(front):
-    """Palette weight per axis view: the front view counts four times, as the authors do."""
-    if front not in VIEW_NAMES:
-        raise OptionError(f"unknown front view {front!r}: choose one of {', '.join(VIEW_NAMES)}")
-    return [4.0 if name == front else 1.0 for name in VIEW_NAMES]
 
 
 def _make_targets(clock, axis_hires, resolution, colors, palette, user_art, method, seed,

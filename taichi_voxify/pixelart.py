@@ -29,8 +29,8 @@ import numpy as np
 from .color import (delta_e76, lab_to_srgb, linear_to_srgb, pil_to_rgba8, srgb_to_lab,
                     srgb_to_linear)
 from .errors import InputError, OptionError
-from .palette import (DEFAULT_COLORS, SIX_VIEW_WEIGHTS, check_colors, nearest_palette_index,
-                      resolve_palette)
+from .palette import DEFAULT_COLORS, check_colors, nearest_palette_index, resolve_palette
+from .views import view_weights
 
 PIXEL_METHODS = ("kcentroid", "gerstner", "box", "nearest")
 
@@ -437,7 +437,7 @@ def make_pixel_art_views(renders_rgb, renders_alpha, cells=32, colors=DEFAULT_CO
     method "gerstner"), a method or named palette or hex list (see palette.parse_palette), or
     a uint8 (K, 3) array; named and given palettes with more than `colors` entries contribute
     the `colors` that fit the views best. weights: per view for the palette (default front x4
-    when there are six views, in cameras.VIEW_NAMES order).
+    when there are six views, in views.VIEW_NAMES order).
     Returns PixelArtViews(images, masks, indices, palette).
     """
     colors = check_colors(colors)
@@ -464,7 +464,7 @@ def cells_palette(per_view, colors, palette=None, method="kcentroid", weights=No
     lab = np.stack([c.lab for c in per_view])
     masks = np.stack([c.mask for c in per_view])
     if weights is None and len(per_view) == 6:
-        weights = SIX_VIEW_WEIGHTS
+        weights = view_weights()
     if palette is None:
         palette = "anneal" if method == "gerstner" else "kmeans_rare"
     return resolve_palette(palette, lab_to_srgb(lab), masks, check_colors(colors), weights, seed)

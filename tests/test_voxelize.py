@@ -28,7 +28,7 @@ def sphere(radius=0.45, centre=(0, 0, 0)):
 
 def projected_silhouettes(tris, n):
     """(6, N, N): pixel centres of each axis camera inside the projection of some triangle,
-    computed straight from cameras.py (independent of metrics.VIEW_AXES)."""
+    computed straight from the cameras' rays (independent of metrics.view_volume)."""
     out = []
     for cam in axis_views():
         u, v = cam.plane_coords(n, n)
