@@ -28,6 +28,7 @@ import numpy as np
 
 from .color import delta_e76, hex_to_rgb, lab_to_srgb, srgb_to_lab, to_uint8
 from .errors import InputError, OptionError
+from .palette_files import PALETTE_FILE_SUFFIXES, is_palette_file, read_palette_file
 from .views import view_weights
 
 PALETTE_METHODS = ("kmeans", "kmeans_rare", "maxmin", "mediancut", "anneal")
@@ -49,6 +50,7 @@ class PaletteSpec:
     name: str = None
     colors: np.ndarray = None  # uint8 (M, 3) for kind "colors"
     k: int = None
+    names: tuple = None  # a palette file's colour names, aligned with colors (None: unnamed)
 
 
 def check_colors(k, what="number of colours"):
@@ -106,7 +108,8 @@ def parse_palette(spec, k=None):
     """A palette request -> PaletteSpec.
 
     spec: None (kmeans), a method name (kmeans, kmeans_rare, maxmin, mediancut), a named palette
-    (lego, pico8), a string of hex colours ('#ff0000,#00ff00,...'), or an array of uint8 RGB.
+    (lego, pico8), a string of hex colours ('#ff0000,#00ff00,...'), a palette file (.gpl, .hex,
+    Paint.NET .txt, .png; see palette_files), or an array of uint8 RGB.
     k: the number of colours wanted (2 to 32) or None for the default (8; all given colours for
     an explicit list).
     """
@@ -115,7 +118,14 @@ def parse_palette(spec, k=None):
     if spec is None:
         return PaletteSpec("method", method="kmeans", k=k)
     if isinstance(spec, PaletteSpec):
-        return spec if k is None else PaletteSpec(spec.kind, spec.method, spec.name, spec.colors, k)
+        return spec if k is None else PaletteSpec(spec.kind, spec.method, spec.name, spec.colors, k,
+                                                  spec.names)
+    if is_palette_file(spec):
+        found = read_palette_file(spec)
+        if len(found.colors) < MIN_COLORS:
+            raise InputError(f"palette file {spec} holds {len(found.colors)} colour; "
+                             f"a palette needs at least {MIN_COLORS}")
+        return PaletteSpec("colors", colors=found.colors, k=k, names=found.names)
     if not isinstance(spec, str):
         colors = np.asarray(spec)
         if colors.ndim != 2 or colors.shape[1] != 3 or not MIN_COLORS <= len(colors) <= MAX_COLORS:
@@ -131,8 +141,9 @@ def parse_palette(spec, k=None):
         return PaletteSpec("named", name=key, k=k)
     if "," in key or key.startswith("#"):
         return PaletteSpec("colors", colors=parse_hex_list(key), k=k)
-    raise OptionError(f"unknown palette {spec!r}: use {', '.join(PALETTE_METHODS + NAMED_PALETTES)}"
-                      " or hex colours like '#ff0000,#00ff00'")
+    raise OptionError(f"unknown palette {spec!r}: use {', '.join(PALETTE_METHODS + NAMED_PALETTES)},"
+                      " hex colours like '#ff0000,#00ff00' or a palette file "
+                      f"({', '.join(PALETTE_FILE_SUFFIXES)})")
 
 
 # --- gathering pixels -----------------------------------------------------------------------
@@ -392,7 +403,8 @@ def resolve_palette(spec, images, masks, k=None, weights=None, seed=0):
     if spec.kind == "named":
         return fit_palette_subset(images, masks, named_palette_rgb(spec.name),
                                   k or DEFAULT_COLORS, weights)
-    return fit_palette_subset(images, masks, spec.colors, k or len(spec.colors), weights)
+    return fit_palette_subset(images, masks, spec.colors, k or min(len(spec.colors), MAX_COLORS),
+                              weights)
 
 
 def nearest_palette_index(rgb, palette):
@@ -402,3 +414,15 @@ def nearest_palette_index(rgb, palette):
     flat = lab.reshape(-1, 3)
     idx, _ = _nearest(flat, pal)
     return idx.reshape(lab.shape[:-1])
+
+
+def palette_names(palette, spec):
+    """The name of each palette colour where the request named its colours (a named palette
+    such as lego, or a palette file with names), else None for that colour."""
+    table = {}
+    if isinstance(spec, str) and spec.strip().lower() in NAMED_PALETTES:
+        table = {rgb: name for name, _, rgb in named_palette(spec)}
+    elif is_palette_file(spec):
+        found = read_palette_file(spec)
+        table = {tuple(int(v) for v in c): n for c, n in zip(found.colors, found.names) if n}
+    return tuple(table.get(tuple(int(v) for v in rgb)) for rgb in np.asarray(palette))
