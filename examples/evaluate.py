@@ -62,8 +62,8 @@ def evaluate(args):
         scorer = clip_iqa_scorer(args.clip_weights)
     results = []
     for path in meshes:
-        prep = prepare(path, args.res, args.colors, "kmeans", args.seed, args.preset,
-                       clip=clip, clip_weights=args.clip_weights)
+        prep = prepare(path, resolution=args.res, colors=args.colors, seed=args.seed,
+                       preset=args.preset, clip=clip, clip_weights=args.clip_weights)
         base = sum(v for k, v in prep.clock.timings.items() if k != "total")
         columns = []
         for method in methods:

@@ -2,7 +2,7 @@
 
     import taichi_voxify as tv
     tv.init(arch="auto")                       # CUDA when present, else CPU
-    art = tv.convert("model.glb", resolution=32, colors=6, seed=0)
+    art = tv.convert("model.glb", resolution=32, colors=6, seed=0)   # or tv.convert(path, tv.Options(...))
     art.indices, art.palette                   # uint8 (X, Y, Z) grid and (K, 3) sRGB palette
 """
 import importlib.util
@@ -32,6 +32,7 @@ _kernels_from_source_checkout()
 from .backend import init  # noqa: E402
 from .errors import (BackendError, InputError, MeshError, OptionError, ResourceError,  # noqa: E402
                      VoxifyError)
+from .options import Options  # noqa: E402
 from .voxelart import VoxelArt  # noqa: E402
 from .pipeline import convert, run_pipeline  # noqa: E402
 

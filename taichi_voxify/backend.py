@@ -98,10 +98,13 @@ def _choose_arch(ti, arch):
     return ti.cuda if cuda_device_present() else ti.cpu
 
 
-def ensure_init():
-    """Start Taichi with defaults (or TI_ARCH / VOXIFY_ARCH from the environment) if needed."""
+def ensure_init(arch="auto", threads=None):
+    """Start Taichi if nothing has started it yet ("auto": VOXIFY_ARCH from the environment,
+    else CUDA when present, else CPU)."""
     if not _state:
-        init(arch=os.environ.get("VOXIFY_ARCH", "auto"))
+        if arch == "auto":
+            arch = os.environ.get("VOXIFY_ARCH", "auto")
+        init(arch=arch, threads=threads)
     return dict(_state["info"])
 
 

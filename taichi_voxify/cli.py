@@ -24,37 +24,15 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser():
-    from .outputs import DEFAULT_FORMATS, FORMATS
+    """The voxify command line: the mesh, every Options field's flag, and the output flags."""
+    from .options import Options
 
     p = _Parser(prog="voxify", description="Turn a 3D mesh into palette voxel art "
                 "(MagicaVoxel .vox, cube mesh, pictures, LEGO build plan).")
     p.add_argument("mesh", nargs="?", default=None,
                    help="mesh file (OBJ/MTL, GLB, glTF, PLY, STL, OFF); default: the bundled cow")
-    p.add_argument("--res", type=int, default=32, help="voxels a side, 8..256 (default 32)")
-    p.add_argument("--colors", type=int, default=6, help="palette size K, 2..32 (default 6)")
-    p.add_argument("--palette", default="kmeans",
-                   help="kmeans | kmeans_rare | maxmin | mediancut | lego | pico8 | "
-                        "'#rrggbb,#rrggbb,...' (default kmeans)")
-    p.add_argument("--pixel-art", metavar="DIR", default=None,
-                   help="folder of six pixel-art PNGs (px nx py ny pz nz .png) to use as targets")
-    p.add_argument("--pixel-method", default="kcentroid",
-                   help="our pixel-art generator: kcentroid | gerstner | box | nearest")
+    Options.add_arguments(p)
     p.add_argument("--out", default="voxify_out", help="output folder (default ./voxify_out)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same result)")
-    p.add_argument("--preset", default="fast", help="fast (CPU) | paper (authors' counts) | test")
-    p.add_argument("--arch", default="auto", help="auto | cpu | cuda | vulkan")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for Taichi")
-    p.add_argument("--clip", default="auto", help="auto | off | required (patch CLIP loss)")
-    p.add_argument("--clip-weights", metavar="PATH", default=None,
-                   help="local open_clip ViT-B-32 checkpoint")
-    p.add_argument("--fill", action="store_true", help="fill the closed interior")
-    p.add_argument("--depth-source", default="mesh", help="Stage 2 depth target: mesh | stage1")
-    p.add_argument("--up", default="y", help="up axis of the file: y (glTF) or z")
-    p.add_argument("--front", default=None,
-                   help="view the object faces: +x -x +y -y +z -z; its colours weigh x4 in the "
-                        "palette (default +z, the glTF front; -z for the bundled cow)")
-    p.add_argument("--formats", default=",".join(DEFAULT_FORMATS),
-                   help=f"comma list of {','.join(FORMATS)} (default {','.join(DEFAULT_FORMATS)})")
     p.add_argument("--quiet", action="store_true", help="no progress bars or summary")
     p.add_argument("--json", action="store_true", help="print the report JSON on stdout")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -97,45 +75,18 @@ def _one_line_warnings():
     warnings.showwarning = show
 
 
-def _settings(args, formats):
-    return {"mesh": args.mesh, "res": args.res, "colors": args.colors, "palette": args.palette,
-            "pixel_art": args.pixel_art, "pixel_method": args.pixel_method, "seed": args.seed,
-            "preset": args.preset, "arch": args.arch, "clip": args.clip,
-            "clip_weights": args.clip_weights, "fill": args.fill,
-            "depth_source": args.depth_source, "up": args.up, "front": args.front,
-            "formats": list(formats)}
+def options_from_args(args):
+    """Options from the parsed command line, checked before any slow work starts; no mesh
+    means the bundled cow, which faces -z."""
+    from .options import Options
 
-
-def _validate(args):
-    """Check every option before any slow work starts."""
-    from .outputs import parse_formats
-    from .palette import parse_palette
-    from .pipeline import check_memory, check_options, view_weights
-    from .pixelart import PIXEL_METHODS
-
-    check_options(args.res, args.colors, args.preset, args.depth_source, args.seed)
-    check_memory(args.res, args.colors)
-    parse_palette(args.palette, args.colors)
-    if args.clip not in ("auto", "off", "required"):
-        raise OptionError(f"unknown --clip {args.clip!r}: choose auto, off or required")
-    view_weights(args.front)
-    if args.clip_weights is not None and not os.path.isfile(args.clip_weights):
-        raise OptionError(f"CLIP checkpoint {args.clip_weights} does not exist")
-    if args.pixel_method not in PIXEL_METHODS:
-        raise OptionError(f"unknown --pixel-method {args.pixel_method!r}: choose one of "
-                          f"{', '.join(PIXEL_METHODS)}")
-    if args.up not in ("y", "z"):
-        raise OptionError(f"unknown --up {args.up!r}: choose y or z")
-    if os.path.isdir(args.mesh):
-        raise OptionError(f"{args.mesh} is a folder: give the mesh file inside it")
-    if not os.path.isfile(args.mesh):
-        raise OptionError(f"mesh file {args.mesh} does not exist")
-    formats = parse_formats(args.formats)
-    if "lego" in formats:
-        from .export.lego import check_lego_size
-
-        check_lego_size((args.res,) * 3)
-    return formats
+    if args.mesh is not None:
+        if os.path.isdir(args.mesh):
+            raise OptionError(f"{args.mesh} is a folder: give the mesh file inside it")
+        if not os.path.isfile(args.mesh):
+            raise OptionError(f"mesh file {args.mesh} does not exist")
+    front = {} if args.mesh is not None or args.front is not None else dict(front=BUNDLED_FRONT)
+    return Options.from_args(args, **front)
 
 
 def _join_negative_views(argv):
@@ -171,11 +122,8 @@ def _remove_empty(folders):
 
 def run(argv=None):
     args = build_parser().parse_args(_join_negative_views(argv))
-    if args.front is None:
-        args.front = BUNDLED_FRONT if args.mesh is None else "+z"
-    args.mesh = args.mesh or BUNDLED_MESH
-    formats = _validate(args)
-    from . import backend
+    options = options_from_args(args)
+    mesh = args.mesh or BUNDLED_MESH
     from .outputs import build_report, prepare_out_dir, write_outputs, write_report
     from .pipeline import run_pipeline
 
@@ -183,24 +131,20 @@ def run(argv=None):
     out_dir = prepare_out_dir(args.out)
     bars = ProgressBars(not args.quiet)
     try:
-        backend.init(arch=args.arch, threads=args.threads, seed=args.seed)
-        conv = run_pipeline(args.mesh, args.res, args.colors, args.palette, args.seed, args.preset,
-                            pixel_art_dir=args.pixel_art, pixel_method=args.pixel_method,
-                            clip=args.clip, clip_weights=args.clip_weights, fill=args.fill,
-                            depth_source=args.depth_source, up=args.up, front=args.front,
-                            progress=bars)
+        conv = run_pipeline(mesh, options, progress=bars)
     except BaseException:
         _remove_empty(made)
         raise
     finally:
         bars.close()
     t = time.perf_counter()
-    files, numbers = write_outputs(conv, out_dir, formats)
+    files, numbers = write_outputs(conv, out_dir, options.formats)
     timings = dict(conv.timings_s)
     timings["export"] = round(time.perf_counter() - t, 3)
     timings["total"] = round(timings["total"] + timings["export"], 3)
     stem = conv.mesh_name
-    report = build_report(conv, _settings(args, formats), files, numbers, timings)
+    settings = dict(mesh=mesh, **options.as_dict())
+    report = build_report(conv, settings, files, numbers, timings)
     report["files"]["report"] = [stem + "_report.json"]
     write_report(report, os.path.join(out_dir, stem + "_report.json"))
     if args.json:

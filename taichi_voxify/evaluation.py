@@ -34,7 +34,7 @@ def _pixel3d(prep, seed):
     from .stage1 import Stage1Config, train_stage1
 
     views = prep.train_views
-    n = prep.options["resolution"]
+    n = prep.options.resolution
     size = views.rgb.shape[1]
     # one pixel-art cell per voxel length on the screen (the views are sqrt(3) box units wide)
     cells = max(4, min(size, int(round(n * views.cameras[0].width))))
@@ -46,7 +46,7 @@ def _pixel3d(prep, seed):
     pixelated = Renders(cameras=views.cameras, rgb=up(art.images).astype(np.float32),
                         alpha=up(art.masks.astype(np.float32)), depth=None,
                         normal=views.normal, face_id=views.face_id)
-    config = replace(Stage1Config.preset(prep.options["preset"]), w_depth=0.0)
+    config = replace(Stage1Config.preset(prep.options.preset), w_depth=0.0)
     coarse = train_stage1(pixelated, n, config, seed)
     return coarse_to_voxel_art(coarse, n, prep.palette)
 
@@ -56,7 +56,7 @@ def run_method(method, prep, seed=0, fill=False):
     from .pipeline import coarse_to_voxel_art, fine_tune
     from .voxelize import voxelize_mesh
 
-    n, k = prep.options["resolution"], prep.options["colors"]
+    n, k = prep.options.resolution, prep.options.colors
     start = time.perf_counter()
     if method == "voxelize":
         art = voxelize_mesh(prep.mesh, n, colors=k, fill=True, seed=seed)
@@ -65,10 +65,13 @@ def run_method(method, prep, seed=0, fill=False):
     elif method == "stage1":
         art = coarse_to_voxel_art(prep.coarse, n, prep.palette)
     else:
-        variant = dict(full={}, **{"no-ortho": dict(ortho=False), "no-clip": dict(use_clip=False),
-                                   "no-gumbel": dict(use_gumbel=False),
-                                   "no-depth": dict(w_depth=0.0)})[method]
-        art = fine_tune(prep, fill=fill, **variant).art
+        options, overrides = prep.options.replace(fill=fill), {}
+        if method == "no-depth":
+            overrides = dict(w_depth=0.0)
+        elif method != "full":
+            options = options.replace(**{"no-ortho": dict(ortho=False), "no-clip": dict(clip="off"),
+                                         "no-gumbel": dict(use_gumbel=False)}[method])
+        art = fine_tune(prep, options, **overrides).art
     return art, time.perf_counter() - start
 
 

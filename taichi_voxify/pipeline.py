@@ -9,13 +9,9 @@ import numpy as np
 
 from . import backend
 from .cameras import axis_views
+from .options import Options
 from .views import view_weights
-from .errors import OptionError, ResourceError
-from .voxelart import parse_resolution
 
-PRESETS = ("fast", "paper", "test")
-DEPTH_SOURCES = ("mesh", "stage1")
-MAX_RESOLUTION = 256  # .vox holds at most 256 voxels a side; larger grids need > 4 GB here
 HIRES_PIXELS_PER_CELL = 8  # mesh axis renders for the pixel art and CLIP: 8 pixels per voxel
 HIRES_MAX = 1024
 
@@ -34,7 +30,7 @@ class Conversion:
     stage2: object  # Stage2Result
     metrics: dict
     timings_s: dict = field(default_factory=dict)
-    front: str = "+z"  # the view the object faces
+    options: Options = None  # the settings it was made with
 
 
 class _Clock:
@@ -48,36 +44,6 @@ class _Clock:
         out = fn(*args, **kwargs)
         self.timings[name] = round(self.timings.get(name, 0.0) + time.perf_counter() - t, 3)
         return out
-
-
-MAX_SEED = 2**31 - 1  # Taichi's random_seed is a C int; numpy refuses negative seeds
-
-
-def check_options(resolution, colors, preset, depth_source, seed=0):
-    from .palette import check_colors
-
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) \
-            or not 0 <= seed <= MAX_SEED:
-        raise OptionError(f"seed must be a whole number from 0 to {MAX_SEED}, got {seed!r}")
-
-    resolution = parse_resolution(resolution, low=8, high=MAX_RESOLUTION)
-    colors = check_colors(colors)
-    if preset not in PRESETS:
-        raise OptionError(f"unknown preset {preset!r}: choose one of {', '.join(PRESETS)}")
-    if depth_source not in DEPTH_SOURCES:
-        raise OptionError(f"unknown depth source {depth_source!r}: choose "
-                          f"{' or '.join(DEPTH_SOURCES)}")
-    return resolution, colors
-
-
-def check_memory(resolution, colors, budget_gb=8.0):
-    """Refuse grids whose Stage 2 state (density, logits, Adam moments, gradients) won't fit."""
-    per_voxel = 4 * (4 + 4 * colors + 16)  # density/logit/rgb values with their Adam state
-    need = resolution ** 3 * per_voxel
-    if need > budget_gb * 2**30:
-        raise ResourceError(f"a {resolution}^3 grid with {colors} colours needs about "
-                            f"{need / 2**30:.1f} GB, over the {budget_gb:.0f} GB budget; "
-                            "lower --res")
 
 
 def hires_size(resolution):
@@ -124,10 +90,11 @@ class Prepared:
     clock: _Clock
 
 
-def prepare(mesh_or_path, resolution=32, colors=6, palette="kmeans", seed=0, preset="fast",
-            pixel_art_dir=None, pixel_method="kcentroid", clip="auto", clip_weights=None,
-            depth_source="mesh", up="y", progress=None, stage1_config=None, front="+z"):
-    """Load, render, train Stage 1 and make the pixel-art targets and palette."""
+def prepare(mesh_or_path, options=None, *, progress=None, **fields):
+    """Load, render, train Stage 1 and make the pixel-art targets and palette.
+
+    options: an Options (or None); fields: Options fields to set or change (see `convert`).
+    """
     from . import clip_bridge
     from .mesh import load_mesh
     from .metrics import mesh_axis_renders
@@ -135,83 +102,85 @@ def prepare(mesh_or_path, resolution=32, colors=6, palette="kmeans", seed=0, pre
     from .render import render_views
     from .stage1 import Stage1Config, train_stage1, training_cameras, training_image_size
 
-    resolution, colors = check_options(resolution, colors, preset, depth_source, seed)
-    check_memory(resolution, colors)
-    weights = view_weights(front)
-    cfg1 = (stage1_config or Stage1Config.preset(preset)).validate()
-    backend.ensure_init()
+    opts = Options.make(options, **fields)
+    n, seed = opts.resolution, opts.seed
+    weights = view_weights(opts.front)
+    cfg1 = (opts.stage1_config or Stage1Config.preset(opts.preset)).validate()
+    backend.ensure_init(arch=opts.arch, threads=opts.threads)
     report = _progress_fn(progress)
     clock = _Clock()
     user_art = None  # the user's pixel art is checked before any slow work, not after Stage 1
-    if pixel_art_dir is not None:
-        user_art = clock.run("pixel_art", load_pixel_art_dir, pixel_art_dir, cells=resolution)
+    if opts.pixel_art is not None:
+        user_art = clock.run("pixel_art", load_pixel_art_dir, opts.pixel_art, cells=n)
 
     mesh = mesh_or_path
     if not hasattr(mesh, "triangles"):
-        mesh = clock.run("load", load_mesh, mesh_or_path, up=up)
+        mesh = clock.run("load", load_mesh, mesh_or_path, up=opts.up)
     report("load", 1, 1, {"faces": mesh.face_count})
-    clip_loss = clip_bridge.load(clip, weights_path=clip_weights)  # before the long stages
+    clip_loss = clip_bridge.load(opts.clip, weights_path=opts.clip_weights)  # before long stages
 
     report("render", 0, 3, {})
     cams = training_cameras(cfg1, seed)
     # odd supersampling: no edge pixel has coverage exactly 0.5 (a tie for "alpha > 0.5")
     train_views = clock.run("render", render_views, mesh, cams,
-                            training_image_size(cfg1, resolution), supersample=3)
+                            training_image_size(cfg1, n), supersample=3)
     report("render", 1, 3, {})
-    axis_hires = clock.run("render", render_views, mesh, axis_views(), hires_size(resolution))
+    axis_hires = clock.run("render", render_views, mesh, axis_views(), hires_size(n))
     report("render", 2, 3, {})
-    axis_lowres = clock.run("render", mesh_axis_renders, mesh, resolution)
+    axis_lowres = clock.run("render", mesh_axis_renders, mesh, n)
     report("render", 3, 3, {})
 
-    coarse = clock.run("stage1", train_stage1, train_views, resolution, cfg1, seed, report)
+    coarse = clock.run("stage1", train_stage1, train_views, n, cfg1, seed, report)
 
-    images, masks, pal = _make_targets(clock, axis_hires, resolution, colors, palette,
-                                       user_art, pixel_method, seed, weights)
+    images, masks, pal = _make_targets(clock, axis_hires, n, opts.colors, opts.palette,
+                                       user_art, opts.pixel_method, seed, weights)
     report("pixel_art", 1, 1, {"colors": len(pal)})
-    options = dict(resolution=resolution, colors=colors, palette_spec=str(palette), seed=seed,
-                   preset=preset, depth_source=depth_source, pixel_method=pixel_method,
-                   pixel_art_dir=pixel_art_dir, front=front)
-    return Prepared(mesh, options, axis_hires, axis_lowres, train_views, coarse, images, masks,
+    return Prepared(mesh, opts, axis_hires, axis_lowres, train_views, coarse, images, masks,
                     pal, clip_loss, clock)
 
 
-def fine_tune(prep, fill=False, progress=None, ortho=True, use_gumbel=True, use_clip=True,
-              stage2_config=None, **config_overrides):
+def fine_tune(prep, options=None, *, progress=None, **stage2_overrides):
     """Stage 2 on prepared inputs, then the metrics; returns a Conversion.
 
-    config_overrides change single Stage 2 settings (e.g. w_depth=0 for the no-depth ablation).
+    options: the Stage 2 side of the settings when they differ from prep.options (fill, ortho,
+    use_gumbel, clip="off" to drop the CLIP loss, stage2_config); stage2_overrides change single
+    Stage 2 settings (e.g. w_depth=0 for the no-depth ablation).
     """
     from .metrics import evaluate_voxel_art
     from .stage2 import Stage2Config, train_stage2
 
-    opts = prep.options
-    cfg2 = stage2_config or Stage2Config.preset(opts["preset"], fill=fill, **config_overrides)
+    opts = options or prep.options
+    cfg2 = opts.stage2_config or Stage2Config.preset(opts.preset, fill=opts.fill,
+                                                     **stage2_overrides)
     clock = _Clock(prep.clock.timings)
-    depth = _depth_target(prep.axis_lowres) if opts["depth_source"] == "mesh" else None
-    clip_loss = prep.clip_loss if use_clip else None
+    depth = _depth_target(prep.axis_lowres) if opts.depth_source == "mesh" else None
+    clip_loss = prep.clip_loss if opts.clip != "off" else None
     result = clock.run("stage2", train_stage2, prep.coarse, prep.pixel_art, prep.masks,
-                       prep.palette, depth, prep.axis_hires.rgb, cfg2, opts["seed"],
-                       _progress_fn(progress), clip_loss, ortho, use_gumbel)
+                       prep.palette, depth, prep.axis_hires.rgb, cfg2, opts.seed,
+                       _progress_fn(progress), clip_loss, opts.ortho, opts.use_gumbel)
     art = result.to_voxel_art()
     metrics = evaluate_voxel_art(art, prep.axis_lowres)
     clock.timings["total"] = round(sum(v for k, v in clock.timings.items() if k != "total"), 3)
-    art.metadata.update(mesh=prep.mesh.name, **opts, clip=result.metadata.get("clip"),
-                        backend=backend.info(), timings_s=dict(clock.timings), metrics=metrics)
+    art.metadata.update(mesh=prep.mesh.name, **_settings_metadata(opts),
+                        clip=result.metadata.get("clip"), backend=backend.info(),
+                        timings_s=dict(clock.timings), metrics=metrics)
     return Conversion(art, prep.mesh.name, prep.axis_hires, prep.axis_lowres, prep.pixel_art,
-                      prep.masks, prep.coarse, result, metrics, dict(clock.timings),
-                      opts["front"])
+                      prep.masks, prep.coarse, result, metrics, dict(clock.timings), opts)
 
 
-def run_pipeline(mesh_or_path, resolution=32, colors=6, palette="kmeans", seed=0, preset="fast",
-                 pixel_art_dir=None, pixel_method="kcentroid", clip="auto", clip_weights=None,
-                 fill=False, depth_source="mesh", up="y", progress=None, ortho=True,
-                 use_gumbel=True, stage1_config=None, stage2_config=None, front="+z"):
+def _settings_metadata(opts):
+    """The settings a VoxelArt records about how it was made (not the output formats or
+    backend choices, which say nothing about the voxels)."""
+    settings = opts.as_dict()
+    for name in ("formats", "arch", "threads", "clip"):
+        settings.pop(name)
+    return settings
+
+
+def run_pipeline(mesh_or_path, options=None, *, progress=None, **fields):
     """Run every stage and return a Conversion (see `convert` for the arguments)."""
-    prep = prepare(mesh_or_path, resolution, colors, palette, seed, preset, pixel_art_dir,
-                   pixel_method, clip, clip_weights, depth_source, up, progress, stage1_config,
-                   front)
-    return fine_tune(prep, fill=fill, progress=progress, ortho=ortho, use_gumbel=use_gumbel,
-                     stage2_config=stage2_config)
+    prep = prepare(mesh_or_path, options, progress=progress, **fields)
+    return fine_tune(prep, progress=progress)
 
 
 def coarse_to_voxel_art(coarse, resolution, palette, occupancy_alpha=0.5):
@@ -236,18 +205,14 @@ def _depth_target(axis_lowres):
     return depth
 
 
-def convert(mesh_or_path, resolution=32, colors=6, palette="kmeans", seed=0, preset="fast",
-            progress=None, **options):
+def convert(mesh_or_path, options=None, *, progress=None, **fields):
     """Turn a mesh (path or loaded Mesh) into VoxelArt.
 
-    resolution: voxels a side (8..256); colors: palette size K (2..32); palette: a method
-    ("kmeans", "kmeans_rare", "maxmin", "mediancut"), a named palette ("lego", "pico8"), a list of
-    hex colours "#rrggbb,...", or a uint8 (K, 3) array; preset: "fast" (CPU), "paper" (the
-    authors' iteration counts), "test" (tiny); progress(stage, step, total, info).
-    Other options: pixel_art_dir, pixel_method, clip ("auto"|"off"|"required"), clip_weights,
-    fill, depth_source ("mesh"|"stage1"), up ("y"|"z"), front (the axis view whose colours
-    weigh most in the palette, "+z" by default), ortho, use_gumbel.
+    options: an `Options`; fields: Options fields to set (or to change in `options`), e.g.
+    resolution=32 (voxels a side, 8..256), colors=6 (palette size, 2..32), palette ("kmeans",
+    "kmeans_rare", "maxmin", "mediancut", "lego", "pico8", "#rrggbb,..." or a uint8 (K, 3)
+    array), preset ("fast" for CPU, "paper" for the authors' iteration counts, "test" tiny),
+    seed, front, fill, clip; see `Options` for all. progress(stage, step, total, info).
     The result's metadata holds the settings, per-stage timings (`timings_s`) and metrics.
     """
-    return run_pipeline(mesh_or_path, resolution, colors, palette, seed, preset,
-                        progress=progress, **options).art
+    return run_pipeline(mesh_or_path, options, progress=progress, **fields).art

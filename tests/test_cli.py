@@ -31,7 +31,7 @@ def run_cli(args, tmp_path):
     (["--preset", "slow"], "preset"),
     (["--clip", "maybe"], "clip"),
     (["--front", "+w"], "front"),
-    (["--pixel-method", "blur"], "pixel-method"),
+    (["--pixel-method", "blur"], "pixel_method"),
     (["--clip-weights", "no_such_checkpoint.pt"], "checkpoint"),
     (["--formats", "lego", "--res", "200"], "LEGO"),
     (["--res", "abc"], "--res"),
@@ -112,7 +112,7 @@ def test_report_matches_the_result(alien_run):
                                         "stage2", "export", "total"}
     assert report["result"]["voxels_filled"] == art.filled_count > 0
     assert report["result"]["colors_used"] == len(art.colors_used()) <= 4
-    assert report["settings"]["seed"] == 3 and report["settings"]["res"] == 16
+    assert report["settings"]["seed"] == 3 and report["settings"]["resolution"] == 16
     assert art.shape == (16, 16, 16) and len(art.palette) <= 4
     # the silhouettes of the voxel art match the mesh's: the pipeline really worked
     assert report["metrics"]["iou_mean"] >= 0.85

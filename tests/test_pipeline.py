@@ -5,7 +5,8 @@ import pytest
 from conftest import mesh_path
 import taichi_voxify
 from taichi_voxify import OptionError, ResourceError
-from taichi_voxify.pipeline import check_memory, run_pipeline
+from taichi_voxify.options import check_memory
+from taichi_voxify.pipeline import run_pipeline
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +102,7 @@ def test_own_pixel_art_drives_the_result(tmp_path):
     images[:, 6:10, 6:10] = (0.1, 0.1, 0.8)  # a blue centre: a second colour
     _save_views(tmp_path / "art", images, masks)
     prep = prepare(box, resolution=n, colors=4, preset="test", clip="off",
-                   pixel_art_dir=str(tmp_path / "art"))
+                   pixel_art=str(tmp_path / "art"))
     assert {tuple(c) for c in prep.palette} == {(204, 26, 26), (26, 26, 204)}
     np.testing.assert_array_equal(prep.masks, masks)
 
@@ -119,10 +120,10 @@ def test_own_pixel_art_is_checked_before_stage1(tmp_path, monkeypatch):
     _save_views(tmp_path / "art", images, masks)
     with pytest.raises(InputError, match="cells=16"):
         run_pipeline(str(mesh_path("alien.glb")), resolution=16, colors=4, preset="test",
-                     clip="off", pixel_art_dir=str(tmp_path / "art"))
+                     clip="off", pixel_art=str(tmp_path / "art"))
     with pytest.raises(InputError, match="does not exist"):
         run_pipeline(str(mesh_path("alien.glb")), resolution=16, colors=4, preset="test",
-                     clip="off", pixel_art_dir=str(tmp_path / "no_such_folder"))
+                     clip="off", pixel_art=str(tmp_path / "no_such_folder"))
 
 
 @pytest.mark.parametrize("palette", ["lego", "pico8", "#ff0000,#00ff00,#0000ff,#ffffff"])
