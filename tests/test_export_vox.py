@@ -1,3 +1,7 @@
+import shutil
+import struct
+import subprocess
+
 import numpy as np
 import pytest
 
@@ -12,22 +16,71 @@ def _random_art(shape=(5, 7, 4), colors=6, seed=0):
     return VoxelArt(idx, pal)
 
 
-def test_independent_reader_sees_every_voxel_and_colour(tmp_path):
-    parser = pytest.importorskip("pyvox.parser", reason="py-vox-io (the [test] extra) not installed")
-    art = _random_art()
-    path = tmp_path / "a.vox"
-    write_vox(art, path)
-    vox = parser.VoxParser(str(path)).parse()
-    (model,) = vox.models
-    X, Y, Z = art.shape
-    assert tuple(model.size) == (X, Z, Y)  # MagicaVoxel is z-up
-    got = np.zeros(art.shape, np.uint8)
-    for v in model.voxels:  # vox (x, y, z) = ours (x, Z-1-z, y)
-        got[v.x, v.z, Z - 1 - v.y] = v.c
-    np.testing.assert_array_equal(got, art.indices)
-    # the format's RGBA entry j holds colour index j + 1 (pyvox keeps that raw list)
-    rgb = np.array([tuple(c)[:3] for c in vox.palette[: len(art.palette)]], np.uint8)
-    np.testing.assert_array_equal(rgb, art.palette)
+def _main_chunks(data):
+    """(tag, content) of the MAIN chunk's children: a minimal walk written from the format's
+    description, independent of export.vox's reader."""
+    assert data[:4] == b"VOX " and data[8:12] == b"MAIN"
+    out, at = [], 20
+    while at < len(data):
+        tag, size, kids = data[at:at + 4], *struct.unpack_from("<ii", data, at + 4)
+        out.append((tag, data[at + 12:at + 12 + size]))
+        at += 12 + size + kids
+    return out
+
+
+def _strings(content, at, count):
+    out = []
+    for _ in range(count):
+        n = struct.unpack_from("<i", content, at)[0]
+        out.append(content[at + 4:at + 4 + n].decode())
+        at += 4 + n
+    return out, at
+
+
+def test_goxel_opens_the_file_and_sees_every_voxel_and_colour(tmp_path):
+    """Goxel (an editor with its own .vox reader) re-exports every voxel with its colour."""
+    if not (shutil.which("goxel") and shutil.which("xvfb-run")):
+        pytest.skip("Goxel or xvfb-run is not installed (apt-get install goxel xvfb)")
+    art = _random_art(shape=(5, 7, 4))
+    write_vox(art, tmp_path / "a.vox")
+    out = tmp_path / "a.txt"  # Goxel's text export: one 'X Y Z RRGGBB' line per voxel
+    run = subprocess.run(["xvfb-run", "-a", "goxel", str(tmp_path / "a.vox"), "-e", str(out)],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0 and out.exists(), run.stderr[-500:]
+    rows = [line.split() for line in out.read_text().splitlines() if not line.startswith("#")]
+    got = np.array([[int(v) for v in r[:3]] for r in rows])
+    got_rgb = np.array([[int(r[3][i:i + 2], 16) for i in (0, 2, 4)] for r in rows])
+    x, y, z = np.nonzero(art.indices)
+    Z = art.shape[2]
+    want = np.stack([x, Z - 1 - z, y], 1)  # ours -> MagicaVoxel's z-up axes
+    want_rgb = art.palette[art.indices[x, y, z] - 1]
+    # Goxel centres the model: positions agree up to one translation
+    key = lambda p, c: sorted(map(tuple, np.hstack([p - p.min(0), c])))  # noqa: E731
+    assert len(rows) == art.filled_count
+    assert key(got, got_rgb) == key(want, want_rgb.astype(int))
+
+
+def test_every_file_has_scene_graph_layer_materials_and_notes_when_named(tmp_path):
+    art = _random_art(colors=10)
+    names = [f"colour {i}" if i != 3 else None for i in range(10)]
+    write_vox(art, tmp_path / "n.vox", names=names)
+    chunks = _main_chunks((tmp_path / "n.vox").read_bytes())
+    tags = [t for t, _ in chunks]
+    assert tags[:2] == [b"SIZE", b"XYZI"]
+    assert tags[2:6] == [b"nTRN", b"nGRP", b"nTRN", b"nSHP"]  # root > group > model transform
+    assert tags[6:8] == [b"LAYR", b"RGBA"]
+    assert tags[8:] == [b"MATL"] * 10 + [b"NOTE"]
+    matl = [struct.unpack_from("<i", c)[0] for t, c in chunks if t == b"MATL"]
+    assert matl == list(range(1, 11))
+    note = chunks[-1][1]
+    notes, _ = _strings(note, 4, struct.unpack_from("<i", note)[0])
+    assert len(notes) == 32  # one per palette row of 8, the last row first
+    assert notes[31] == "colour 0, colour 1, colour 2, -, colour 4, colour 5, colour 6, colour 7"
+    assert notes[30] == "colour 8, colour 9" and notes[:30] == [""] * 30
+    write_vox(art, tmp_path / "plain.vox")  # no names: no NOTE, the rest as before
+    assert b"NOTE" not in [t for t, _ in _main_chunks((tmp_path / "plain.vox").read_bytes())]
+    back = read_vox(tmp_path / "n.vox")
+    np.testing.assert_array_equal(back.indices, art.indices)
 
 
 def test_upright_orientation(tmp_path):
@@ -36,9 +89,9 @@ def test_upright_orientation(tmp_path):
     art = VoxelArt(idx, [[255, 0, 0]])
     path = tmp_path / "o.vox"
     write_vox(art, path)
-    parser = pytest.importorskip("pyvox.parser")
-    (v,) = parser.VoxParser(str(path)).parse().models[0].voxels
-    assert (v.x, v.y, v.z) == (0, 0, 2)  # left, front (-y in MagicaVoxel), top (z up)
+    size, xyzi = [c for t, c in _main_chunks(path.read_bytes()) if t in (b"SIZE", b"XYZI")]
+    assert struct.unpack("<3i", size) == (2, 2, 3)  # MagicaVoxel is z-up
+    assert struct.unpack("<i4B", xyzi) == (1, 0, 0, 2, 1)  # left, front (-y), top (z up)
 
 
 def test_own_reader_round_trip(tmp_path):

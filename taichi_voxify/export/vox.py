@@ -10,6 +10,13 @@ puts a model's voxel v at translation + v - size // 2 (integer division); read_v
 Palette: a voxel with our index i (1..K) keeps colour index i in the file, and RGBA entry i - 1
 holds palette[i - 1] (the format's entries 0..254 are colour indices 1..255). Entries past our
 palette are written with alpha 0, which lets read_vox give back exactly K colours.
+
+Every file holds what newer editors expect (MagicaVoxel 0.99+, Goxel, vengi): the scene graph
+(nTRN > nGRP > nTRN > nSHP per model, even for one model), one layer (LAYR), a diffuse material
+(MATL) per palette colour and, when the colours have names (LEGO, Minecraft blocks, a named
+.gpl), the palette notes (NOTE). MagicaVoxel's notes label palette rows of 8 colours, the last
+row first (note n covers colour indices 8 (31 - n) + 1 .. + 8), so each row's note lists the
+names of its colours in order.
 """
 import struct
 
@@ -33,7 +40,12 @@ def from_vox_axes(grid):
     return np.ascontiguousarray(np.flip(grid.transpose(0, 2, 1), axis=2))
 
 
-def vox_bytes(art):
+PALETTE_ROWS, ROW_COLORS = 32, 8
+LAYER_NAME = "voxels"
+
+
+def vox_bytes(art, names=None):
+    """The .vox file of `art`; names: one per palette colour (None where unnamed), or None."""
     grid = to_vox_axes(art.indices)
     rgba = np.zeros((256, 4), np.uint8)
     rgba[: len(art.palette), :3] = art.palette
@@ -42,9 +54,14 @@ def vox_bytes(art):
     children = b""
     for lo, hi in blocks:
         children += _model_chunks(grid[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]])
-    if len(blocks) > 1:
-        children += _scene_graph(blocks, grid.shape)
+    children += _scene_graph(blocks, grid.shape)
+    children += _chunk(b"LAYR", struct.pack("<i", 0) + _dict({"_name": LAYER_NAME})
+                       + struct.pack("<i", -1))
     children += _chunk(b"RGBA", rgba.tobytes())
+    for index in range(1, len(art.palette) + 1):  # flat colours: diffuse, as MagicaVoxel's default
+        children += _chunk(b"MATL", struct.pack("<i", index) + _dict({"_type": "_diffuse"}))
+    if names is not None and any(names):
+        children += _chunk(b"NOTE", _palette_notes(names))
     main = b"MAIN" + struct.pack("<ii", 0, len(children)) + children
     return b"VOX " + struct.pack("<i", VERSION) + main
 
@@ -81,6 +98,20 @@ def _scene_graph(blocks, shape):
     return out
 
 
+def _palette_notes(names):
+    """The NOTE chunk: 32 row notes, the last palette row's first; a row's note lists the
+    names of its colours ('-' for an unnamed one)."""
+    notes = [""] * PALETTE_ROWS
+    for row in range(-(-len(names) // ROW_COLORS)):
+        colors = names[row * ROW_COLORS:(row + 1) * ROW_COLORS]
+        notes[PALETTE_ROWS - 1 - row] = ", ".join(n or "-" for n in colors)
+    out = struct.pack("<i", len(notes))
+    for note in notes:
+        text = note.encode()
+        out += struct.pack("<i", len(text)) + text
+    return out
+
+
 def _transform(node, child, frame, layer=0):
     return (struct.pack("<i", node) + _dict({}) + struct.pack("<iiii", child, -1, layer, 1)
             + _dict(frame))
@@ -94,10 +125,10 @@ def _dict(d):
     return out
 
 
-def write_vox(art, path):
+def write_vox(art, path, names=None):
     """Write `art` as a MagicaVoxel .vox file (whole or not at all); grids over 256 voxels on
-    a side become several models placed edge to edge."""
-    write_bytes(path, vox_bytes(art))
+    a side become several models placed edge to edge. names: see vox_bytes."""
+    write_bytes(path, vox_bytes(art, names))
 
 
 def _chunk(tag, content):
