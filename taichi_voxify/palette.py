@@ -32,7 +32,7 @@ from .palette_files import PALETTE_FILE_SUFFIXES, is_palette_file, read_palette_
 from .views import view_weights
 
 PALETTE_METHODS = ("kmeans", "kmeans_rare", "maxmin", "mediancut", "anneal")
-NAMED_PALETTES = ("lego", "pico8")
+NAMED_PALETTES = ("lego", "pico8", "minecraft")
 MIN_COLORS, MAX_COLORS = 2, 32
 DEFAULT_COLORS = 8
 
@@ -73,7 +73,7 @@ def _read_named(name):
 
 
 def named_palette(name):
-    """[(colour name, id, (r, g, b)), ...] of a shipped palette ("lego" or "pico8")."""
+    """[(colour name, id, (r, g, b)), ...] of a shipped palette (see NAMED_PALETTES)."""
     key = str(name).strip().lower()
     if key not in NAMED_PALETTES:
         raise OptionError(f"unknown named palette {name!r}: "
@@ -108,8 +108,8 @@ def parse_palette(spec, k=None):
     """A palette request -> PaletteSpec.
 
     spec: None (kmeans), a method name (kmeans, kmeans_rare, maxmin, mediancut), a named palette
-    (lego, pico8), a string of hex colours ('#ff0000,#00ff00,...'), a palette file (.gpl, .hex,
-    Paint.NET .txt, .png; see palette_files), or an array of uint8 RGB.
+    (lego, pico8, minecraft), a string of hex colours ('#ff0000,#00ff00,...'), a palette file
+    (.gpl, .hex, Paint.NET .txt, .png; see palette_files), or an array of uint8 RGB.
     k: the number of colours wanted (2 to 32) or None for the default (8; all given colours for
     an explicit list).
     """
