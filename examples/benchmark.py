@@ -51,15 +51,15 @@ def bench_ortho(sizes, repeats=20):
     """Forward + backward of the six axis views on a random half-full grid."""
     import taichi as ti
 
-    from taichi_voxify import backend
-    from taichi_voxify.stage2 import AxisViewRenderer, _from_numpy, _ndarray
+    from taichi_voxify import backend, ndarrays
+    from taichi_voxify.stage2 import AxisViewRenderer
 
     rows = []
     rng = np.random.default_rng(0)
     for n in sizes:
-        density = _from_numpy(np.where(rng.random((n, n, n)) < 0.5, 2.0, -20.0))
-        rgb = _from_numpy(rng.random((n, n, n, 3)))
-        gd, gc = _ndarray((n, n, n)), _ndarray((n, n, n, 3))
+        density = ndarrays.from_numpy(np.where(rng.random((n, n, n)) < 0.5, 2.0, -20.0))
+        rgb = ndarrays.from_numpy(rng.random((n, n, n, 3)))
+        gd, gc = ndarrays.zeros((n, n, n)), ndarrays.zeros((n, n, n, 3))
         r = AxisViewRenderer(n, shift=-13.8)
         grads = [np.ones((6, n, n, 3)), np.ones((6, n, n)), np.ones((6, n, n))]
         r.forward(density, rgb)

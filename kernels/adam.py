@@ -1,4 +1,4 @@
-"""Masked Adam over the density and colour grids.
+"""Stage 1's gradient gathering and the masked Adam step both stages use.
 
 Why masked (DVGO's choice) rather than visibility-count learning rates: each step sees a random
 batch of rays, so most voxels get no data gradient in a given step. Plain Adam would still move
@@ -8,16 +8,17 @@ per-voxel learning rate scaled by view count corrects for voxels seen by few cam
 forward-facing captures; our training views cover the sphere evenly, so every voxel inside the
 box is seen by about as many views and that scaling would be nearly constant.
 
-The colour grid is stored raw and shown through a sigmoid (colour = sigmoid(raw), kept in
+Stage 1's colour grid is stored raw and shown through a sigmoid (colour = sigmoid(raw), kept in
 [0, 1] with a gradient everywhere, where clamping would stall voxels that overshoot); the chain
 rule through the sigmoid is applied here, where the gradient is gathered.
 
-Both passes walk only the blocks (grid.BLOCK^3 voxels) that the backward flagged, one block per
-thread, so their cost follows the surface the rays reach rather than R^3.
+Both passes walk only the blocks (grid.BLOCK^3 voxels) that are flagged, one block per thread:
+Stage 1 flags the blocks its rays touched, so the cost follows the surface the rays reach
+rather than R^3; Stage 2 flags its active blocks. One Adam kernel serves both stages.
 """
 import taichi as ti
 
-from .grid import BLOCK, sigmoid
+from .grid import BLOCK
 from .regularizers import colour_reg_grad, density_reg_grad
 
 
@@ -63,56 +64,40 @@ def adam_update(param, grad, m, v, lr, beta1, beta2, bias1, bias2, eps):
     return param - step, m_new, v_new
 
 
-@ti.kernel
-def masked_adam(density: ti.types.ndarray(), raw_rgb: ti.types.ndarray(),
-                rgb: ti.types.ndarray(), grad_density: ti.types.ndarray(),
-                grad_raw_rgb: ti.types.ndarray(), moments: ti.types.ndarray(),
-                blocks: ti.types.ndarray(), lr_density: float, lr_rgb: float, beta1: float,
-                beta2: float, bias1: float, bias2: float, eps: float):
-    """One Adam step (bias corrections 1 - beta^t passed in) on voxels of flagged blocks with
-    nonzero gradient; clears the block flags.
+@ti.func
+def _adam_entry(param: ti.template(), grad: ti.template(), exp_avg: ti.template(),
+                exp_avg_sq: ti.template(), idx, lr, beta1, beta2, bias1, bias2, eps, low, high):
+    g = grad[idx]
+    if g != 0.0:
+        p, m, v = adam_update(param[idx], g, exp_avg[idx], exp_avg_sq[idx], lr, beta1, beta2,
+                              bias1, bias2, eps)
+        param[idx] = ti.math.clamp(p, low, high)
+        exp_avg[idx], exp_avg_sq[idx] = m, v
+        grad[idx] = 0.0
 
-    moments (R, R, R, 8): first moments of (density, r, g, b) then second moments; rgb is
-    refreshed as sigmoid(raw_rgb) for the voxels that moved.
-    """
-    res = density.shape[0]
+
+@ti.kernel
+def masked_adam(param: ti.types.ndarray(), grad: ti.types.ndarray(),
+                exp_avg: ti.types.ndarray(), exp_avg_sq: ti.types.ndarray(),
+                blocks: ti.types.ndarray(), lr: float, beta1: float, beta2: float, bias1: float,
+                bias2: float, eps: float, low: float, high: float):
+    """One Adam step, bias corrections 1 - beta^t passed in, for both stages' grids.
+
+    param, grad and the moments are (R, R, R) or (R, R, R, C). Only voxels of the blocks
+    flagged in `blocks` (grid.BLOCK^3 voxels each, shape block_count(R)^3) are visited, and of
+    those only entries with a nonzero gradient move (results clamped to [low, high]). The
+    gradient is consumed: set back to 0 after the step, so the next backward can accumulate
+    into it without a separate clearing pass."""
+    res = param.shape[0]
     for bi, bj, bk in ti.ndrange(blocks.shape[0], blocks.shape[1], blocks.shape[2]):
         if blocks[bi, bj, bk] != 0:
             for i, j, k in ti.ndrange((bi * BLOCK, ti.min(res, bi * BLOCK + BLOCK)),
                                       (bj * BLOCK, ti.min(res, bj * BLOCK + BLOCK)),
                                       (bk * BLOCK, ti.min(res, bk * BLOCK + BLOCK))):
-                g_d = grad_density[i, j, k]
-                moved = g_d != 0.0
-                for ch in ti.static(range(3)):
-                    moved = moved or grad_raw_rgb[i, j, k, ch] != 0.0
-                if moved:
-                    p, m, v = adam_update(density[i, j, k], g_d, moments[i, j, k, 0],
-                                          moments[i, j, k, 4], lr_density, beta1, beta2, bias1,
-                                          bias2, eps)
-                    density[i, j, k], moments[i, j, k, 0], moments[i, j, k, 4] = p, m, v
-                    for ch in ti.static(range(3)):
-                        p, m, v = adam_update(raw_rgb[i, j, k, ch], grad_raw_rgb[i, j, k, ch],
-                                              moments[i, j, k, 1 + ch], moments[i, j, k, 5 + ch],
-                                              lr_rgb, beta1, beta2, bias1, bias2, eps)
-                        raw_rgb[i, j, k, ch] = p
-                        moments[i, j, k, 1 + ch], moments[i, j, k, 5 + ch] = m, v
-                        rgb[i, j, k, ch] = sigmoid(p)
-            blocks[bi, bj, bk] = ti.u8(0)
-
-
-# Stage 2's optimiser step over a single array of any shape (Stage 1's masked_adam above works
-# on its packed density+colour grids by blocks); both share adam_update.
-@ti.kernel
-def masked_adam_step(param: ti.types.ndarray(), grad: ti.types.ndarray(),
-                     exp_avg: ti.types.ndarray(), exp_avg_sq: ti.types.ndarray(), lr: float,
-                     beta1: float, beta2: float, bias1: float, bias2: float, eps: float,
-                     low: float, high: float):
-    """One Adam step (bias corrections 1 - beta^t passed in) on the entries with nonzero
-    gradient, of an array of any shape; results clamped to [low, high]."""
-    for idx in ti.grouped(param):
-        g = grad[idx]
-        if g != 0.0:
-            p, m, v = adam_update(param[idx], g, exp_avg[idx], exp_avg_sq[idx], lr, beta1,
-                                  beta2, bias1, bias2, eps)
-            param[idx] = ti.math.clamp(p, low, high)
-            exp_avg[idx], exp_avg_sq[idx] = m, v
+                if ti.static(len(param.shape) == 4):
+                    for ch in range(param.shape[3]):
+                        _adam_entry(param, grad, exp_avg, exp_avg_sq, ti.Vector([i, j, k, ch]),
+                                    lr, beta1, beta2, bias1, bias2, eps, low, high)
+                else:
+                    _adam_entry(param, grad, exp_avg, exp_avg_sq, ti.Vector([i, j, k]), lr,
+                                beta1, beta2, bias1, bias2, eps, low, high)

@@ -9,6 +9,8 @@ atomics commute, so the sum does not depend on thread order and runs are bit-ide
 """
 import taichi as ti
 
+from .funcs import sigmoid, voxel_alpha
+
 FIXED_POINT_SCALE = 2.0 ** 40  # resolution ~1e-12; int64 then holds sums up to ~8e6
 BLOCK = 8  # voxels per side of a block in the touched-block map
 
@@ -103,30 +105,26 @@ def mark_blocks(blocks: ti.template(), base):
                lo[2] + step[2] * ((c >> 2) & 1)] = ti.u8(1)
 
 
-@ti.func
-def softplus(x):
-    """log(1 + e^x), accurate for very negative x (density at alpha_init ~1e-6 lives there)."""
-    y = ti.exp(-ti.abs(x))
-    l1p = ti.log(1.0 + y)
-    if y < 1e-4:
-        l1p = y * (1.0 - y * (0.5 - y / 3.0))
-    return ti.max(x, 0.0) + l1p
-
-
-@ti.func
-def sigmoid(x):
-    return 1.0 / (1.0 + ti.exp(-x))
-
-
-@ti.func
-def voxel_alpha(d, shift, interval):
-    return 1.0 - ti.exp(-softplus(d + shift) * interval)
-
-
 @ti.kernel
 def sigmoid_grid(raw: ti.types.ndarray(), out: ti.types.ndarray()):
     for I in ti.grouped(raw):
         out[I] = sigmoid(raw[I])
+
+
+@ti.kernel
+def refresh_sigmoid_blocks(raw: ti.types.ndarray(), out: ti.types.ndarray(),
+                           blocks: ti.types.ndarray()):
+    """out = sigmoid(raw) (R, R, R, C) in the flagged blocks, then clear the flags: the colour
+    a step's Adam moved is shown again, and the next step starts with no block touched."""
+    res = raw.shape[0]
+    for bi, bj, bk in ti.ndrange(blocks.shape[0], blocks.shape[1], blocks.shape[2]):
+        if blocks[bi, bj, bk] != 0:
+            for i, j, k in ti.ndrange((bi * BLOCK, ti.min(res, bi * BLOCK + BLOCK)),
+                                      (bj * BLOCK, ti.min(res, bj * BLOCK + BLOCK)),
+                                      (bk * BLOCK, ti.min(res, bk * BLOCK + BLOCK))):
+                for ch in range(raw.shape[3]):
+                    out[i, j, k, ch] = sigmoid(raw[i, j, k, ch])
+            blocks[bi, bj, bk] = ti.u8(0)
 
 
 @ti.kernel

@@ -32,18 +32,9 @@ receives its six contributions in the same order on every run: gradients are bit
 import taichi as ti
 
 from ..views import LAYOUT, NUM_VIEWS
+from .funcs import box_clip, sigmoid, softplus
 
 BACKGROUND = 1.0  # white
-
-@ti.func
-def softplus(x):
-    return ti.max(x, 0.0) + ti.log(1.0 + ti.exp(-ti.abs(x)))
-
-
-@ti.func
-def sigmoid(x):
-    return 1.0 / (1.0 + ti.exp(-x))
-
 
 @ti.func
 def _along(sign: ti.template(), n, k):
@@ -81,6 +72,17 @@ def step_range(view: ti.template(), n, r, c, span: ti.template()):
     if ti.static(march[1] < 0):
         s0, s1 = n - 1 - last, n - first
     return s0, s1
+
+
+@ti.func
+def column_sample(view: ti.template(), density: ti.template(), n, r, c, s, shift):
+    """Step s along the ray of pixel (r, c) of an axis view: the voxel's grid index, its
+    activation argument x = density + shift, and the share of light it lets through,
+    exp(-softplus(x)). Every column march (forward, backward, pixel classes) reads its voxels
+    here, so they cannot drift apart."""
+    idx = column_voxel(view, n, r, c, s)
+    x = density[idx[0], idx[1], idx[2]] + shift
+    return idx, x, ti.exp(-softplus(x))
 
 
 @ti.func
@@ -125,8 +127,7 @@ def render_axis_views(density: ti.types.ndarray(), rgb: ti.types.ndarray(),
             for s in range(s0, s1):
                 if trans <= t_min:
                     break
-                idx = column_voxel(view, n, r, c, s)
-                decay = ti.exp(-softplus(density[idx[0], idx[1], idx[2]] + shift))
+                idx, _, decay = column_sample(view, density, n, r, c, s, shift)
                 w = trans * (1.0 - decay)
                 colour += w * _voxel_rgb(rgb, idx)
                 depth += w * (s + 0.5) / n
@@ -161,9 +162,7 @@ def render_axis_views_backward(density: ti.types.ndarray(), rgb: ti.types.ndarra
             for s in range(s0, s1):
                 if trans <= t_min:
                     break
-                idx = column_voxel(view, n, r, c, s)
-                x = density[idx[0], idx[1], idx[2]] + shift
-                decay = ti.exp(-softplus(x))
+                idx, x, decay = column_sample(view, density, n, r, c, s, shift)
                 w = trans * (1.0 - decay)
                 c_i = _voxel_rgb(rgb, idx)
                 t_i = (s + 0.5) / n
@@ -199,28 +198,12 @@ def accumulate_pixel_classes(density: ti.types.ndarray(), span: ti.types.ndarray
                 for s in range(s0, s1):
                     if trans <= t_min:
                         break
-                    idx = column_voxel(view, n, r, c, s)
-                    decay = ti.exp(-softplus(density[idx[0], idx[1], idx[2]] + shift))
+                    idx, _, decay = column_sample(view, density, n, r, c, s, shift)
                     hist[idx[0], idx[1], idx[2], t] += scale * trans * (1.0 - decay)
                     trans *= decay
 
 
 # --- perspective variant (only for the paper's "w/o ortho" ablation) ---------------------------
-
-@ti.func
-def _box_interval(o, d):
-    """Entry and exit distances of the ray o + t d through the box [-0.5, 0.5]^3."""
-    t0, t1 = 0.0, 1e9
-    for ax in ti.static(range(3)):
-        if ti.abs(d[ax]) > 1e-12:
-            ta = (-0.5 - o[ax]) / d[ax]
-            tb = (0.5 - o[ax]) / d[ax]
-            t0 = ti.max(t0, ti.min(ta, tb))
-            t1 = ti.min(t1, ti.max(ta, tb))
-        elif ti.abs(o[ax]) > 0.5:
-            t1 = -1.0
-    return t0, t1
-
 
 @ti.func
 def _nearest_voxel(p, n):
@@ -235,7 +218,7 @@ def _ray(origins: ti.template(), dirs: ti.template(), v, r, c):
 
 
 @ti.kernel
-def render_rays(density: ti.types.ndarray(), rgb: ti.types.ndarray(),
+def render_perspective_views(density: ti.types.ndarray(), rgb: ti.types.ndarray(),
                 origins: ti.types.ndarray(), dirs: ti.types.ndarray(), shift: float,
                 step: float, depth_offset: float, out_rgb: ti.types.ndarray(),
                 out_depth: ti.types.ndarray(), out_opacity: ti.types.ndarray()):
@@ -246,7 +229,7 @@ def render_rays(density: ti.types.ndarray(), rgb: ti.types.ndarray(),
     ds = step / n  # world length of one step
     for v, r, c in ti.ndrange(origins.shape[0], origins.shape[1], origins.shape[2]):
         o, d = _ray(origins, dirs, v, r, c)
-        t0, t1 = _box_interval(o, d)
+        t0, t1 = box_clip(o, d)
         trans = 1.0
         colour = ti.Vector([0.0, 0.0, 0.0])
         depth = 0.0
@@ -266,21 +249,21 @@ def render_rays(density: ti.types.ndarray(), rgb: ti.types.ndarray(),
 
 
 @ti.kernel
-def render_rays_backward(density: ti.types.ndarray(), rgb: ti.types.ndarray(),
+def render_perspective_views_backward(density: ti.types.ndarray(), rgb: ti.types.ndarray(),
                          origins: ti.types.ndarray(), dirs: ti.types.ndarray(), shift: float,
                          step: float, depth_offset: float, out_rgb: ti.types.ndarray(),
                          out_depth: ti.types.ndarray(), out_opacity: ti.types.ndarray(),
                          g_rgb: ti.types.ndarray(), g_depth: ti.types.ndarray(),
                          g_opacity: ti.types.ndarray(), grad_density: ti.types.ndarray(),
                          grad_rgb: ti.types.ndarray()):
-    """Backward of `render_rays` (accumulates into grad_*). Rays may sample a voxel many times
+    """Backward of `render_perspective_views` (accumulates into grad_*). Rays may sample a voxel many times
     and share voxels, so the ray loop runs serially to keep the sums reproducible."""
     n = density.shape[0]
     ds = step / n
     ti.loop_config(serialize=True)
     for v, r, c in ti.ndrange(origins.shape[0], origins.shape[1], origins.shape[2]):
         o, d = _ray(origins, dirs, v, r, c)
-        t0, t1 = _box_interval(o, d)
+        t0, t1 = box_clip(o, d)
         final_rgb = ti.Vector([out_rgb[v, r, c, ch] for ch in ti.static(range(3))])
         g_col = ti.Vector([g_rgb[v, r, c, ch] for ch in ti.static(range(3))])
         g_dep = g_depth[v, r, c]

@@ -25,25 +25,11 @@ which needs no division by (1 - alpha). Grid gradients go out as int64 fixed poi
 """
 import taichi as ti
 
+from .funcs import box_clip, sigmoid, softplus, voxel_alpha
 from .grid import (corner_base, grid_coord, mark_blocks, nearest_cell, sample_rgb,
-                   sample_scalar, scatter_rgb, scatter_scalar, sigmoid, softplus)
+                   sample_scalar, scatter_rgb, scatter_scalar)
 
 STEP_VOXELS = 0.5  # sample spacing in voxel lengths (the authors' stepsize)
-
-
-@ti.func
-def box_clip(o, d):
-    """Entry and exit distances of the ray o + t d (t >= 0) through the unit box."""
-    t_near, t_far = 0.0, 1e30
-    for a in ti.static(range(3)):
-        if ti.abs(d[a]) < 1e-12:
-            if o[a] < -0.5 or o[a] > 0.5:
-                t_far = -1.0
-        else:
-            ta, tb = (-0.5 - o[a]) / d[a], (0.5 - o[a]) / d[a]
-            t_near = ti.max(t_near, ti.min(ta, tb))
-            t_far = ti.min(t_far, ti.max(ta, tb))
-    return t_near, t_far
 
 
 @ti.func
@@ -88,8 +74,7 @@ def render_rays(density: ti.types.ndarray(), rgb: ti.types.ndarray(), mask: ti.t
         for k in range(sample_count(t0, t1, res)):
             t, kept, base, frac = ray_sample(o, d, t0, k, res, mask)
             if kept:
-                alpha = 1.0 - ti.exp(-softplus(sample_scalar(density, base, frac) + shift)
-                                     * STEP_VOXELS)
+                alpha = voxel_alpha(sample_scalar(density, base, frac), shift, STEP_VOXELS)
                 w = trans * alpha
                 color += w * sample_rgb(rgb, base, frac)
                 depth += w * t

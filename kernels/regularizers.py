@@ -16,8 +16,7 @@ Voxel gradients are gathered (each voxel reads its neighbours), so no atomics ar
 """
 import taichi as ti
 
-from .grid import sigmoid, softplus
-from .raymarch import box_clip
+from .funcs import box_clip, sigmoid, voxel_alpha
 
 ENTROPY_EPS = 1e-6
 COVERED = 0.999  # depth supervision only where the pixel is fully covered
@@ -90,13 +89,8 @@ def value_at(grid: ti.template(), i, j, k, ch: ti.template()):
 
 
 @ti.func
-def voxel_opacity(d, shift):
-    return 1.0 - ti.exp(-softplus(d + shift))
-
-
-@ti.func
 def noise_grad_at(d, shift):
-    a = voxel_opacity(d, shift)
+    a = voxel_alpha(d, shift, 1.0)
     return (1.0 - 2.0 * a) * (1.0 - a) * sigmoid(d + shift)
 
 
@@ -118,7 +112,7 @@ def regularizer_losses(density: ti.types.ndarray(), rgb: ti.types.ndarray(),
                 for ch in ti.static(range(3)):
                     dc = rgb[ni, nj, nk, ch] - rgb[i, j, k, ch]
                     tv_c += dc * dc
-        a = voxel_opacity(density[i, j, k], shift)
+        a = voxel_alpha(density[i, j, k], shift, 1.0)
         out[i, j, k, 0] = tv_d
         out[i, j, k, 1] = tv_c
         out[i, j, k, 2] = a * (1.0 - a)

@@ -47,29 +47,17 @@ class CoarseField:
         where the opacity is below 1e-4 (nothing there, as in the reference renders);
         opacity (H, W) = 1 - final transmittance.
         """
-        from taichi_voxify.kernels.raymarch import render_rays
-
-        from . import backend
+        from . import backend, ndarrays
+        from .ray_march import RayMarch
 
         backend.ensure_init()
         if height is None:
             height = max(1, int(round(width * camera.height / camera.width)))
-        fd = backend.float_dtype()
-        origins, dirs = (np.ascontiguousarray(a.reshape(-1, 3), dtype=fd)
-                         for a in camera.rays(width, height))
-        density = np.ascontiguousarray(self.density, dtype=fd)
-        rgb = np.ascontiguousarray(self.rgb, dtype=fd)
-        mask = self.occupancy_mask()
-        count = origins.shape[0]
-        out_rgb = np.zeros((count, 3), fd)
-        out_depth, out_trans = np.zeros(count, fd), np.zeros(count, fd)
-        for s in range(0, count, chunk):
-            ids = np.arange(s, min(count, s + chunk), dtype=np.int32)
-            rgb_c, depth_c, trans_c = (np.zeros((len(ids), 3), fd), np.zeros(len(ids), fd),
-                                       np.zeros(len(ids), fd))
-            render_rays(density, rgb, mask, origins, dirs, ids, rgb_c, depth_c, trans_c,
-                        self.shift, RENDER_TERMINATION)
-            out_rgb[ids], out_depth[ids], out_trans[ids] = rgb_c, depth_c, trans_c
+        origins, dirs = (a.reshape(-1, 3) for a in camera.rays(width, height))
+        rays = RayMarch(origins, dirs, min(chunk, len(origins)), self.shift, RENDER_TERMINATION)
+        out_rgb, out_depth, out_trans = rays.render_all(
+            ndarrays.from_numpy(self.density), ndarrays.from_numpy(self.rgb),
+            ndarrays.from_numpy(self.occupancy_mask()))
         opacity = 1.0 - out_trans
         with np.errstate(divide="ignore", invalid="ignore"):
             depth = np.where(opacity > 1e-4, out_depth / opacity, np.inf)

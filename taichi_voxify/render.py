@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import backend
+from . import backend, ndarrays
 from .cameras import Camera, axis_views
 from .errors import OptionError, ResourceError
 from .mesh import SRGB8_TO_LINEAR, Mesh, load_mesh
@@ -68,45 +68,20 @@ def _check_request(mesh, cameras, width, height, supersample):
                             f"supersample {supersample} needs about {need / 2**30:.1f} GiB")
 
 
-def _on_host():
-    return backend.info().get("arch") == "cpu"
-
-
-def _device_array(array, dtype):
-    """The array as the kernels take it: numpy itself on the CPU (zero copy), else a
-    ti.ndarray copy that stays on the device across the views."""
-    import taichi as ti
-
-    array = np.ascontiguousarray(array)
-    if _on_host():
-        return array
-    arr = ti.ndarray(dtype, array.shape)
-    arr.from_numpy(array)
-    return arr
-
-
-def _empty(shape, np_dtype, ti_dtype):
-    import taichi as ti
-
-    return np.empty(shape, np_dtype) if _on_host() else ti.ndarray(ti_dtype, shape)
-
-
 def _device_mesh(mesh):
     """The mesh's arrays in the order the resolve kernel takes them."""
-    import taichi as ti
-
-    fdt, fnp = backend.ti_float(), backend.float_dtype()
+    fnp = backend.float_dtype()
     tex, table = mesh.packed_textures()
     return dict(
-        tris=_device_array(mesh.triangles.astype(fnp), fdt),
-        uvs=_device_array(mesh.uvs.astype(fnp), fdt),
-        corners=_device_array(mesh.corner_colors.astype(fnp), fdt),
-        face_mat=_device_array(mesh.face_material.astype(np.int32), ti.i32),
-        mat_col=_device_array(mesh.material_colors.astype(fnp).reshape(-1, 3), fdt),
-        mat_tex=_device_array(mesh.material_textures.astype(np.int32), ti.i32),
-        tex=_device_array(tex, ti.u8),
-        table=_device_array(table, ti.i32),
-        lut=_device_array(SRGB8_TO_LINEAR.astype(fnp), fdt),
+        tris=ndarrays.for_kernels(mesh.triangles.astype(fnp)),
+        uvs=ndarrays.for_kernels(mesh.uvs.astype(fnp)),
+        corners=ndarrays.for_kernels(mesh.corner_colors.astype(fnp)),
+        face_mat=ndarrays.for_kernels(mesh.face_material.astype(np.int32)),
+        mat_col=ndarrays.for_kernels(mesh.material_colors.astype(fnp).reshape(-1, 3)),
+        mat_tex=ndarrays.for_kernels(mesh.material_textures.astype(np.int32)),
+        tex=ndarrays.for_kernels(tex.astype(np.uint8, copy=False)),
+        table=ndarrays.for_kernels(table.astype(np.int32, copy=False)),
+        lut=ndarrays.for_kernels(SRGB8_TO_LINEAR.astype(fnp)),
     )
 
 
@@ -121,18 +96,18 @@ def render_views(mesh, cameras, width, height=None, supersample=2):
     _check_request(mesh, cameras, width, height, supersample)
     width, height, ss = int(width), int(height), int(supersample)
     backend.ensure_init()
-    fdt, fnp, n_views = backend.ti_float(), backend.float_dtype(), len(cameras)
+    fnp, n_views = backend.float_dtype(), len(cameras)
     dev = _device_mesh(mesh)
-    cams = _device_array(camera_rows(cameras).astype(fnp), fdt)
-    keys = _empty((height * ss, width * ss), np.int64, ti.i64)
+    cams = ndarrays.for_kernels(camera_rows(cameras).astype(fnp))
+    keys = ndarrays.output((height * ss, width * ss), ti.i64)
     image = (n_views, height, width)
-    out = dict(rgb=_empty(image + (3,), fnp, fdt), alpha=_empty(image, fnp, fdt),
-               depth=_empty(image, fnp, fdt), normal=_empty(image + (3,), fnp, fdt),
-               face_id=_empty(image, np.int32, ti.i32))
+    out = dict(rgb=ndarrays.output(image + (3,)), alpha=ndarrays.output(image),
+               depth=ndarrays.output(image), normal=ndarrays.output(image + (3,)),
+               face_id=ndarrays.output(image, ti.i32))
     n_faces = mesh.face_count
-    proj = _empty((n_faces, 9), fnp, fdt)
-    items = _empty((n_faces,), np.int32, ti.i32)
-    offsets = _empty((n_faces + 1,), np.int64, ti.i64)
+    proj = ndarrays.output((n_faces, 9))
+    items = ndarrays.output((n_faces,), ti.i32)
+    offsets = ndarrays.output((n_faces + 1,), ti.i64)
     for v, cam in enumerate(cameras):
         raster.clear_keys(keys)
         raster.project_faces(dev["tris"], cams, v, keys, proj, items)
@@ -145,7 +120,7 @@ def render_views(mesh, cameras, width, height=None, supersample=2):
                        dev["mat_col"], dev["mat_tex"], dev["tex"], dev["table"], dev["lut"],
                        cams, v, keys, ss,
                        out["rgb"], out["alpha"], out["depth"], out["normal"], out["face_id"])
-    arrays = {k: a if isinstance(a, np.ndarray) else a.to_numpy() for k, a in out.items()}
+    arrays = {k: ndarrays.to_numpy(a) for k, a in out.items()}
     return Renders(cameras=cameras,
                    rgb=arrays["rgb"].astype(np.float32, copy=False),
                    alpha=arrays["alpha"].astype(np.float32, copy=False),

@@ -19,10 +19,11 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
-from . import backend
+from . import backend, ndarrays
 from .cameras import BOX_RADIUS, random_views
 from .coarse_field import CoarseField, density_shift
 from .errors import InputError, OptionError, ResourceError
+from .ray_march import RayMarch
 
 MIN_RESOLUTION = 8
 PHASES = ("sample", "forward", "loss", "backward", "gather", "adam", "mask")
@@ -201,35 +202,26 @@ class Stage1Trainer:
     """Training state on the Taichi device and one `step()` of fwd + loss + bwd + Adam."""
 
     def __init__(self, renders, resolution, config=None, seed=0):
-        import taichi as ti
-
         backend.ensure_init()
         self.config = (config or Stage1Config.preset("fast")).validate()
         self.resolution = int(resolution)
         cameras, rgb, alpha, depth = check_inputs(renders, resolution, self.config)
         fd = backend.float_dtype()
-        ftype = backend.ti_float()
         self.rng = np.random.default_rng(seed)
         self.shift = density_shift(self.config.alpha_init)
-        table = ray_table(cameras, rgb, alpha, depth, fd)
-        self.origins, self.dirs, self.target_rgb, self.target_alpha, self.target_depth = (
-            self._upload(a, ftype) for a in table)
-        self.ray_count = table[0].shape[0]
+        origins, dirs, *targets = ray_table(cameras, rgb, alpha, depth, fd)
+        self.target_rgb, self.target_alpha, self.target_depth = (
+            ndarrays.from_numpy(a) for a in targets)
+        self.ray_count = origins.shape[0]
+        self.rays = RayMarch(origins, dirs, self.config.rays_per_batch, self.shift,
+                             self.config.term_thres)
         self._silhouettes = (cameras, alpha)
         res = self.resolution
         if (self.config.half_res_fraction > 0 and res > self.config.half_res_above
                 and res // 2 >= MIN_RESOLUTION):
             res //= 2
         self._allocate(res, np.zeros((res,) * 3, fd), np.zeros((res,) * 3 + (3,), fd))
-        batch = self.config.rays_per_batch
-        self.ids = ti.ndarray(ti.i32, (batch,))
-        self.out_rgb = ti.ndarray(ftype, (batch, 3))
-        self.out_depth = ti.ndarray(ftype, (batch,))
-        self.out_trans = ti.ndarray(ftype, (batch,))
-        self.grad_out_rgb = ti.ndarray(ftype, (batch, 3))
-        self.grad_opacity = ti.ndarray(ftype, (batch,))
-        self.grad_depth_err = ti.ndarray(ftype, (batch,))
-        self.losses = ti.ndarray(ftype, (batch, 4))
+        self.losses = ndarrays.zeros((self.config.rays_per_batch, 4))
         self.formed = False  # regularisers and the opacity mask wait for the field to form
         self.iteration = 0
         self.timings = dict.fromkeys(PHASES, 0.0)
@@ -241,27 +233,25 @@ class Stage1Trainer:
 
         from taichi_voxify.kernels import grid
 
-        ftype = backend.ti_float()
         self.grid_resolution = res
         cameras, alpha = self._silhouettes
         hull = (visual_hull(cameras, alpha, res) if self.config.hull
                 else np.ones((res,) * 3, dtype=np.uint8))
         self.hull_cells = max(1, int(np.count_nonzero(hull)))
-        self.hull = self._upload(hull, ti.u8)
-        self.mask = self._upload(hull, ti.u8)
-        self.mask_tmp = ti.ndarray(ti.u8, (res,) * 3)
-        self.density = self._upload(density, ftype)
-        self.raw_rgb = self._upload(raw_rgb, ftype)
-        self.rgb = ti.ndarray(ftype, (res,) * 3 + (3,))
+        self.hull = ndarrays.from_numpy(hull)
+        self.mask = ndarrays.from_numpy(hull)
+        self.mask_tmp = ndarrays.zeros((res,) * 3, ti.u8)
+        self.density = ndarrays.from_numpy(density)
+        self.raw_rgb = ndarrays.from_numpy(raw_rgb)
+        self.rgb = ndarrays.empty((res,) * 3 + (3,))
         grid.sigmoid_grid(self.raw_rgb, self.rgb)
-        self.moments = ti.ndarray(ftype, (res,) * 3 + (8,))
-        self.fixed_density = ti.ndarray(ti.i64, (res,) * 3)
-        self.fixed_rgb = ti.ndarray(ti.i64, (res,) * 3 + (3,))
-        self.grad_density = ti.ndarray(ftype, (res,) * 3)
-        self.grad_rgb = ti.ndarray(ftype, (res,) * 3 + (3,))
-        self.blocks = ti.ndarray(ti.u8, (grid.block_count(res),) * 3)
-        for a in (self.moments, self.fixed_density, self.fixed_rgb, self.blocks):
-            a.fill(0)
+        self.moments_density = (ndarrays.zeros((res,) * 3), ndarrays.zeros((res,) * 3))
+        self.moments_rgb = (ndarrays.zeros((res,) * 3 + (3,)), ndarrays.zeros((res,) * 3 + (3,)))
+        self.fixed_density = ndarrays.zeros((res,) * 3, ti.i64)
+        self.fixed_rgb = ndarrays.zeros((res,) * 3 + (3,), ti.i64)
+        self.grad_density = ndarrays.zeros((res,) * 3)
+        self.grad_rgb = ndarrays.zeros((res,) * 3 + (3,))
+        self.blocks = ndarrays.zeros((grid.block_count(res),) * 3, ti.u8)
 
     def upscale(self):
         """Continue at full resolution from the half-resolution field (progressive training):
@@ -274,43 +264,28 @@ class Stage1Trainer:
         if self.formed:
             self.refresh_mask()
 
-    @staticmethod
-    def _upload(array, dtype):
-        import taichi as ti
-
-        nd = ti.ndarray(dtype, array.shape)
-        nd.from_numpy(np.ascontiguousarray(array))
-        return nd
-
     def learning_rate_factor(self):
         return self.config.lr_decay ** (self.iteration / max(1, self.config.iterations))
 
     def step(self, timed=False):
         """One training iteration; with timed=True, syncs after each phase to time it."""
         from taichi_voxify.kernels.adam import gather_grads, masked_adam
-        from taichi_voxify.kernels.grid import FIXED_POINT_SCALE
-        from taichi_voxify.kernels.raymarch import backward_rays, render_rays
+        from taichi_voxify.kernels.grid import FIXED_POINT_SCALE, refresh_sigmoid_blocks
         from taichi_voxify.kernels.regularizers import ray_losses
 
-        cfg = self.config
+        cfg, rays = self.config, self.rays
         clock = _PhaseClock(self.timings, timed)
-        self.ids.from_numpy(self.rng.integers(0, self.ray_count, cfg.rays_per_batch,
-                                              dtype=np.int64).astype(np.int32))
+        ids = self.rng.integers(0, self.ray_count, cfg.rays_per_batch, dtype=np.int64)
         clock.lap("sample")
-        render_rays(self.density, self.rgb, self.mask, self.origins, self.dirs, self.ids,
-                    self.out_rgb, self.out_depth, self.out_trans, self.shift, cfg.term_thres)
+        rays.forward(self.density, self.rgb, self.mask, ids)
         clock.lap("forward")
-        ray_losses(self.out_rgb, self.out_depth, self.out_trans, self.target_rgb,
-                   self.target_alpha, self.target_depth, self.ids, self.origins, self.dirs,
-                   self.grad_out_rgb,
-                   self.grad_opacity, self.grad_depth_err, self.losses, cfg.w_mse,
+        ray_losses(rays.rgb, rays.depth, rays.trans, self.target_rgb, self.target_alpha,
+                   self.target_depth, rays.ids, rays.origins, rays.dirs, rays.grad_rgb,
+                   rays.grad_opacity, rays.grad_depth_err, self.losses, cfg.w_mse,
                    cfg.w_entropy, cfg.w_alpha, cfg.w_depth)
         clock.lap("loss")
-        backward_rays(self.density, self.rgb, self.mask, self.origins, self.dirs, self.ids,
-                      self.out_rgb, self.out_depth, self.out_trans, self.target_depth,
-                      self.grad_out_rgb, self.grad_opacity, self.grad_depth_err,
-                      self.fixed_density, self.fixed_rgb, self.blocks, self.shift,
-                      cfg.term_thres, FIXED_POINT_SCALE)
+        rays.backward(self.density, self.rgb, self.mask, self.target_depth, self.fixed_density,
+                      self.fixed_rgb, self.blocks)
         clock.lap("backward")
         reg = 1.0 if self.formed else 0.0
         gather_grads(self.fixed_density, self.fixed_rgb, self.density, self.rgb,
@@ -319,9 +294,13 @@ class Stage1Trainer:
         clock.lap("gather")
         self.iteration += 1
         t, lr = self.iteration, self.learning_rate_factor()
-        masked_adam(self.density, self.raw_rgb, self.rgb, self.grad_density, self.grad_rgb,
-                    self.moments, self.blocks, cfg.lr_density * lr, cfg.lr_rgb * lr, cfg.beta1,
-                    cfg.beta2, 1.0 - cfg.beta1 ** t, 1.0 - cfg.beta2 ** t, cfg.adam_eps)
+        adam = (cfg.beta1, cfg.beta2, 1.0 - cfg.beta1 ** t, 1.0 - cfg.beta2 ** t, cfg.adam_eps,
+                -1e30, 1e30)
+        masked_adam(self.density, self.grad_density, *self.moments_density, self.blocks,
+                    cfg.lr_density * lr, *adam)
+        masked_adam(self.raw_rgb, self.grad_rgb, *self.moments_rgb, self.blocks,
+                    cfg.lr_rgb * lr, *adam)
+        refresh_sigmoid_blocks(self.raw_rgb, self.rgb, self.blocks)  # and clears the flags
         clock.lap("adam")
         if self.grid_resolution < self.resolution and t >= cfg.half_res_fraction * cfg.iterations:
             self.upscale()

@@ -215,31 +215,33 @@ def test_gather_applies_sigmoid_chain_and_clears_fixed_point(scene):
     assert not fixed_d.any() and not fixed_c.any()
 
 
-def test_masked_adam_matches_numpy_and_skips_untouched_voxels():
+@pytest.mark.parametrize("channels", [None, 3])
+def test_masked_adam_matches_numpy_skips_untouched_and_consumes_the_gradient(channels):
+    """One Adam kernel for both stages: (R,R,R) and (R,R,R,C) grids, only flagged blocks, only
+    entries with gradient; the gradient is zeroed after the step."""
     from taichi_voxify.kernels.adam import masked_adam
+    from taichi_voxify.kernels.grid import BLOCK
 
     rng = np.random.default_rng(7)
-    density = rng.normal(size=(RES,) * 3)
-    raw = rng.normal(size=(RES,) * 3 + (3,))
-    rgb = np.zeros_like(raw)
-    g_d = rng.normal(size=density.shape) * (rng.uniform(size=density.shape) > 0.5)
-    g_c = rng.normal(size=raw.shape) * (g_d != 0)[..., None]
-    moments = np.abs(rng.normal(size=(RES,) * 3 + (8,))) * 0.1
-    before = [a.copy() for a in (density, raw, moments)]
+    res = BLOCK + 2  # two blocks a side: the second one is left unflagged
+    shape = (res,) * 3 + (() if channels is None else (channels,))
+    param = rng.normal(size=shape)
+    grad = rng.normal(size=shape) * (rng.uniform(size=shape) > 0.5)
+    m, v = (np.abs(rng.normal(size=shape)) * 0.1 for _ in range(2))
+    before = [a.copy() for a in (param, grad, m, v)]
+    blocks = np.zeros((2, 2, 2), np.uint8)
+    blocks[0, 0, 0] = 1
     b1, b2, lr, eps, t = 0.9, 0.99, 0.05, 1e-12, 3
-    blocks = np.ones((1, 1, 1), np.uint8)
-    masked_adam(density, raw, rgb, g_d, g_c, moments, blocks, lr, 2 * lr, b1, b2, 1 - b1 ** t,
-                1 - b2 ** t, eps)
-    assert blocks[0, 0, 0] == 0
-    grads = np.concatenate([g_d[..., None], g_c], axis=-1)
-    params = np.concatenate([before[0][..., None], before[1]], axis=-1)
-    m = b1 * before[2][..., :4] + (1 - b1) * grads
-    v = b2 * before[2][..., 4:] + (1 - b2) * grads ** 2
-    lrs = np.array([lr, 2 * lr, 2 * lr, 2 * lr])
-    expect = params - lrs * (m / (1 - b1 ** t)) / (np.sqrt(v / (1 - b2 ** t)) + eps)
-    moved = g_d != 0
-    np.testing.assert_allclose(density[moved], expect[moved][:, 0], rtol=1e-12)
-    np.testing.assert_allclose(raw[moved], expect[moved][:, 1:], rtol=1e-12)
-    np.testing.assert_allclose(rgb[moved], 1 / (1 + np.exp(-expect[moved][:, 1:])), rtol=1e-12)
-    assert (density[~moved] == before[0][~moved]).all()
-    assert (moments[~moved] == before[2][~moved]).all()
+    masked_adam(param, grad, m, v, blocks, lr, b1, b2, 1 - b1 ** t, 1 - b2 ** t, eps, -1.5, 1e30)
+    m_want = b1 * before[2] + (1 - b1) * before[1]
+    v_want = b2 * before[3] + (1 - b2) * before[1] ** 2
+    want = np.maximum(before[0] - lr * (m_want / (1 - b1 ** t))
+                      / (np.sqrt(v_want / (1 - b2 ** t)) + eps), -1.5)
+    inside = np.zeros(shape, bool)
+    inside[:BLOCK, :BLOCK, :BLOCK] = True
+    moved = inside & (before[1] != 0)
+    np.testing.assert_allclose(param[moved], want[moved], rtol=1e-12)
+    np.testing.assert_allclose(m[moved], m_want[moved], rtol=1e-12)
+    assert (param[~moved] == before[0][~moved]).all() and (m[~moved] == before[2][~moved]).all()
+    assert (param[moved] == -1.5).any()  # the clamp acted
+    assert not grad[inside].any() and (grad[~inside] == before[1][~inside]).all()
