@@ -73,11 +73,16 @@ def _read_named(name):
 
 
 def named_palette(name):
-    """[(colour name, id, (r, g, b)), ...] of a shipped palette (see NAMED_PALETTES)."""
+    """[(colour name, id, (r, g, b)), ...] of a shipped palette (see NAMED_PALETTES); for "lego"
+    the LEGO colours a build plan can use, id = Rebrickable colour id."""
     key = str(name).strip().lower()
     if key not in NAMED_PALETTES:
         raise OptionError(f"unknown named palette {name!r}: "
                           f"choose from {', '.join(NAMED_PALETTES)}")
+    if key == "lego":
+        from .lego.catalog import buildable_colors
+
+        return [(c.name, c.rebrickable_id, c.rgb) for c in buildable_colors()]
     return list(_read_named(key))
 
 

@@ -1,0 +1,1 @@
+"""LEGO build plans: what LEGO makes (catalog)."""
