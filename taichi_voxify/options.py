@@ -10,6 +10,7 @@ from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 
 import numpy as np
 
+from .backend import CONVERSION_ARCHS
 from .errors import OptionError, ResourceError
 from .outputs import DEFAULT_FORMATS, FORMATS
 from .views import DEFAULT_FRONT, VIEW_NAMES
@@ -18,7 +19,6 @@ PRESETS = ("fast", "paper", "test")  # Stage1Config.preset / Stage2Config.preset
 DEPTH_SOURCES = ("mesh", "stage1")
 UP_AXES = ("y", "z")
 CLIP_MODES = ("auto", "off", "required")
-ARCHS = ("auto", "cpu", "cuda", "vulkan")
 MIN_RESOLUTION = 8
 MAX_RESOLUTION = 256  # .vox holds at most 256 voxels a side; larger grids need > 4 GB here
 MAX_SEED = 2**31 - 1  # Taichi's random_seed is a C int; numpy refuses negative seeds
@@ -50,7 +50,7 @@ class Options:
     front: str = flag(DEFAULT_FRONT, "view the object faces: +x -x +y -y +z -z; its colours "
                                      "weigh x4 in the palette (default +z, the glTF front; -z "
                                      "for the bundled cow)")
-    arch: str = flag("auto", "auto | cpu | cuda | vulkan (used when this starts Taichi)")
+    arch: str = flag("auto", "auto | cpu | cuda (used when this starts Taichi)")
     threads: int = flag(None, "CPU threads for Taichi (used when this starts Taichi)", type=int)
     formats: tuple = flag(DEFAULT_FORMATS, f"comma list of {','.join(FORMATS)} "
                                            f"(default {','.join(DEFAULT_FORMATS)})")
@@ -81,7 +81,7 @@ class Options:
         _one_of("clip", self.clip, CLIP_MODES)
         _one_of("up", self.up, UP_AXES)
         _one_of("front", self.front, VIEW_NAMES)
-        _one_of("arch", self.arch, ARCHS)
+        _one_of("arch", self.arch, ("auto",) + CONVERSION_ARCHS)
         for name in ("fill", "ortho", "use_gumbel"):
             if not isinstance(getattr(self, name), bool):
                 raise OptionError(f"{name} must be True or False, got {getattr(self, name)!r}")

@@ -107,6 +107,7 @@ def prepare(mesh_or_path, options=None, *, progress=None, **fields):
     weights = view_weights(opts.front)
     cfg1 = (opts.stage1_config or Stage1Config.preset(opts.preset)).validate()
     backend.ensure_init(arch=opts.arch, threads=opts.threads)
+    backend.require_conversion_arch("a conversion")
     report = _progress_fn(progress)
     clock = _Clock()
     user_art = None  # the user's pixel art is checked before any slow work, not after Stage 1

@@ -95,7 +95,7 @@ def render_views(mesh, cameras, width, height=None, supersample=2):
     cameras = list(cameras)
     _check_request(mesh, cameras, width, height, supersample)
     width, height, ss = int(width), int(height), int(supersample)
-    backend.ensure_init()
+    backend.require_conversion_arch("the mesh rasterizer")
     fnp, n_views = backend.float_dtype(), len(cameras)
     dev = _device_mesh(mesh)
     cams = ndarrays.for_kernels(camera_rows(cameras).astype(fnp))
