@@ -20,7 +20,7 @@ linear once; what leaves this module (`Mesh.color_at`, the renderer's images) is
 Coordinates: Y up (glTF's convention), X right, Z toward the viewer of the front (+z) view.
 `up="z"` turns Z-up files (STL/PLY exports of CAD tools) into that frame.
 """
-import base64
+import io
 import json
 import os
 import pathlib
@@ -33,9 +33,12 @@ import numpy as np
 
 from .color import linear_to_srgb, pil_to_rgba8, srgb_to_linear
 from .errors import MeshError, OptionError
+from .mesh_files import MeshFolder, RefusedReference, decode_data_uri
 
 SUPPORTED_EXTENSIONS = (".obj", ".glb", ".gltf", ".ply", ".stl", ".off")
 MAX_FACES = 5_000_000
+MAX_TEXTURE_SIDE = 8192
+MAX_TEXTURE_PIXELS = MAX_TEXTURE_SIDE ** 2  # 192 MiB as RGB8, checked before decoding
 NEUTRAL_GREY_SRGB = 0.6
 
 # Texture wrap modes (glTF sampler wrapS / wrapT): repeat is the default everywhere.
@@ -268,9 +271,13 @@ def _open_scene(path_or_trimesh, max_faces=MAX_FACES):
     except OSError as exc:
         raise MeshError(f"cannot read {path.name}: {_one_line(exc)}") from None
     _check_face_count(path.stem, stated, max_faces)
-    declared = _declared_textures(path, ext)
+    folder = MeshFolder(path)
+    declared = _declared_textures(path, ext, folder)
     try:
-        scene = trimesh.load(str(path), force="scene", process=False)
+        # our resolver: trimesh reads the files the mesh names by the same rules as we do
+        scene = trimesh.load(str(path), force="scene", process=False, resolver=folder)
+    except RecursionError:
+        raise MeshError(f"cannot read {path.name}: nested too deeply") from None
     except Exception as exc:  # trimesh raises many types for broken files
         raise MeshError(f"cannot read {path.name}: {_one_line(exc)}"
                         f"{declared.extension_note()}") from None
@@ -319,19 +326,18 @@ class _Declared:
     def texture_image(self, material_name):
         """The PIL image we found for an MTL material whose map_Kd trimesh could not open
         (Windows path, map options); None when there is none."""
-        path = self.texture_files.get(material_name)
-        if path is None:
+        found = self.texture_files.get(material_name)
+        if found is None:
             return None
-        if path not in self._images:
+        if found not in self._images:
             from PIL import Image
 
+            folder, path = found
             try:
-                with Image.open(path) as im:
-                    im.load()
-                    self._images[path] = im.copy()
-            except (OSError, ValueError):
-                self._images[path] = None
-        return self._images[path]
+                self._images[found] = Image.open(io.BytesIO(folder.read(path)))
+            except (OSError, ValueError, MeshError, Image.DecompressionBombError):
+                self._images[found] = None
+        return self._images[found]
 
     def colors_by_geometry(self, geometries):
         """Geometry name -> our decoded COLOR_0 (None where the primitive has none). Primitives
@@ -348,12 +354,18 @@ class _Declared:
         return result
 
 
-def _declared_textures(path, ext):
+def _declared_textures(path, ext, folder):
     try:
         if ext == ".obj":
-            return _declared_obj(path)
+            return _declared_obj(path, folder)
         if ext in (".gltf", ".glb"):
-            return _declared_gltf(*_gltf_json(path, ext), path.parent)
+            doc, buffer = _gltf_json(path, ext, folder)
+            check_gltf_document(doc, path.name)
+            return _declared_gltf(doc, buffer, folder)
+    except RecursionError:
+        raise MeshError(f"cannot read {path.name}: nested too deeply") from None
+    except RefusedReference:
+        raise  # a buffer the geometry needs: the run cannot go on without it
     except (OSError, ValueError, KeyError, IndexError, TypeError, struct.error):
         pass  # a broken header is reported by trimesh's own reader
     return _Declared()
@@ -385,42 +397,43 @@ def _is_number(word):
         return False
 
 
-def _find_texture(folder, name):
-    """An MTL image name as a file: Windows separators turned round, and failing that the
-    bare file name beside the MTL (absolute paths from the exporter's machine)."""
+def _find_texture(folder, base, name):
+    """(folder, path) of an MTL image name, found by the mesh folder's rules (Windows
+    separators turned round, an exporter's absolute path tried as a bare name); None if none."""
     if not name:
         return None
-    relative = name.replace("\\", "/")
-    for candidate in (folder / relative, folder / pathlib.PurePosixPath(relative).name):
-        if candidate.is_file():
-            return candidate
-    return None
+    try:
+        return folder, folder.locate(name, base)
+    except RefusedReference:
+        return None
 
 
-def _declared_obj(path):
+def _declared_obj(path, folder):
     textured, missing, files = set(), [], {}
     with open(path, "r", errors="replace") as fh:
         libs = [line.split(None, 1)[1].strip() for line in fh
                 if line.startswith("mtllib") and len(line.split(None, 1)) == 2]
     for lib in libs:
-        mtl = path.parent / lib
-        if not mtl.is_file():
+        try:
+            mtl = folder.locate(lib)
+            text = folder.read(lib).decode("utf-8", "replace")
+        except RefusedReference:
             missing.append(lib)
             continue
         current = None
-        for line in mtl.read_text(errors="replace").splitlines():
+        for line in text.splitlines():
             words = line.strip().split()
             if words and words[0] == "newmtl" and len(words) > 1:
                 current = " ".join(words[1:])
             elif words and words[0].lower() == "map_kd" and current is not None:
                 textured.add(current)
-                files[current] = _find_texture(mtl.parent, _map_file_name(words[1:]))
+                files[current] = _find_texture(folder, mtl.parent, _map_file_name(words[1:]))
     return _Declared(textured, missing_libs=missing, texture_files=files)
 
 
-def _gltf_json(path, ext):
+def _gltf_json(path, ext, folder):
     """The glTF document and a function giving the bytes of buffer i (GLB chunk, file or
-    data URI)."""
+    data URI), each read or decoded once."""
     data = path.read_bytes()
     if ext == ".gltf":
         doc, chunk = json.loads(data.decode("utf-8")), b""
@@ -433,16 +446,74 @@ def _gltf_json(path, ext):
         doc = json.loads(data[20:20 + length].decode("utf-8"))
         rest = 20 + length
         chunk = data[rest + 8:] if len(data) > rest + 8 else b""
+    cache = {}
 
     def buffer(i):
-        uri = doc["buffers"][i].get("uri")
-        if uri is None:
-            return chunk
-        if uri.startswith("data:"):
-            return base64.b64decode(uri.split(",", 1)[1])
-        return (path.parent / urllib.parse.unquote(uri)).read_bytes()
+        if i not in cache:
+            declared = doc["buffers"][i]
+            uri = declared.get("uri")
+            if uri is None:
+                cache[i] = chunk
+            elif not isinstance(uri, str):
+                raise MeshError(f"{path.name}: glTF buffers[{i}].uri is not a string")
+            elif uri.startswith("data:"):
+                cache[i] = decode_data_uri(uri)
+            else:
+                cache[i] = folder.read(uri, limit=max(0, int(declared.get("byteLength", 0))))
+        return cache[i]
 
     return doc, buffer
+
+
+_GLTF_LISTS = ("accessors", "animations", "bufferViews", "buffers", "cameras", "images",
+               "materials", "meshes", "nodes", "samplers", "scenes", "skins", "textures")
+
+
+def check_gltf_document(doc, name):
+    """Refuse by name a glTF whose parts are not the objects the spec says (trimesh fails on
+    them with AttributeError deep inside) and a node graph with a cycle (it recurses forever)."""
+    def part(where, value, kind=dict):
+        if not isinstance(value, kind):
+            noun = "an object" if kind is dict else "a list"
+            raise MeshError(f"{name}: glTF {where} is not {noun}")
+        return value
+
+    part("document", doc)
+    for key in _GLTF_LISTS:
+        for i, item in enumerate(part(key, doc.get(key, []), list)):
+            part(f"{key}[{i}]", item)
+    for i, mesh in enumerate(doc.get("meshes", [])):
+        for j, prim in enumerate(part(f"meshes[{i}].primitives", mesh.get("primitives", []), list)):
+            part(f"meshes[{i}].primitives[{j}]", prim)
+            part(f"meshes[{i}].primitives[{j}].attributes", prim.get("attributes", {}))
+    for i, mat in enumerate(doc.get("materials", [])):
+        part(f"materials[{i}].pbrMetallicRoughness", mat.get("pbrMetallicRoughness", {}))
+    nodes = doc.get("nodes", [])
+    children = [part(f"nodes[{i}].children", n.get("children", []), list)
+                for i, n in enumerate(nodes)]
+    _check_node_tree(children, name)
+
+
+def _check_node_tree(children, name):
+    """Every node reached at most once from the roots: no cycles, no node with two parents."""
+    parents = [0] * len(children)
+    for i, kids in enumerate(children):
+        for k in kids:
+            if not isinstance(k, int) or isinstance(k, bool) or not 0 <= k < len(children):
+                raise MeshError(f"{name}: glTF nodes[{i}] names a child node {k!r} that does "
+                                "not exist")
+            parents[k] += 1
+            if parents[k] > 1:
+                raise MeshError(f"{name}: glTF node {k} has two parents")
+    # no node has two parents, so a cycle is exactly a set of nodes no root reaches
+    seen, stack = set(), [i for i, p in enumerate(parents) if p == 0]
+    while stack:
+        node = stack.pop()
+        seen.add(node)
+        stack += children[node]
+    if len(seen) != len(children):
+        first = min(set(range(len(children))) - seen)
+        raise MeshError(f"{name}: glTF node {first} lies on a cycle of nodes[].children")
 
 
 _COMPONENTS = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4}
@@ -501,9 +572,9 @@ def _declared_gltf(doc, buffer, folder):
         wraps[mat["name"]] = wrap
     if len(unnamed_wraps) == 1:
         wraps[None] = unnamed_wraps.pop()
-    missing = [urllib.parse.unquote(img["uri"]) for img in doc.get("images", [])
-               if img.get("uri") and not img["uri"].startswith("data:")
-               and not (folder / urllib.parse.unquote(img["uri"])).is_file()]
+    missing = [urllib.parse.unquote(str(img["uri"])) for img in doc.get("images", [])
+               if img.get("uri") and not str(img["uri"]).startswith("data:")
+               and not _found(folder, str(img["uri"]))]
     try:
         colors = _gltf_vertex_colors(doc, buffer)
     except (OSError, ValueError, KeyError, IndexError, TypeError):
@@ -511,6 +582,13 @@ def _declared_gltf(doc, buffer, folder):
     return _Declared(textured, wraps, vertex_colors=colors,
                      required_extensions=[str(e) for e in doc.get("extensionsRequired", [])],
                      missing_images=missing)
+
+
+def _found(folder, name):
+    try:
+        return folder.locate(name) is not None
+    except RefusedReference:
+        return False
 
 
 def _build_soup(parts, name, declared, own_colors):
@@ -522,6 +600,8 @@ def _build_soup(parts, name, declared, own_colors):
     for geom, transform, geom_name in parts:
         faces = np.asarray(geom.faces, dtype=np.int64)
         verts = np.asarray(geom.vertices, dtype=np.float64)
+        if verts.ndim != 2 or verts.shape[1] != 3:
+            raise MeshError(f"{name}: corrupt file, vertices are not 3-D points")
         if faces.ndim != 2 or faces.shape[1] != 3 or faces.min() < 0 or faces.max() >= len(verts):
             raise MeshError(f"{name}: corrupt file, faces refer to vertices that do not exist")
         tris = verts[faces]
@@ -550,10 +630,29 @@ class _MaterialTable:
         self.keys, self.colors, self.tex_ids = {}, [], []
         self.textures, self.tex_keys = [], {}
 
-    def texture_id(self, pil_image, wrap):
+    def texture_id(self, pil_image, wrap, mesh_name):
+        """Index of the texture, decoded once; -1 (base colour, with a warning) when the image
+        cannot be decoded. Its size is checked from the header before decoding."""
+        from PIL import Image
+
         key = (id(pil_image), wrap)
+        if key not in self.tex_keys and not isinstance(pil_image, Image.Image):
+            warnings.warn(f"{mesh_name}: a material's texture is not an image; using base "
+                          "colours", stacklevel=5)
+            self.tex_keys[key] = -1
         if key not in self.tex_keys:
-            rgb = _image_to_rgb8(pil_image)
+            w, h = pil_image.size
+            if w * h > MAX_TEXTURE_PIXELS:
+                raise MeshError(f"{mesh_name}: a {w}x{h} texture is over the limit of "
+                                f"{MAX_TEXTURE_PIXELS:,} pixels ({MAX_TEXTURE_SIDE}x"
+                                f"{MAX_TEXTURE_SIDE})")
+            try:
+                rgb = _image_to_rgb8(pil_image)
+            except (OSError, ValueError, SyntaxError) as exc:  # PIL's errors for broken images
+                warnings.warn(f"{mesh_name}: a texture image cannot be decoded ({_one_line(exc)});"
+                              " using base colours", stacklevel=5)
+                self.tex_keys[key] = -1
+                return -1
             self.tex_keys[key] = len(self.textures)
             self.textures.append(Texture(np.ascontiguousarray(rgb), *wrap))
         return self.tex_keys[key]
@@ -597,8 +696,9 @@ def _part_colors(geom, faces, palette, declared, own, name, warned):
         has_uv = uv is not None and len(uv) == len(geom.vertices)
         if image is not None and has_uv:
             uvs = np.nan_to_num(np.asarray(uv, np.float64)[faces]).astype(np.float32)
-            tex_id = palette.texture_id(image, declared.wraps.get(mat_name, (0, 0)))
-            base = np.ones(3) if base is None else base
+            tex_id = palette.texture_id(image, declared.wraps.get(mat_name, (0, 0)), name)
+            if tex_id >= 0:
+                base = np.ones(3) if base is None else base
         elif mat_name in declared.textured and image is None:
             _warn_once(warned, f"{name}: texture image of material {mat_name!r} is missing; "
                                f"using its base colour")
