@@ -518,26 +518,31 @@ def _find_view_file(directory, view):
     return found[0] if found else None
 
 
-def load_image(path):
+def load_image(path, size=None):
     """Any image file -> (rgb (H, W, 3) float sRGB over white, alpha (H, W) float).
 
-    Without an alpha channel, pure white counts as background (see alpha_from_white).
+    Without an alpha channel, pure white counts as background (see alpha_from_white). `size`
+    (width, height), when given, is checked from the file's header before decoding.
     """
-    from PIL import Image
+    from .budgets import decode_image, open_image
 
-    try:
-        with Image.open(path) as im:
-            has_alpha = im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info
-            rgba = pil_to_rgba8(im).astype(np.float64) / 255.0
-    except (OSError, ValueError) as e:
-        raise InputError(f"cannot read image {path}: {str(e).splitlines()[0]}") from None
+    image = open_image(path, f"image {path}", size=size)
+    has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
+    rgba = decode_image(image, pil_to_rgba8, f"image {path}").astype(np.float64) / 255.0
     alpha = rgba[..., 3] if has_alpha else alpha_from_white(rgba[..., :3])
     rgb = rgba[..., :3] * alpha[..., None] + (1.0 - alpha[..., None])
     return rgb, alpha
 
 
-def _read_png(path):
-    rgb, alpha = load_image(path)
+def _header_size(path):
+    from .budgets import open_image
+
+    with open_image(path, f"pixel-art view {path}") as image:
+        return image.size
+
+
+def _read_png(path, size):
+    rgb, alpha = load_image(path, size)
     mask = alpha > 0.5
     return np.where(mask[..., None], rgb, 1.0), mask
 
@@ -558,17 +563,17 @@ def load_pixel_art_dir(directory, cells=None):
     if missing:
         raise InputError(f"pixel-art folder {directory} lacks {', '.join(missing)} "
                          "(six views named px nx py ny pz nz .png, or +x -x ... .png)")
-    loaded = [_read_png(paths[v]) for v in VIEW_FILE_STEMS]
-    for view, (rgb, _) in zip(VIEW_FILE_STEMS, loaded):
-        h, w = rgb.shape[:2]
+    sizes = {view: _header_size(path) for view, path in paths.items()}  # before decoding
+    for view, (w, h) in sizes.items():
         if h != w:
             raise InputError(f"pixel-art view {paths[view].name} is {w}x{h}: views must be square")
-        if h != loaded[0][0].shape[0]:
+        if h != sizes["+x"][1]:
             raise InputError(f"pixel-art views differ in size: {paths[view].name} is {w}x{h}, "
-                             f"{paths['+x'].name} is {loaded[0][0].shape[0]} pixels wide")
-    size = loaded[0][0].shape[0]
+                             f"{paths['+x'].name} is {sizes['+x'][1]} pixels wide")
+    size = sizes["+x"][1]
     if cells is not None and size != cells:
         raise InputError(f"pixel-art views are {size}x{size} but cells={cells} was asked for")
+    loaded = [_read_png(paths[v], (size, size)) for v in VIEW_FILE_STEMS]
     images = np.stack([rgb for rgb, _ in loaded]).astype(np.float32)
     masks = np.stack([m for _, m in loaded])
     if not masks.any():

@@ -370,12 +370,12 @@ def snapped_palette(palette, name):
 def _as_rgb_float(image):
     """A path or an (H, W, 3|4) array (uint8 or float in [0, 1]) -> float32 (H, W, 3)."""
     if isinstance(image, (str, os.PathLike)):
-        from PIL import Image
+        from .budgets import decode_image, open_image
 
-        try:
-            image = np.asarray(Image.open(image).convert("RGB"))
-        except OSError as exc:
-            raise OptionError(f"cannot read reference image {image}: {exc}") from None
+        what = f"reference image {image}"
+        picture = open_image(image, what, error=OptionError)  # measured before decoding
+        image = decode_image(picture, lambda im: np.asarray(im.convert("RGB")), what,
+                             error=OptionError)
     a = np.asarray(image)
     if a.ndim != 3 or a.shape[2] not in (3, 4):
         raise OptionError(f"a reference image must be (H, W, 3), got shape {a.shape}")

@@ -93,19 +93,21 @@ class VoxelArt:
 
     @classmethod
     def load_npz(cls, path):
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                if not hasattr(data, "files") or not {"indices", "palette"} <= set(data.files):
-                    raise KeyError("indices and palette")
-                meta = json.loads(str(data["metadata"])) if "metadata" in data else {}
-                return cls(data["indices"], data["palette"], meta)
-        except KeyError:
+        """Voxel art saved by to_npz_dict; shapes are checked from the .npy headers first."""
+        from .budgets import MAX_VOXELS, read_npz
+
+        data = read_npz(path, {"indices": MAX_VOXELS, "palette": 8 * 3 * MAX_COLORS,
+                               "metadata": 4 << 20})
+        if not {"indices", "palette"} <= set(data):
             raise InputError(f"{path} is not taichi_voxify voxel art: it lacks the indices and "
-                             "palette arrays") from None
-        except (OSError, ValueError, EOFError) as exc:
-            raise InputError(f"{path} is not a readable taichi_voxify .npz file "
-                             f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
-                             ) from None
+                             "palette arrays")
+        try:
+            meta = json.loads(str(data["metadata"])) if "metadata" in data else {}
+        except (ValueError, RecursionError):
+            meta = {}  # the picture stands without its notes
+        if data["indices"].dtype.kind not in "ui" or data["palette"].dtype.kind not in "ui":
+            raise InputError(f"{path}: indices and palette must be integer arrays")
+        return cls(data["indices"], data["palette"], meta if isinstance(meta, dict) else {})
 
 
 def parse_resolution(n, low=4, high=512):

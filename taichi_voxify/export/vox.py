@@ -18,16 +18,20 @@ Every file holds what newer editors expect (MagicaVoxel 0.99+, Goxel, vengi): th
 row first (note n covers colour indices 8 (31 - n) + 1 .. + 8), so each row's note lists the
 names of its colours in order.
 """
+import os
+import stat
 import struct
 
 import numpy as np
 
+from ..budgets import MAX_VOXELS
 from ..errors import InputError
 from ..voxelart import VoxelArt
 from .atomic import write_bytes
 
 MAX_SIDE = 256
 VERSION = 150
+MAX_FILE_BYTES = 4 * MAX_VOXELS + (16 << 20)  # every voxel of the largest scene, and the rest
 
 
 def to_vox_axes(indices):
@@ -139,12 +143,18 @@ def read_vox(path):
     """Read a single-model .vox file into a VoxelArt (our axes, see the module docstring)."""
     try:
         with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                raise InputError(f"{path} is not a regular file")
+            if size > MAX_FILE_BYTES:
+                raise InputError(f"{path} is {size:,} bytes, over the limit of "
+                                 f"{MAX_FILE_BYTES:,} bytes for a .vox file")
             data = f.read()
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
     try:
         return _parse(data)
-    except (struct.error, ValueError, IndexError) as exc:
+    except (struct.error, ValueError, IndexError, OverflowError) as exc:
         raise InputError(f"{path} is not a valid .vox file: {exc}") from None
 
 
@@ -242,11 +252,15 @@ def _assemble(models, placements, rgba_bytes):
     """One grid (vox axes) holding every placed model, then our VoxelArt."""
     boxes = []
     for m, t in placements:
-        shape = np.array(models[m][0])
-        lo = np.array(t) - shape // 2
+        shape = np.array(models[m][0], np.int64)
+        lo = np.array(t, np.int64) - shape // 2
         boxes.append((lo, lo + shape))
     origin = np.min([lo for lo, _ in boxes], axis=0)
-    grid = np.zeros(np.max([hi for _, hi in boxes], axis=0) - origin, np.uint8)
+    extent = np.max([hi for _, hi in boxes], axis=0) - origin
+    if float(np.prod(extent, dtype=np.float64)) > MAX_VOXELS:  # before allocating the grid
+        raise ValueError(f"the assembled scene is {'x'.join(map(str, extent))} voxels, over "
+                         f"the limit of {MAX_VOXELS:,} voxels")
+    grid = np.zeros(extent, np.uint8)
     for (m, _), (lo, _) in zip(placements, boxes):
         shape, xyzi = models[m]
         vox = _voxels(shape, xyzi)
