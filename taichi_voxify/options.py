@@ -93,9 +93,9 @@ class Options:
             raise OptionError(f"CLIP checkpoint {self.clip_weights} does not exist")
         self._set(formats=_parse_formats(self.formats))
         if "lego" in self.formats:
-            from .export.lego import check_lego_size
+            from .lego import check_lego_options
 
-            check_lego_size((self.resolution,) * 3)
+            check_lego_options((self.resolution,) * 3)
         check_memory(self.resolution, self.colors)
 
     def _set(self, **values):

@@ -48,7 +48,8 @@ def _write_npz(conv, path):
 
 def write_outputs(conv, out_dir, formats=DEFAULT_FORMATS, stem=None):
     """Write the requested formats; returns {format: [file names]} and extra numbers per format."""
-    from .export import images, lego, meshing, vox
+    from . import lego
+    from .export import images, meshing, vox
 
     stem = stem or conv.mesh_name
     art = conv.art

@@ -1,7 +1,8 @@
-"""Exporters: MagicaVoxel .vox, cube meshes (.glb/.obj/.ply), images, and the LEGO build plan.
-Every writer writes its file whole or not at all (see atomic.py)."""
+"""Exporters: MagicaVoxel .vox, cube meshes (.glb/.obj/.ply), images, and the LEGO build plan
+(which lives in taichi_voxify.lego). Every writer writes its file whole or not at all (see
+atomic.py)."""
+from ..lego import LegoPlan, build_plan, write_lego
 from .images import palette_png, render_voxels, turntable_gif, views_png
-from .lego import LegoPlan, build_plan, write_lego
 from .meshing import MESH_FORMATS, voxel_mesh, write_mesh
 from .vox import read_vox, write_vox
 
