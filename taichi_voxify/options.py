@@ -54,6 +54,10 @@ class Options:
     threads: int = flag(None, "CPU threads for Taichi (used when this starts Taichi)", type=int)
     formats: tuple = flag(DEFAULT_FORMATS, f"comma list of {','.join(FORMATS)} "
                                            f"(default {','.join(DEFAULT_FORMATS)})")
+    lego_support: bool = flag(False, "LEGO plan: hidden support bricks under bricks that would "
+                                     "hang in the air and between pieces", action="store_true")
+    lego_proportions: str = flag("cube", "LEGO plan: cube (a brick per voxel, model 1.2x taller) "
+                                         "| brick (height resampled by 5/6, keeps the shape)")
     # research switches (the ablations of examples/evaluate.py) and whole-stage overrides
     ortho: bool = True
     use_gumbel: bool = True
@@ -82,7 +86,7 @@ class Options:
         _one_of("up", self.up, UP_AXES)
         _one_of("front", self.front, VIEW_NAMES)
         _one_of("arch", self.arch, ("auto",) + CONVERSION_ARCHS)
-        for name in ("fill", "ortho", "use_gumbel"):
+        for name in ("fill", "ortho", "use_gumbel", "lego_support"):
             if not isinstance(getattr(self, name), bool):
                 raise OptionError(f"{name} must be True or False, got {getattr(self, name)!r}")
         if self.threads is not None and (isinstance(self.threads, bool) or
@@ -92,10 +96,11 @@ class Options:
         if self.clip_weights is not None and not os.path.isfile(self.clip_weights):
             raise OptionError(f"CLIP checkpoint {self.clip_weights} does not exist")
         self._set(formats=_parse_formats(self.formats))
-        if "lego" in self.formats:
-            from .lego import check_lego_options
+        from .lego import PROPORTIONS, check_lego_size
 
-            check_lego_options((self.resolution,) * 3)
+        _one_of("lego_proportions", self.lego_proportions, PROPORTIONS)
+        if "lego" in self.formats:
+            check_lego_size((self.resolution,) * 3)
         check_memory(self.resolution, self.colors)
 
     def _set(self, **values):

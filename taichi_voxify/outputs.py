@@ -76,7 +76,8 @@ def write_outputs(conv, out_dir, formats=DEFAULT_FORMATS, stem=None):
             images.turntable_gif(art, path("_turntable.gif"))
             files[fmt] = [stem + "_turntable.gif"]
         elif fmt == "lego":
-            plan = lego.build_plan(art, name=stem)
+            plan = lego.build_plan(art, name=stem, support=conv.options.lego_support,
+                                   proportions=conv.options.lego_proportions)
             lego.write_lego(plan, path("_lego"))
             files[fmt] = [stem + "_lego/"]
             numbers[fmt] = plan.summary()

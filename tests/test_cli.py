@@ -34,6 +34,7 @@ def run_cli(args, tmp_path):
     (["--pixel-method", "blur"], "pixel_method"),
     (["--clip-weights", "no_such_checkpoint.pt"], "checkpoint"),
     (["--formats", "lego", "--res", "200"], "LEGO"),
+    (["--lego-proportions", "tall"], "lego_proportions"),
     (["--res", "abc"], "--res"),
     (["no_such_mesh.obj"], "does not exist"),
     ([os.path.dirname(__file__)], "is a folder"),  # said 'does not exist'
@@ -90,7 +91,8 @@ def alien_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("alien_out")
     argv = [str(mesh_path("alien.glb")), "--res", "16", "--colors", "4", "--preset", "test",
             "--clip", "off", "--out", str(out), "--quiet", "--seed", "3",
-            "--formats", "vox,glb,obj,ply,npz,png,gif,lego"]
+            "--formats", "vox,glb,obj,ply,npz,png,gif,lego", "--lego-support",
+            "--lego-proportions", "brick"]
     assert main(argv) == 0
     return out
 
@@ -103,6 +105,14 @@ def test_full_run_writes_every_file(alien_run):
         assert expected in names
     assert not [n for n in names if ".part" in n]  # no temporary files left behind
     assert (alien_run / "alien_lego" / "bom.csv").stat().st_size > 0
+
+
+def test_lego_plan_follows_the_lego_flags(alien_run):
+    lego = json.loads((alien_run / "alien_report.json").read_text())["exports"]["lego"]
+    assert lego["proportions"] == "brick" and len(lego["bricks_per_layer"]) == 13  # 16 * 5/6
+    assert lego["floating_bricks"] == 0  # the support holds every brick up
+    assert sorted(p.name for p in (alien_run / "alien_lego").iterdir()) == [
+        "bom.csv", "bricklink.xml", "instructions.html", "overview.png", "rebrickable.csv"]
 
 
 def test_report_matches_the_result(alien_run):

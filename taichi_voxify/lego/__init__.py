@@ -7,10 +7,10 @@ together, can it be built bottom-up) -> plan (LegoPlan) -> shopping, pictures, i
 import os
 
 from .catalog import LegoColor, Part, all_colors, buildable_colors
-from .plan import PROPORTIONS, Brick, LegoPlan, build_plan, check_lego_options, map_to_lego
+from .plan import PROPORTIONS, Brick, LegoPlan, build_plan, check_lego_size, map_to_lego
 
 __all__ = ["PROPORTIONS", "Brick", "LegoColor", "LegoPlan", "Part", "all_colors",
-           "build_plan", "buildable_colors", "check_lego_options", "map_to_lego", "write_lego"]
+           "build_plan", "buildable_colors", "check_lego_size", "map_to_lego", "write_lego"]
 
 
 def write_lego(plan, out_dir):

@@ -171,11 +171,8 @@ def resample_height(label, proportions):
 
 
 # --- the plan ---------------------------------------------------------------------------------
-def check_lego_options(shape, proportions="cube"):
-    """OptionError for a grid too big for a build plan or unknown proportions (call before a
-    long conversion)."""
-    if proportions not in PROPORTIONS:
-        raise OptionError(f"unknown LEGO proportions {proportions!r}: choose cube or brick")
+def check_lego_size(shape):
+    """OptionError when a grid is too big for a build plan (call before a long conversion)."""
     if max(shape) > MAX_SIDE:
         raise OptionError(f"LEGO build plans are limited to {MAX_SIDE} voxels a side, this grid "
                           f"is {'x'.join(map(str, shape))}: use --res {MAX_SIDE} or less")
@@ -192,7 +189,9 @@ def _tile(label, allowed):
 def build_plan(art, name=None, support=False, proportions="cube"):
     """Map `art` (a VoxelArt) to LEGO colours and cover every layer with parts produced in
     those colours. support: add hidden support columns (support.py) in Light Bluish Gray."""
-    check_lego_options(art.shape, proportions)
+    if proportions not in PROPORTIONS:
+        raise OptionError(f"unknown LEGO proportions {proportions!r}: choose cube or brick")
+    check_lego_size(art.shape)
     buildable = catalog.buildable_colors()
     nearest, de = map_to_lego(art.palette, buildable)
     used = np.unique(nearest[np.array(art.colors_used(), np.int64)]) if art.filled_count else []
