@@ -35,7 +35,8 @@ class Options:
     colors: int = flag(6, "palette size K, 2..32 (default 6)", type=int)
     # a method or named palette, hex colours '#rrggbb,...', or (K, 3) uint8 colours
     palette: object = flag("kmeans", "kmeans | kmeans_rare | maxmin | mediancut | lego | pico8 | "
-                                     "'#rrggbb,#rrggbb,...' (default kmeans)")
+                                     "minecraft | '#rrggbb,#rrggbb,...' | a palette file "
+                                     "(.gpl .hex .txt .png) (default kmeans)")
     preset: str = flag("fast", "fast (CPU) | paper (authors' counts) | test")
     seed: int = flag(0, "random seed (same seed, same result)", type=int)
     pixel_art: str = flag(None, "folder of six pixel-art PNGs (px nx py ny pz nz .png) to use "
@@ -45,6 +46,10 @@ class Options:
     clip: str = flag("auto", "auto | off | required (patch CLIP loss)")
     clip_weights: str = flag(None, "local open_clip ViT-B-32 checkpoint", metavar="PATH")
     fill: bool = flag(False, "fill the closed interior", action="store_true")
+    shell: bool = flag(False, "keep only the voxels seen from outside (hollow: for printing and "
+                              "LEGO)", action="store_true")
+    mesh_style: str = flag("materials", ".glb/.obj/.ply: materials (one per colour) | texture "
+                                        "(one material textured by the palette strip)")
     depth_source: str = flag("mesh", "Stage 2 depth target: mesh | stage1")
     up: str = flag("y", "up axis of the file: y (glTF) or z")
     front: str = flag(DEFAULT_FRONT, "view the object faces: +x -x +y -y +z -z; its colours "
@@ -86,9 +91,14 @@ class Options:
         _one_of("up", self.up, UP_AXES)
         _one_of("front", self.front, VIEW_NAMES)
         _one_of("arch", self.arch, ("auto",) + CONVERSION_ARCHS)
-        for name in ("fill", "ortho", "use_gumbel", "lego_support"):
+        from .export.meshing import MESH_STYLES
+
+        _one_of("mesh_style", self.mesh_style, MESH_STYLES)
+        for name in ("fill", "shell", "ortho", "use_gumbel", "lego_support"):
             if not isinstance(getattr(self, name), bool):
                 raise OptionError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        if self.fill and self.shell:
+            raise OptionError("fill and shell contradict each other: choose one")
         if self.threads is not None and (isinstance(self.threads, bool) or
                                          not isinstance(self.threads, (int, np.integer))
                                          or self.threads < 1):

@@ -1,7 +1,8 @@
 """Write a conversion's files into one folder: every file whole or not at all.
 
-STEM.vox, STEM.glb / .obj / .ply, STEM.npz, STEM_views.png, STEM_palette.png,
-STEM_turntable.gif, STEM_lego/ and always STEM_report.json.
+STEM.vox, STEM.glb / .obj / .ply, STEM.schem, STEM.npz, STEM_views.png, STEM_palette.png,
+STEM_turntable.gif, STEM_lego/, and always STEM_palette.gpl / .hex / _strip.png and
+STEM_report.json.
 """
 import io
 import json
@@ -12,7 +13,7 @@ import numpy as np
 
 from .errors import OptionError, VoxifyError
 
-FORMATS = ("vox", "glb", "obj", "ply", "npz", "png", "gif", "lego")
+FORMATS = ("vox", "glb", "obj", "ply", "schem", "npz", "png", "gif", "lego")
 DEFAULT_FORMATS = ("vox", "glb", "npz", "png", "gif")
 
 
@@ -49,20 +50,26 @@ def _write_npz(conv, path):
 def write_outputs(conv, out_dir, formats=DEFAULT_FORMATS, stem=None):
     """Write the requested formats; returns {format: [file names]} and extra numbers per format."""
     from . import lego
-    from .export import images, meshing, vox
+    from .export import images, meshing, schem, vox
+    from .palette import palette_names
+    from .palette_files import write_palette_files
 
     stem = stem or conv.mesh_name
     art = conv.art
+    names = palette_names(art.palette, conv.options.palette)  # LEGO, Minecraft, a named .gpl
     files, numbers = {}, {}
     path = lambda suffix: os.path.join(out_dir, stem + suffix)  # noqa: E731
     for fmt in formats:
         if fmt == "vox":
-            vox.write_vox(art, path(".vox"))
+            vox.write_vox(art, path(".vox"), names)
             files[fmt] = [stem + ".vox"]
         elif fmt in ("glb", "obj", "ply"):
-            info = meshing.write_mesh(art, path("." + fmt))
+            info = meshing.write_mesh(art, path("." + fmt), style=conv.options.mesh_style)
             files[fmt] = [os.path.basename(f) for f in info["files"]]
             numbers[fmt] = {"triangles": info["triangles"]}
+        elif fmt == "schem":
+            numbers[fmt] = schem.write_schem(art, path(".schem"), name=stem)
+            files[fmt] = [stem + ".schem"]
         elif fmt == "npz":
             _write_npz(conv, path(".npz"))
             files[fmt] = [stem + ".npz"]
@@ -81,6 +88,8 @@ def write_outputs(conv, out_dir, formats=DEFAULT_FORMATS, stem=None):
             lego.write_lego(plan, path("_lego"))
             files[fmt] = [stem + "_lego/"]
             numbers[fmt] = plan.summary()
+    palette_files = write_palette_files(art.palette, path("_palette"), stem, names)
+    files["palette"] = [os.path.basename(p) for p in palette_files]
     return files, numbers
 
 

@@ -160,6 +160,10 @@ def fine_tune(prep, options=None, *, progress=None, **stage2_overrides):
                        prep.palette, depth, prep.axis_hires.rgb, cfg2, opts.seed,
                        _progress_fn(progress), clip_loss, opts.ortho, opts.use_gumbel)
     art = result.to_voxel_art()
+    if opts.shell:
+        from .shell import keep_shell
+
+        art = keep_shell(art)
     metrics = evaluate_voxel_art(art, prep.axis_lowres)
     clock.timings["total"] = round(sum(v for k, v in clock.timings.items() if k != "total"), 3)
     art.metadata.update(mesh=prep.mesh.name, **_settings_metadata(opts),
