@@ -2,8 +2,9 @@
 Paint.NET .txt, and images (.png: a strip such as Lospec's or MagicaVoxel's 256x1, or any
 picture, whose distinct colours make the palette).
 
-Every file read is untrusted: its size, and an image's pixel count from its header, are checked
-before it is parsed or decoded, and any fault is one InputError line naming the file.
+Every file read is untrusted: its size, and an image's pixel count from its header
+(budgets.open_image), are checked before it is parsed or decoded, and any fault is one
+InputError line naming the file.
 """
 import os
 import re
@@ -16,8 +17,7 @@ from .errors import InputError, OptionError
 PALETTE_FILE_SUFFIXES = (".gpl", ".hex", ".txt", ".png")
 MAX_FILE_COLORS = 256  # a .vox palette's size; more distinct colours is a picture, not a palette
 MAX_TEXT_BYTES = 1 << 20  # a 256-colour .gpl with long names is a few kB
-MAX_IMAGE_BYTES = 32 << 20
-MAX_IMAGE_PIXELS = 4096 * 4096  # checked from the header, before decoding
+MAX_IMAGE_BYTES = 32 << 20  # the pixel count is checked from the header (budgets.open_image)
 
 _HEX6 = re.compile(r"#?([0-9a-fA-F]{6})")
 
@@ -134,20 +134,12 @@ def _hex_rgb(six):
 
 def _image_colors(path):
     """Distinct opaque colours of an image in reading order (a strip keeps its order);
-    fully transparent pixels are not colours."""
-    from PIL import Image
-
+    fully transparent pixels are not colours. Its size is checked from the header first."""
+    from .budgets import decode_image, open_image
     from .color import pil_to_rgba8
 
-    try:
-        with Image.open(path) as im:  # reads the header only
-            width, height = im.size
-            if width * height > MAX_IMAGE_PIXELS:
-                raise InputError(f"palette image {path} is {width}x{height} pixels, over the "
-                                 f"{MAX_IMAGE_PIXELS}-pixel limit")
-            rgba = pil_to_rgba8(im)
-    except (OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise InputError(f"cannot read palette image {path}: {str(exc).splitlines()[0]}") from None
+    what = f"palette image {path}"
+    rgba = decode_image(open_image(path, what), pil_to_rgba8, what)
     pixels = rgba.reshape(-1, 4)
     pixels = pixels[pixels[:, 3] > 0, :3]
     codes = pixels.astype(np.int64) @ np.array([65536, 256, 1])

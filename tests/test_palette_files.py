@@ -71,7 +71,7 @@ def _png_header_only(width, height):
     ("bad.hex", "ff0000\nnot a colour\n", "line 2"),
     ("bad.txt", "FF0000\n", "AARRGGBB"),
     ("empty.hex", "\n", "no colours"),
-    ("huge.png", _png_header_only(5000, 5000), "pixel limit"),
+    ("huge.png", _png_header_only(9000, 9000), "over the limit"),
     ("junk.png", b"not a png at all", "cannot read palette image"),
 ])
 def test_bad_palette_files_are_one_line_input_errors(tmp_path, name, content, fragment):
