@@ -1,0 +1,286 @@
+"""Block-sparse voxel grids: storage and work only for the active 4^3 blocks of an N^3 grid.
+
+Layout (chosen by measurement, see taichi_voxify/sparse_grid.py): an int32 block map
+(nb, nb, nb), nb = ceil(N / 4), holds the slot of each active block or -1; slot s owns the flat
+voxel ids s * 64 .. s * 64 + 63 of every per-voxel array, in (i, j, k) order inside the block.
+Per-voxel arrays are flat 1-D ndarrays: a scalar at [voxel], C channels at [voxel * C + c]
+(flat arrays let elementwise passes such as Adam or clearing run as one contiguous loop).
+block_coords (slots, 3) holds each slot's block index; voxels of the last block that lie past
+N (when 4 does not divide N) are padding that no ray visits.
+
+An absent block reads as empty space (alpha 0, no colour, no gradient), so every kernel here
+equals its dense twin in kernels/ortho.py and kernels/gumbel.py on a dense grid whose absent
+voxels hold a density of -inf; tests/test_sparse.py checks that, and the gradients by finite
+differences. Rays step over absent blocks, and over blocks flagged invisible (no voxel above
+the renderer's skip threshold), a whole block at a time.
+"""
+import taichi as ti
+
+from .adam import adam_update
+from .gumbel import noise_slot
+from ..views import LAYOUT, NUM_VIEWS
+from .ortho import BACKGROUND, column_voxel, sigmoid, softplus
+
+BLOCK = 4
+BLOCK_VOXELS = BLOCK ** 3
+
+
+@ti.func
+def voxel_id(block_map: ti.template(), visible: ti.template(), idx):
+    """Flat voxel id of grid index idx, or -1 when its block is absent or invisible."""
+    b = idx // BLOCK
+    slot = block_map[b[0], b[1], b[2]]
+    out = -1
+    if slot >= 0:
+        if visible[slot] != 0:
+            local = idx - b * BLOCK
+            out = slot * BLOCK_VOXELS + (local[0] * BLOCK + local[1]) * BLOCK + local[2]
+    return out
+
+
+@ti.func
+def step_past_block(view: ti.template(), n, s):
+    """The first step of a view's ray past the block that step s lies in."""
+    march = ti.static(LAYOUT[view][0])
+    out = 0
+    if ti.static(march[1] > 0):
+        out = (s // BLOCK + 1) * BLOCK
+    else:  # the march coordinate n - 1 - s runs down: leave through the block's low face
+        out = n - ((n - 1 - s) // BLOCK) * BLOCK
+    return out
+
+
+@ti.func
+def _rgb_at(rgb: ti.template(), v):
+    return ti.Vector([rgb[v * 3 + ch] for ch in ti.static(range(3))])
+
+
+@ti.kernel
+def flag_blocks_above(density: ti.types.ndarray(), threshold: float,
+                      flags: ti.types.ndarray()):
+    """flags[slot] = 1 when some voxel of the slot has a raw density above threshold."""
+    for slot in range(flags.shape[0]):
+        hit = 0
+        for q in range(BLOCK_VOXELS):
+            if density[slot * BLOCK_VOXELS + q] > threshold:
+                hit = 1
+        flags[slot] = ti.u8(hit)
+
+
+@ti.kernel
+def render_axis_views(block_map: ti.types.ndarray(), visible: ti.types.ndarray(),
+                      density: ti.types.ndarray(), rgb: ti.types.ndarray(), shift: float,
+                      t_min: float, out_rgb: ti.types.ndarray(), out_depth: ti.types.ndarray(),
+                      out_opacity: ti.types.ndarray()):
+    """Colour (6,N,N,3), depth (6,N,N) and opacity (6,N,N) of the six axis views, as
+    ortho.render_axis_views computes them."""
+    n = out_depth.shape[1]
+    for view in ti.static(range(NUM_VIEWS)):
+        for r, c in ti.ndrange(n, n):
+            trans = 1.0
+            colour = ti.Vector([0.0, 0.0, 0.0])
+            depth = 0.0
+            s = 0
+            while s < n and trans > t_min:
+                v = voxel_id(block_map, visible, column_voxel(view, n, r, c, s))
+                if v < 0:
+                    s = step_past_block(view, n, s)
+                    continue
+                decay = ti.exp(-softplus(density[v] + shift))
+                w = trans * (1.0 - decay)
+                colour += w * _rgb_at(rgb, v)
+                depth += w * (s + 0.5) / n
+                trans *= decay
+                s += 1
+            for ch in ti.static(range(3)):
+                out_rgb[view, r, c, ch] = colour[ch] + trans * BACKGROUND
+            out_depth[view, r, c] = depth + trans
+            out_opacity[view, r, c] = 1.0 - trans
+
+
+@ti.kernel
+def render_axis_views_backward(block_map: ti.types.ndarray(), visible: ti.types.ndarray(),
+                               density: ti.types.ndarray(), rgb: ti.types.ndarray(),
+                               shift: float, t_min: float, out_rgb: ti.types.ndarray(),
+                               out_depth: ti.types.ndarray(), out_opacity: ti.types.ndarray(),
+                               g_rgb: ti.types.ndarray(), g_depth: ti.types.ndarray(),
+                               g_opacity: ti.types.ndarray(), grad_density: ti.types.ndarray(),
+                               grad_rgb: ti.types.ndarray()):
+    """Add d loss / d density and d loss / d rgb of the last forward (the maths of
+    ortho.render_axis_views_backward; the caller zeroes grad_*). Each voxel lies in one column
+    per view and the views run in order, so the sums are reproducible."""
+    n = out_depth.shape[1]
+    for view in ti.static(range(NUM_VIEWS)):
+        for r, c in ti.ndrange(n, n):
+            final_rgb = ti.Vector([out_rgb[view, r, c, ch] for ch in ti.static(range(3))])
+            g_col = ti.Vector([g_rgb[view, r, c, ch] for ch in ti.static(range(3))])
+            g_dep = g_depth[view, r, c]
+            final_depth = out_depth[view, r, c]
+            opacity_term = g_opacity[view, r, c] * (1.0 - out_opacity[view, r, c])
+            trans = 1.0
+            acc_rgb = ti.Vector([0.0, 0.0, 0.0])
+            acc_depth = 0.0
+            s = 0
+            while s < n and trans > t_min:
+                v = voxel_id(block_map, visible, column_voxel(view, n, r, c, s))
+                if v < 0:
+                    s = step_past_block(view, n, s)
+                    continue
+                x = density[v] + shift
+                decay = ti.exp(-softplus(x))
+                w = trans * (1.0 - decay)
+                c_i = _rgb_at(rgb, v)
+                t_i = (s + 0.5) / n
+                acc_rgb += w * c_i
+                acc_depth += w * t_i
+                trans_next = trans * decay
+                d_sigma = (g_col.dot(trans_next * c_i - (final_rgb - acc_rgb))
+                           + g_dep * (trans_next * t_i - (final_depth - acc_depth))
+                           + opacity_term)
+                grad_density[v] += d_sigma * sigmoid(x)
+                for ch in ti.static(range(3)):
+                    grad_rgb[v * 3 + ch] += w * g_col[ch]
+                trans = trans_next
+                s += 1
+
+
+@ti.kernel
+def accumulate_pixel_classes(block_map: ti.types.ndarray(), visible: ti.types.ndarray(),
+                             density: ti.types.ndarray(), shift: float, t_min: float,
+                             target: ti.types.ndarray(), weight: ti.types.ndarray(),
+                             colours: ti.i32, hist: ti.types.ndarray()):
+    """hist[v * colours + t] += weight * w_v for every foreground pixel of target index t and
+    every voxel v its ray crosses (ortho.accumulate_pixel_classes; the caller zeroes hist)."""
+    n = target.shape[1]
+    for view in ti.static(range(NUM_VIEWS)):
+        for r, c in ti.ndrange(n, n):
+            t = target[view, r, c]
+            if t >= 0:
+                scale = weight[view, r, c]
+                trans = 1.0
+                s = 0
+                while s < n and trans > t_min:
+                    v = voxel_id(block_map, visible, column_voxel(view, n, r, c, s))
+                    if v < 0:
+                        s = step_past_block(view, n, s)
+                        continue
+                    decay = ti.exp(-softplus(density[v] + shift))
+                    hist[v * colours + t] += scale * trans * (1.0 - decay)
+                    trans *= decay
+                    s += 1
+
+
+@ti.func
+def _grid_index(block_coords: ti.template(), v):
+    slot = v // BLOCK_VOXELS
+    q = v - slot * BLOCK_VOXELS
+    local = ti.Vector([q // (BLOCK * BLOCK), (q // BLOCK) % BLOCK, q % BLOCK])
+    block = ti.Vector([block_coords[slot, a] for a in ti.static(range(3))])
+    return block * BLOCK + local
+
+
+@ti.kernel
+def gumbel_softmax(block_coords: ti.types.ndarray(), n: ti.i32, logits: ti.types.ndarray(),
+                   palette: ti.types.ndarray(), noise_table: ti.types.ndarray(),
+                   step_key: ti.u32, noise_scale: float, inv_tau: float, hard: ti.i32,
+                   density: ti.types.ndarray(), threshold: float, soft: ti.types.ndarray(),
+                   rgb: ti.types.ndarray()):
+    """gumbel.gumbel_softmax on the active voxels: the noise of a voxel is drawn from its grid
+    index, so sparse and dense grids sample the same noise."""
+    colours = palette.shape[0]
+    table_size = noise_table.shape[0]
+    for v in range(density.shape[0]):
+        idx = _grid_index(block_coords, v)
+        if density[v] <= threshold or ti.max(idx[0], idx[1], idx[2]) >= n:
+            continue
+        base = ((idx[0] * n + idx[1]) * n + idx[2]) * colours
+        top, best = -1e30, 0
+        for c in range(colours):
+            g = noise_scale * noise_table[noise_slot(step_key, base + c, table_size)]
+            y = (logits[v * colours + c] + g) * inv_tau
+            soft[v * colours + c] = y
+            if y > top:
+                top, best = y, c
+        total = 0.0
+        for c in range(colours):
+            e = ti.exp(soft[v * colours + c] - top)
+            soft[v * colours + c] = e
+            total += e
+        mix = ti.Vector([0.0, 0.0, 0.0])
+        for c in range(colours):
+            p = soft[v * colours + c] / total
+            soft[v * colours + c] = p
+            mix += p * ti.Vector([palette[c, ch] for ch in ti.static(range(3))])
+        if hard:
+            mix = ti.Vector([palette[best, ch] for ch in ti.static(range(3))])
+        for ch in ti.static(range(3)):
+            rgb[v * 3 + ch] = mix[ch]
+
+
+@ti.kernel
+def gumbel_softmax_backward(soft: ti.types.ndarray(), palette: ti.types.ndarray(),
+                            grad_rgb: ti.types.ndarray(), inv_tau: float,
+                            density: ti.types.ndarray(), threshold: float,
+                            grad_logits: ti.types.ndarray()):
+    """gumbel.gumbel_softmax_backward on the active voxels (overwrites grad_logits)."""
+    colours = palette.shape[0]
+    for v in range(density.shape[0]):
+        g = _rgb_at(grad_rgb, v)
+        skip = g.norm_sqr() == 0.0 or density[v] <= threshold
+        mean_q = 0.0
+        for c in range(colours):
+            q = g.dot(ti.Vector([palette[c, ch] for ch in ti.static(range(3))]))
+            mean_q += soft[v * colours + c] * q
+        for c in range(colours):
+            out = 0.0
+            if not skip:
+                q = g.dot(ti.Vector([palette[c, ch] for ch in ti.static(range(3))]))
+                out = soft[v * colours + c] * (q - mean_q) * inv_tau
+            grad_logits[v * colours + c] = out
+
+
+@ti.kernel
+def add_palette_cross_entropy(logits: ti.types.ndarray(), hist: ti.types.ndarray(),
+                              colours: ti.i32, scale: float, grad_logits: ti.types.ndarray()):
+    """gumbel.add_palette_cross_entropy on the active voxels:
+    grad_logits += scale * (sum(hist) softmax(logits) - hist) where a voxel has any hist."""
+    for v in range(logits.shape[0] // colours):
+        total, top = 0.0, -1e30
+        for c in range(colours):
+            total += hist[v * colours + c]
+            top = ti.max(top, logits[v * colours + c])
+        if total > 0.0:
+            norm = 0.0
+            for c in range(colours):
+                norm += ti.exp(logits[v * colours + c] - top)
+            for c in range(colours):
+                p = ti.exp(logits[v * colours + c] - top) / norm
+                grad_logits[v * colours + c] += scale * (total * p - hist[v * colours + c])
+
+
+@ti.kernel
+def move_slots(src: ti.types.ndarray(), new_slot: ti.types.ndarray(), per_slot: ti.i32,
+               dst: ti.types.ndarray()):
+    """dst[new_slot[s] * per_slot + q] = src[s * per_slot + q] for slots s kept (new_slot >= 0):
+    how a refresh carries the state of surviving blocks into the new arrays."""
+    for s, q in ti.ndrange(new_slot.shape[0], per_slot):
+        t = new_slot[s]
+        if t >= 0:
+            dst[t * per_slot + q] = src[s * per_slot + q]
+
+
+@ti.kernel
+def masked_adam(param: ti.types.ndarray(), grad: ti.types.ndarray(),
+                exp_avg: ti.types.ndarray(), exp_avg_sq: ti.types.ndarray(), lr: float,
+                beta1: float, beta2: float, bias1: float, bias2: float, eps: float, low: float,
+                high: float):
+    """adam.masked_adam on flat per-voxel arrays of the active blocks: entries with a nonzero
+    gradient move (clamped to [low, high]); the gradient is consumed (set to 0)."""
+    for q in range(param.shape[0]):
+        g = grad[q]
+        if g != 0.0:
+            p, m, v = adam_update(param[q], g, exp_avg[q], exp_avg_sq[q], lr, beta1, beta2,
+                                  bias1, bias2, eps)
+            param[q] = ti.math.clamp(p, low, high)
+            exp_avg[q], exp_avg_sq[q] = m, v
+            grad[q] = 0.0

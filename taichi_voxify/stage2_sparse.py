@@ -1,0 +1,294 @@
+"""Stage 2 on a block-sparse grid (taichi_voxify/sparse_grid.py, kernels/sparse.py): the same
+trainer, losses and maths as the dense path, with every per-voxel pass over the active blocks.
+
+Which blocks are active:
+- the candidates: the blocks of the six-view visual hull (the voxels every view's pixel-art mask
+  covers) grown by one voxel; a voxel outside cannot be filled without turning a background
+  pixel opaque, which the alpha loss forbids;
+- at the start, and every `refresh_every` iterations, within the candidates: the blocks holding
+  a voxel whose opacity is at least `keep_alpha` (anything still visible or still opaque,
+  hidden or not), and the band of `band` voxels around the target depth of every foreground
+  pixel (where the views ask for a surface, even while the voxels there are still transparent,
+  so a surface can always grow there). A dropped block is empty space: alpha 0, as a view in
+  front of a surface wants it.
+A block that comes back after being dropped starts transparent (at most `keep_alpha`), with
+palette logits from Stage 1's colour, so a floater the losses removed does not return.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+
+from .sparse_grid import BLOCK, Channel, SparseGrid, blocks_of
+from .stage2 import (NUM_VIEWS, Stage2Trainer, ViewRender, _ndarray, density_threshold,
+                     gumbel_noise_table, initial_logits, softplus_inverse, _from_numpy)
+from .views import LAYOUT
+
+EMPTY_DENSITY = -1e4  # raw density of absent voxels: softplus(-1e4 + shift) is 0 in f32 and f64
+
+
+@dataclass(frozen=True)
+class SparseSettings:
+    refresh_every: int = 25  # iterations between refreshes of the active set
+    keep_alpha: float = 1e-3  # a block with a voxel at least this opaque stays
+    band: int = 2  # voxels in front of and behind the target depth that stay active
+
+
+# --- the views as volumes (numpy) ------------------------------------------------------------
+
+def image_to_volume(image, view):
+    """An (N, N) image of an axis view as an array broadcastable to the (N, N, N) grid: every
+    voxel gets the value of the pixel whose ray crosses it."""
+    (march, _), (row, row_sign), (col, col_sign) = LAYOUT[view]
+    img = np.asarray(image)
+    img = img[::-1] if row_sign < 0 else img
+    img = img[:, ::-1] if col_sign < 0 else img
+    if row > col:
+        img = img.T
+    return np.expand_dims(img, march)
+
+
+def step_volume(view, n):
+    """The step s at which each voxel lies along its ray in a view, broadcastable to N^3."""
+    march, sign = LAYOUT[view][0]
+    s = np.arange(n) if sign > 0 else np.arange(n)[::-1]
+    shape = [1, 1, 1]
+    shape[march] = n
+    return s.reshape(shape)
+
+
+def visual_hull(masks):
+    """(N, N, N) bool: the voxels that every view's mask covers."""
+    hull = np.ones((masks.shape[1],) * 3, dtype=bool)
+    for view in range(NUM_VIEWS):
+        hull &= image_to_volume(masks[view], view)
+    return hull
+
+
+def dilate_voxels(mask):
+    """A voxel mask grown by one voxel (26-neighbourhood)."""
+    from scipy.ndimage import binary_dilation
+
+    return binary_dilation(mask, np.ones((3, 3, 3), bool)) if mask.any() else mask
+
+
+def target_band(masks, depth_target, band):
+    """(N, N, N) bool: voxels within `band` steps of a foreground pixel's target depth (depth in
+    box lengths from the entry face, NaN where there is none)."""
+    n = masks.shape[1]
+    near = np.zeros((n,) * 3, dtype=bool)
+    for view in range(NUM_VIEWS):
+        valid = masks[view] & np.isfinite(depth_target[view])
+        surface = np.where(valid, np.nan_to_num(depth_target[view]) * n - 0.5, -1e9)
+        near |= np.abs(step_volume(view, n) - image_to_volume(surface, view)) <= band
+    return near
+
+
+# --- ops over the sparse grid ----------------------------------------------------------------
+
+def sparse_channels(colours):
+    names = (("density", 1, EMPTY_DENSITY), ("logits", colours, 0.0))
+    channels = []
+    for name, width, fill in names:
+        channels += [Channel(name, width, fill), Channel(name + "_grad", width),
+                     Channel(name + "_m", width), Channel(name + "_v", width)]
+    return channels + [Channel("soft", colours), Channel("rgb", 3), Channel("rgb_grad", 3),
+                       Channel("hist", colours)]
+
+
+class SparseAxisViewRenderer:
+    """The six axis views of a SparseGrid (kernels/sparse.py), as stage2.AxisViewRenderer."""
+
+    def __init__(self, grid, shift, skip_alpha=1e-4, t_min=1e-4):
+        n = grid.n
+        self.grid, self.shift, self.t_min = grid, float(shift), float(t_min)
+        self.threshold = density_threshold(skip_alpha, shift)
+        self.visible = None
+        self.out = (_ndarray((NUM_VIEWS, n, n, 3)), _ndarray((NUM_VIEWS, n, n)),
+                    _ndarray((NUM_VIEWS, n, n)))
+        self.grads = (_ndarray((NUM_VIEWS, n, n, 3)), _ndarray((NUM_VIEWS, n, n)),
+                      _ndarray((NUM_VIEWS, n, n)))
+
+    def forward(self, density, rgb):
+        import taichi as ti
+
+        from taichi_voxify.kernels import sparse
+
+        if self.visible is None or self.visible.shape[0] != self.grid.capacity:
+            self.visible = ti.ndarray(ti.u8, (self.grid.capacity,))
+        sparse.flag_blocks_above(density, self.threshold, self.visible)
+        sparse.render_axis_views(self.grid.block_map, self.visible, density, rgb, self.shift,
+                                 self.t_min, *self.out)
+        return ViewRender(*(a.to_numpy() for a in self.out))
+
+    def backward(self, density, rgb, g_rgb, g_depth, g_opacity, grad_density, grad_rgb):
+        from taichi_voxify.kernels import sparse
+
+        from . import backend
+
+        for nd, g in zip(self.grads, (g_rgb, g_depth, g_opacity)):
+            nd.from_numpy(np.ascontiguousarray(g, dtype=backend.float_dtype()))
+        sparse.render_axis_views_backward(self.grid.block_map, self.visible, density, rgb,
+                                          self.shift, self.t_min, *self.out, *self.grads,
+                                          grad_density, grad_rgb)
+
+    def pixel_classes(self, density, target, weight, hist):
+        from taichi_voxify.kernels import sparse
+
+        colours = self.grid.channels["hist"].width
+        sparse.accumulate_pixel_classes(self.grid.block_map, self.visible, density, self.shift,
+                                        self.t_min, target, weight, colours, hist)
+
+
+class SparseQuantizer:
+    """stage2.PaletteQuantizer over the grid's active voxels; the same noise per grid voxel."""
+
+    def __init__(self, grid, palette, seed=0, table_size=1 << 18):
+        self.grid = grid
+        self.palette = _from_numpy(palette)
+        self.noise = _from_numpy(gumbel_noise_table(seed, table_size))
+        self.inv_tau = 1.0
+
+    @property
+    def grad_logits(self):
+        return self.grid.arrays["logits_grad"]
+
+    def forward(self, logits, step, tau, hard=False, noise=True, density=None,
+                threshold=-1e30):
+        from taichi_voxify.kernels import sparse
+
+        self.inv_tau = 1.0 / tau
+        self._active = density, float(threshold)
+        arrays = self.grid.arrays
+        sparse.gumbel_softmax(self.grid.block_coords, self.grid.n, logits, self.palette,
+                              self.noise, int(step) & 0xFFFFFFFF, 1.0 if noise else 0.0,
+                              self.inv_tau, int(hard), density, float(threshold),
+                              arrays["soft"], arrays["rgb"])
+        return arrays["rgb"]
+
+    def backward(self, grad_rgb):
+        from taichi_voxify.kernels import sparse
+
+        sparse.gumbel_softmax_backward(self.grid.arrays["soft"], self.palette, grad_rgb,
+                                       self.inv_tau, *self._active, self.grad_logits)
+        return self.grad_logits
+
+    def add_cross_entropy(self, logits, hist, scale):
+        from taichi_voxify.kernels import sparse
+
+        sparse.add_palette_cross_entropy(logits, hist, self.grid.channels["logits"].width,
+                                         float(scale), self.grad_logits)
+
+
+class _GridParam:
+    """A trained channel of a SparseGrid with its gradient and Adam moments (the arrays are
+    looked up on every use: a refresh replaces them)."""
+
+    def __init__(self, grid, name, lr, low=-1e30, high=1e30):
+        self.grid, self.name, self.lr, self.low, self.high = grid, name, lr, low, high
+
+    value = property(lambda self: self.grid.arrays[self.name])
+    grad = property(lambda self: self.grid.arrays[self.name + "_grad"])
+
+    def step(self, t, beta1=0.9, beta2=0.99, eps=1e-12):
+        from taichi_voxify.kernels.sparse import masked_adam
+
+        a = self.grid.arrays
+        masked_adam(a[self.name], a[self.name + "_grad"], a[self.name + "_m"],
+                         a[self.name + "_v"], self.lr, beta1, beta2, 1.0 - beta1 ** t,
+                         1.0 - beta2 ** t, eps, self.low, self.high)
+
+
+# --- the trainer ------------------------------------------------------------------------------
+
+class SparseStage2Trainer(Stage2Trainer):
+    """Stage2Trainer's step over a SparseGrid (axis views and palette logits only)."""
+
+    def __init__(self, coarse, n, palette, config, masks, depth_target, seed=0,
+                 settings=SparseSettings()):
+        self.config, self.shift, self.palette, self.n = config, coarse.shift, palette, n
+        self.settings = settings
+        self._coarse = coarse
+        self.keep_density = density_threshold(settings.keep_alpha, coarse.shift)
+        self.candidates = blocks_of(dilate_voxels(visual_hull(masks)))
+        if depth_target is not None:
+            self.band = blocks_of(target_band(masks, depth_target, settings.band))
+        else:
+            self.band = self.candidates
+        self.seen = np.zeros_like(self.candidates)  # blocks whose state lived on the grid
+        self.grid = SparseGrid(n, self.candidates, sparse_channels(len(palette)),
+                               init=self._initial_values)
+        self.seen |= self.candidates
+        self.use_gumbel, self.use_class = True, config.w_class > 0
+        self.density = _GridParam(self.grid, "density", config.lr_density)
+        self.logits = _GridParam(self.grid, "logits", config.lr_logits)
+        self.quantizer = SparseQuantizer(self.grid, palette, seed, config.noise_table_size)
+        self.renderer_threshold = density_threshold(config.skip_alpha, coarse.shift)
+        self.renderer = SparseAxisViewRenderer(self.grid, coarse.shift, config.skip_alpha,
+                                               config.t_min)
+        self.class_weight = _ndarray((NUM_VIEWS, n, n))
+        self.class_weight.fill(1)
+        self.class_target = None
+        self.active_history = []
+        self.refresh()
+
+    grad_rgb = property(lambda self: self.grid.arrays["rgb_grad"])
+    class_hist = property(lambda self: self.grid.arrays["hist"])
+
+    def _initial_values(self, coords):
+        """Density and logits of voxels at grid coords (V, 3) from Stage 1's field; a block that
+        lived on the grid before comes back transparent."""
+        density, rgb = sample_coarse(self._coarse, self.n, coords)
+        returning = self.seen[tuple(np.minimum(coords // BLOCK, len(self.seen) - 1).T)]
+        density = np.where(returning, np.minimum(density, self.keep_density), density)
+        logits = initial_logits(rgb, self.palette, self.config.logit_scale)
+        return dict(density=density, logits=logits)
+
+    def refresh(self):
+        """Make the active set the opaque blocks and the target band (dilated by one block)
+        within the candidates; see the module docstring."""
+        import taichi as ti
+
+        from taichi_voxify.kernels.sparse import flag_blocks_above
+
+        flags = ti.ndarray(ti.u8, (self.grid.capacity,))
+        flag_blocks_above(self.grid.arrays["density"], self.keep_density, flags)
+        opaque = np.zeros_like(self.grid.blocks)
+        kept = flags.to_numpy()[:self.grid.slots] != 0
+        opaque[tuple(self.grid.coords[kept].T)] = True
+        blocks = (opaque | self.band) & self.candidates
+        self.grid.relayout(blocks, init=self._initial_values)
+        self.seen |= blocks
+        self.active_history.append(self.grid.active_fraction())
+
+    def step(self, step, targets, clip=None, mesh_views_hr=None, rng=None, log=False):
+        if step > 0 and step % self.settings.refresh_every == 0:
+            self.refresh()
+        return super().step(step, targets, clip, mesh_views_hr, rng, log)
+
+    def grids(self):
+        """(density (N,N,N), colour index (N,N,N), logits (N,N,N,K), palette colour (N,N,N,3)),
+        dense, with absent voxels empty."""
+        density = self.grid.to_dense("density")
+        logits = self.grid.to_dense("logits")
+        index = np.argmax(logits, axis=-1)
+        return density, index, logits, self.palette[index]
+
+
+def sample_coarse(coarse, n, coords):
+    """(density, rgb) of Stage 1's field at voxels `coords` (V, 3) of an n^3 grid: the values
+    stage2.resample_field gives those voxels (trilinear, density rescaled per voxel length)."""
+    from scipy.ndimage import map_coordinates
+
+    from .coarse_field import softplus
+
+    r = coarse.resolution
+    points = ((np.minimum(coords, n - 1) + 0.5) * r / n - 0.5).T
+    density = np.asarray(coarse.density, dtype=np.float64)
+    rgb = np.asarray(coarse.rgb, dtype=np.float64)
+    if r == n:
+        index = tuple(np.minimum(coords, n - 1).T)
+        return density[index], rgb[index]
+    sample = lambda a: map_coordinates(a, points, order=1, mode="nearest")  # noqa: E731
+    thickness = softplus(sample(density) + coarse.shift) * (r / n)
+    colour = np.stack([sample(rgb[..., ch]) for ch in range(3)], axis=-1)
+    return softplus_inverse(thickness) - coarse.shift, np.clip(colour, 0.0, 1.0)

@@ -1,0 +1,334 @@
+"""The block-sparse engine (kernels/sparse.py, taichi_voxify/sparse_grid.py, stage2_sparse.py)
+against the dense one, in float64: a sparse grid must render, differentiate and train exactly
+as a dense grid whose absent voxels are empty, through refreshes of its active blocks."""
+import numpy as np
+import pytest
+
+from conftest import f64_ndarray
+
+from taichi_voxify.coarse_field import CoarseField, density_shift
+from taichi_voxify.sparse_grid import BLOCK, Channel, SparseGrid, block_count, blocks_of
+from taichi_voxify.stage2 import (AxisViewRenderer, PaletteQuantizer, Stage2Config,
+                                  Stage2Trainer, palette_targets)
+from taichi_voxify.stage2_sparse import (EMPTY_DENSITY, SparseAxisViewRenderer,
+                                         SparseQuantizer, SparseSettings, SparseStage2Trainer,
+                                         sparse_channels, visual_hull)
+
+pytestmark = pytest.mark.usefixtures("f64_backend")
+SHIFT = density_shift(1e-6)
+PALETTE = np.array([[0.9, 0.1, 0.1], [0.1, 0.8, 0.2], [0.2, 0.2, 0.9], [0.95, 0.9, 0.8]])
+
+
+def _grid(n, blocks, density, rgb):
+    """A SparseGrid holding density and rgb (and their gradients) of the dense arrays."""
+    channels = [Channel("density", 1, EMPTY_DENSITY), Channel("rgb", 3),
+                Channel("grad_density"), Channel("grad_rgb", 3)]
+    grid = SparseGrid(n, blocks, channels)
+    grid.from_dense("density", density)
+    grid.from_dense("rgb", rgb)
+    return grid
+
+
+def _random_case(n, seed, fraction=0.6):
+    rng = np.random.default_rng(seed)
+    density = rng.normal(-SHIFT - 2.0, 2.0, (n, n, n))  # rays cross several voxels
+    blocks = rng.random((block_count(n),) * 3) < fraction
+    return rng, density, rng.random((n, n, n, 3)), blocks
+
+
+def _sparse_render(grid, weights):
+    renderer = SparseAxisViewRenderer(grid, SHIFT, skip_alpha=0.0)
+    out = renderer.forward(grid.arrays["density"], grid.arrays["rgb"])
+    grid.arrays["grad_density"].fill(0)
+    grid.arrays["grad_rgb"].fill(0)
+    renderer.backward(grid.arrays["density"], grid.arrays["rgb"], *weights,
+                      grid.arrays["grad_density"], grid.arrays["grad_rgb"])
+    return out, grid.to_dense("grad_density"), grid.to_dense("grad_rgb")
+
+
+def _dense_render(density, rgb, weights):
+    n = density.shape[0]
+    renderer = AxisViewRenderer(n, SHIFT, skip_alpha=0.0)
+    d, c = f64_ndarray(density), f64_ndarray(rgb)
+    out = renderer.forward(d, c)
+    grad_d, grad_c = f64_ndarray(np.zeros((n,) * 3)), f64_ndarray(np.zeros((n,) * 3 + (3,)))
+    renderer.backward(d, c, *weights, grad_d, grad_c)
+    return out, grad_d.to_numpy(), grad_c.to_numpy()
+
+
+def _weights(rng, n):
+    return [rng.normal(size=(6, n, n, 3)), rng.normal(size=(6, n, n)),
+            rng.normal(size=(6, n, n))]
+
+
+@pytest.mark.parametrize("n", [10, 8])  # 10: the last block of each axis is half padding
+def test_axis_views_and_gradients_equal_dense_with_absent_voxels_empty(n):
+    rng, density, rgb, blocks = _random_case(n, seed=n)
+    grid = _grid(n, blocks, density, rgb)
+    weights = _weights(rng, n)
+    out, grad_d, grad_c = _sparse_render(grid, weights)
+    ref, ref_d, ref_c = _dense_render(grid.to_dense("density"), grid.to_dense("rgb"), weights)
+    for got, want in zip((out.rgb, out.depth, out.opacity), (ref.rgb, ref.depth, ref.opacity)):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(grad_d, ref_d, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(grad_c, ref_c, rtol=1e-10, atol=1e-12)
+    absent = ~np.repeat(np.repeat(np.repeat(blocks, BLOCK, 0), BLOCK, 1), BLOCK, 2)[:n, :n, :n]
+    assert absent.any() and np.all(grad_d[absent] == 0)
+    assert np.abs(grad_d[~absent]).max() > 1e-3  # the active voxels really get gradient
+    assert 0.05 < out.opacity.mean() < 0.95
+
+
+def test_axis_view_gradients_match_finite_differences():
+    n = 6
+    rng, density, rgb, blocks = _random_case(n, seed=3, fraction=0.7)
+    weights = _weights(rng, n)
+    grid = _grid(n, blocks, density, rgb)
+    _, grad_d, grad_c = _sparse_render(grid, weights)
+    renderer = SparseAxisViewRenderer(grid, SHIFT, skip_alpha=0.0)
+
+    def loss(d, c):
+        grid.from_dense("density", d)
+        grid.from_dense("rgb", c)
+        out = renderer.forward(grid.arrays["density"], grid.arrays["rgb"])
+        return sum(float(np.sum(w * o)) for w, o in zip(weights, (out.rgb, out.depth,
+                                                                   out.opacity)))
+
+    active = np.argwhere(grid.to_dense("density") > EMPTY_DENSITY)
+    eps = 1e-6
+    for idx in map(tuple, active[rng.choice(len(active), 8, replace=False)]):
+        for array, grad in ((density, grad_d), (rgb[..., 1], grad_c[..., 1])):
+            plus, minus = density.copy(), density.copy()
+            cplus, cminus = rgb.copy(), rgb.copy()
+            if array is density:
+                plus[idx] += eps
+                minus[idx] -= eps
+            else:
+                cplus[idx + (1,)] += eps
+                cminus[idx + (1,)] -= eps
+            fd = (loss(plus, cplus) - loss(minus, cminus)) / (2 * eps)
+            assert grad[idx] == pytest.approx(fd, rel=1e-5, abs=1e-7)
+
+
+def test_quantizer_and_palette_classes_equal_dense():
+    n, colours = 9, len(PALETTE)
+    rng, density, rgb, blocks = _random_case(n, seed=5)
+    grid = SparseGrid(n, blocks, sparse_channels(colours))
+    grid.from_dense("density", density)
+    logits = rng.normal(size=(n, n, n, colours))
+    grid.from_dense("logits", logits)
+    dense_density = grid.to_dense("density")
+    threshold = -SHIFT - 1.0  # some voxels fall below it: both paths must skip the same ones
+    sparse_q = SparseQuantizer(grid, PALETTE, seed=7)
+    dense_q = PaletteQuantizer((n, n, n), PALETTE, seed=7)
+    d_logits, d_density = f64_ndarray(grid.to_dense("logits")), f64_ndarray(dense_density)
+    for hard in (False, True):
+        got = sparse_q.forward(grid.arrays["logits"], 11, 0.5, hard, density=grid.arrays[
+            "density"], threshold=threshold)
+        grid.set("rgb", got.to_numpy())
+        want = dense_q.forward(d_logits, 11, 0.5, hard, density=d_density, threshold=threshold)
+        seen = dense_density > threshold
+        np.testing.assert_allclose(grid.to_dense("rgb")[seen], want.to_numpy()[seen],
+                                   rtol=1e-12, atol=1e-14)
+    grad_rgb = rng.normal(size=(n, n, n, 3))
+    grid.from_dense("rgb_grad", grad_rgb)
+    sparse_q.backward(grid.arrays["rgb_grad"])
+    dense_q.backward(f64_ndarray(grad_rgb))
+    np.testing.assert_allclose(grid.to_dense("logits_grad"), dense_q.grad_logits.to_numpy(),
+                               rtol=1e-10, atol=1e-14)
+    # the palette cross-entropy's histogram and gradient
+    target = palette_targets(rng.random((6, n, n, 3)), rng.random((6, n, n)) < 0.7, PALETTE)
+    weight = rng.random((6, n, n))
+    sparse_r = SparseAxisViewRenderer(grid, SHIFT, skip_alpha=0.0)
+    sparse_r.forward(grid.arrays["density"], grid.arrays["rgb"])
+    grid.arrays["hist"].fill(0)
+    sparse_r.pixel_classes(grid.arrays["density"], _int_ndarray(target), f64_ndarray(weight),
+                           grid.arrays["hist"])
+    dense_r = AxisViewRenderer(n, SHIFT, skip_alpha=0.0)
+    dense_r.forward(d_density, f64_ndarray(np.zeros((n, n, n, 3))))
+    hist = f64_ndarray(np.zeros((n, n, n, colours)))
+    dense_r.pixel_classes(d_density, _int_ndarray(target), f64_ndarray(weight), hist)
+    np.testing.assert_allclose(grid.to_dense("hist"), hist.to_numpy(), rtol=1e-12, atol=1e-14)
+    assert hist.to_numpy().sum() > 1.0
+    sparse_q.add_cross_entropy(grid.arrays["logits"], grid.arrays["hist"], 0.3)
+    dense_q.add_cross_entropy(d_logits, hist, 0.3)
+    np.testing.assert_allclose(grid.to_dense("logits_grad"), dense_q.grad_logits.to_numpy(),
+                               rtol=1e-10, atol=1e-14)
+
+
+def _int_ndarray(array):
+    import taichi as ti
+
+    nd = ti.ndarray(ti.i32, array.shape)
+    nd.from_numpy(np.ascontiguousarray(array, dtype=np.int32))
+    return nd
+
+
+# --- training: a sphere seen by the six views ---------------------------------------------------
+
+def _sphere_problem(n, radius=0.3, seed=0, inside=None):
+    """Stage 1's field (a noisy ball, or `inside`), six pixel-art targets, masks and depth."""
+    rng = np.random.default_rng(seed)
+    g = (np.arange(n) + 0.5) / n - 0.5
+    if inside is None:
+        inside = np.sqrt(sum(a * a for a in np.meshgrid(g, g, g, indexing="ij"))) < radius
+    density = np.where(inside, 3.0 - SHIFT, -8.0 - SHIFT) + rng.normal(0, 0.5, (n,) * 3)
+    coarse = CoarseField(density=density, rgb=rng.random((n, n, n, 3)), alpha_init=1e-6)
+    views = AxisViewRenderer(n, SHIFT).forward(f64_ndarray(np.where(inside, 40.0, -40.0)),
+                                               f64_ndarray(np.zeros((n, n, n, 3))))
+    masks = views.opacity > 0.5
+    depth = np.where(masks, views.depth, np.nan)
+    pixel_art = np.where(masks[..., None], PALETTE[rng.integers(0, 4, masks.shape)], 1.0)
+    return coarse, pixel_art, masks, depth
+
+
+def _config(**kw):
+    return Stage2Config.preset("fast", iterations=40, skip_alpha=0.0, **kw)
+
+
+def _dense_twin(sparse, coarse, n, config):
+    """A dense trainer holding the sparse trainer's state (absent voxels empty)."""
+    dense = Stage2Trainer(sparse.grid.to_dense("density"), np.zeros((n, n, n, 3)), PALETTE,
+                          coarse.shift, config, seed=0)
+    _copy_state(sparse, dense)
+    return dense
+
+
+def _copy_state(sparse, dense):
+    for name in ("density", "logits"):
+        param = getattr(dense, name)
+        for suffix, nd in (("", param.value), ("_m", param.m), ("_v", param.v)):
+            nd.from_numpy(sparse.grid.to_dense(name + suffix))
+
+
+def _assert_same_state(sparse, dense, active_only=None):
+    for name in ("density", "logits"):
+        got = sparse.grid.to_dense(name)
+        want = getattr(dense, name).value.to_numpy()
+        if active_only is not None:
+            got, want = got[active_only], want[active_only]
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-11)
+
+
+def _voxels_of(blocks, n):
+    return np.repeat(np.repeat(np.repeat(blocks, BLOCK, 0), BLOCK, 1), BLOCK, 2)[:n, :n, :n]
+
+
+def test_training_equals_dense_through_retired_and_activated_blocks():
+    n = 12
+    coarse, pixel_art, masks, depth = _sphere_problem(n)
+    config = _config()
+    sparse = SparseStage2Trainer(coarse, n, PALETTE, config, masks, depth,
+                                 settings=SparseSettings(refresh_every=10 ** 6))
+    dense = _dense_twin(sparse, coarse, n, config)
+    targets = (pixel_art, masks, depth)
+    step = 0
+    for _ in range(2):
+        for _ in range(3):
+            sparse.step(step, targets, log=True)
+            dense.step(step, targets, log=True)
+            step += 1
+        _assert_same_state(sparse, dense)
+        # retire two active blocks and activate every other candidate
+        before = sparse.grid.blocks.copy()
+        new = sparse.candidates.copy()
+        new[tuple(sparse.grid.coords[:2].T)] = False
+        assert sparse.grid.relayout(new, init=sparse._initial_values)
+        kept = _voxels_of(before & new, n)
+        _assert_same_state(sparse, dense, active_only=kept)  # survivors moved intact
+        assert (new & ~before).any() and (before & ~new).any()
+        _copy_state(sparse, dense)
+    assert np.abs(sparse.grid.to_dense("density") - coarse.density)[_voxels_of(
+        sparse.grid.blocks, n)].max() > 1e-3  # training really moved the state
+
+
+def test_refresh_keeps_opaque_blocks_and_the_target_band_and_drops_empty_space():
+    n = 16
+    coarse, pixel_art, masks, depth = _sphere_problem(n, radius=0.35)
+    sparse = SparseStage2Trainer(coarse, n, PALETTE, _config(), masks, depth)
+    grid = sparse.grid
+    opaque = blocks_of(coarse.voxel_alpha() >= sparse.settings.keep_alpha)
+    assert np.all(grid.blocks[opaque & sparse.candidates])
+    assert np.all(grid.blocks[sparse.band & sparse.candidates])
+    assert not np.any(grid.blocks & ~sparse.candidates)
+    assert grid.blocks.sum() < sparse.candidates.sum()  # empty space around the ball left out
+    assert not blocks_of(visual_hull(masks)).all()
+    # a block that empties is retired at the next refresh, and comes back transparent
+    density = grid.get("density")
+    chosen = tuple(grid.coords[0])
+    density[:BLOCK ** 3] = -40.0 - SHIFT
+    grid.set("density", density)
+    sparse.band[chosen] = False
+    sparse.refresh()
+    assert not grid.blocks[chosen]
+    sparse.band[chosen] = True
+    sparse.refresh()
+    assert grid.blocks[chosen]
+    alpha = 1.0 - np.exp(-np.logaddexp(0.0, grid.to_dense("density") + SHIFT))
+    block = alpha[tuple(slice(c * BLOCK, c * BLOCK + BLOCK) for c in chosen)]
+    assert block.max() <= sparse.settings.keep_alpha * (1 + 1e-9)
+
+
+# --- edge cases and memory ----------------------------------------------------------------------
+
+def _filled(n, where):
+    density = np.where(where, 40.0, -40.0)
+    rgb = np.broadcast_to(np.array([0.2, 0.4, 0.6]), (n, n, n, 3)).copy()
+    return density, rgb
+
+
+@pytest.mark.parametrize("case", ["touches_faces", "fills_box", "single_voxel", "empty"])
+def test_edge_grids_render_as_dense(case):
+    n = 7
+    occupied = np.zeros((n,) * 3, bool)
+    if case == "touches_faces":
+        occupied[0, :, 3] = occupied[n - 1, 2, :] = occupied[:, 0, n - 1] = True
+    elif case == "fills_box":
+        occupied[:] = True
+    elif case == "single_voxel":
+        occupied[n - 1, 0, n - 1] = True
+    density, rgb = _filled(n, occupied)
+    grid = _grid(n, blocks_of(occupied), density, rgb)
+    rng = np.random.default_rng(1)
+    weights = _weights(rng, n)
+    out, grad_d, _ = _sparse_render(grid, weights)
+    ref, ref_d, _ = _dense_render(density, rgb, weights)
+    for got, want in zip((out.rgb, out.depth, out.opacity), (ref.rgb, ref.depth, ref.opacity)):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(grad_d, ref_d, rtol=1e-10, atol=1e-12)
+    covered = (out.opacity > 0.5).sum(axis=(1, 2))
+    expected = {"touches_faces": None, "fills_box": n * n, "single_voxel": 1, "empty": 0}[case]
+    if expected is not None:
+        assert np.all(covered == expected)
+    if case == "empty":
+        assert grid.slots == 0 and np.all(out.rgb == 1.0) and np.all(out.depth == 1.0)
+
+
+@pytest.mark.parametrize("case", ["single_voxel", "empty"])
+def test_trainer_on_tiny_and_empty_targets(case):
+    n = 8
+    inside = np.zeros((n,) * 3, bool)
+    inside[3, 4, 5] = case == "single_voxel"
+    coarse, pixel_art, masks, depth = _sphere_problem(n, inside=inside)
+    assert masks.sum() == (6 if case == "single_voxel" else 0)
+    sparse = SparseStage2Trainer(coarse, n, PALETTE, _config(), masks, depth)
+    for step in range(3):
+        terms = sparse.step(step, (pixel_art, masks, depth), log=True)
+        assert np.isfinite(terms["loss"])
+    density, index, logits, _ = sparse.grids()
+    assert density.shape == (n,) * 3 and logits.shape == (n,) * 3 + (len(PALETTE),)
+    if case == "empty":
+        assert sparse.grid.slots == 0 and np.all(density == EMPTY_DENSITY)
+    else:
+        assert 0 < sparse.grid.slots <= 8 and index.shape == (n,) * 3
+        assert density[3, 4, 5] > density.max() - 1e-9  # the voxel the views ask for
+
+
+def test_thin_shell_at_256_takes_far_less_memory_than_dense():
+    n = 256
+    g = (np.arange(n) + 0.5) / n - 0.5
+    x, y, z = np.meshgrid(g, g, g, indexing="ij", sparse=True)
+    shell = np.abs(np.sqrt(x * x + y * y + z * z) * n - 0.4 * n) < 1.5  # 3 voxels thick
+    grid = SparseGrid(n, blocks_of(shell), sparse_channels(6))
+    assert 0.02 < grid.active_fraction() < 0.1
+    assert grid.nbytes() < 0.1 * grid.dense_nbytes()
+    assert grid.dense_nbytes() > 2 ** 30  # dense Stage 2 state at 256^3 with 6 colours
