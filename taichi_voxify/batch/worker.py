@@ -1,0 +1,105 @@
+"""What a worker does with one asset; both functions take a small task dict and return a small
+record (plain JSON values, never arrays) and never raise, so one asset cannot stop the others.
+
+task: name, input (mesh path), out_dir (the batch folder), settings (the conversion options),
+threads (Taichi CPU threads for this worker).
+"""
+import os
+import socket
+import time
+
+from ..errors import VoxifyError
+
+
+def error_line(exc):
+    """The one-line message the command line would print for this exception."""
+    if isinstance(exc, VoxifyError):
+        return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if isinstance(exc, MemoryError):
+        return "out of memory: lower --res or --colors"
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"internal error ({type(exc).__name__}: {text})"
+
+
+def _guarded(job, task):
+    start = time.perf_counter()
+    record = {"name": task["name"], "worker": f"{socket.gethostname()}:{os.getpid()}"}
+    try:
+        record.update(job(task), status="ok")
+    except Exception as exc:  # noqa: BLE001 - every failure becomes this asset's record
+        record.update(status="failed", error=error_line(exc))
+    record["seconds"] = round(time.perf_counter() - start, 3)
+    return record
+
+
+def _start_taichi(task):
+    from .. import backend
+
+    settings = task["settings"]
+    backend.init(arch=settings["arch"], threads=task.get("threads"), seed=settings["seed"])
+
+
+def _pipeline_options(settings):
+    return dict(resolution=settings["resolution"], colors=settings["colors"],
+                palette=settings["palette"], seed=settings["seed"], preset=settings["preset"],
+                pixel_method=settings["pixel_method"], clip=settings["clip"],
+                clip_weights=settings["clip_weights"], fill=settings["fill"],
+                depth_source=settings["depth_source"], up=settings["up"],
+                front=settings["front"])
+
+
+def _convert(task):
+    from ..export.atomic import atomic_dir
+    from ..outputs import build_report, write_outputs, write_report
+    from ..pipeline import run_pipeline
+
+    _start_taichi(task)
+    settings = task["settings"]
+    conv = run_pipeline(task["input"], **_pipeline_options(settings))
+    with atomic_dir(os.path.join(task["out_dir"], task["name"])) as folder:
+        start = time.perf_counter()
+        files, numbers = write_outputs(conv, folder, settings["formats"])
+        timings = dict(conv.timings_s)
+        timings["export"] = round(time.perf_counter() - start, 3)
+        timings["total"] = round(timings["total"] + timings["export"], 3)
+        files["report"] = [conv.mesh_name + "_report.json"]
+        report = build_report(conv, dict(settings, mesh=task["input"]), files, numbers, timings)
+        write_report(report, os.path.join(folder, files["report"][0]))
+    art = conv.art
+    return {"files": [f"{task['name']}/{f}" for names in files.values() for f in names],
+            "voxels": int(art.filled_count), "colors_used": len(art.colors_used()),
+            "palette": art.hex_palette(), "timings_s": timings}
+
+
+def convert_asset(task):
+    """Convert one mesh into DIR/NAME/ (the folder appears whole or not at all)."""
+    return _guarded(_convert, task)
+
+
+def _palette_sample(task):
+    import numpy as np
+
+    from ..cameras import axis_views
+    from ..color import lab_to_srgb
+    from ..mesh import load_mesh
+    from ..palette import weighted_colors
+    from ..pipeline import hires_size, view_weights
+    from ..pixelart import view_cells
+    from ..render import render_views
+
+    _start_taichi(task)
+    settings = task["settings"]
+    mesh = load_mesh(task["input"], up=settings["up"])
+    views = render_views(mesh, axis_views(), hires_size(settings["resolution"]))
+    cells = view_cells(views.rgb, views.alpha, settings["resolution"], settings["pixel_method"])
+    colors, weights = weighted_colors(lab_to_srgb(np.stack([c.lab for c in cells])),
+                                      np.stack([c.mask for c in cells]),
+                                      view_weights(settings["front"]))
+    return {"colors": ["#%02x%02x%02x" % tuple(c) for c in colors.tolist()],
+            "weights": (weights / weights.sum()).round(8).tolist()}
+
+
+def palette_sample(task):
+    """The asset's pixel-art colours (the cells of its six views, front weighted) with their
+    weights summing to 1, for a palette shared by the whole batch."""
+    return _guarded(_palette_sample, task)

@@ -1,0 +1,198 @@
+"""Batch conversion: inputs, manifest and resume, shared palette, local pool vs Ray, worker
+crashes and the contact sheet. Tiny generated meshes at N=8 with the `test` preset."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from taichi_voxify.batch import make_pool, run_batch
+from taichi_voxify.batch.inputs import collect_assets
+from taichi_voxify.batch.worker import convert_asset
+from taichi_voxify.errors import OptionError
+
+SETTINGS = dict(resolution=8, colors=4, palette="kmeans", pixel_method="kcentroid", seed=0,
+                preset="test", clip="off", clip_weights=None, fill=False, depth_source="mesh",
+                up="y", front="+z", formats=["npz", "png"], arch="cpu")
+GOOD = ("ball", "box", "post")
+
+
+def _two_colour(mesh, top, bottom):
+    v = mesh.vertices
+    rgb = np.where((v[:, 1] > v[:, 1].mean())[:, None], top, bottom)
+    mesh.visual.vertex_colors = np.c_[rgb, np.full(len(v), 255)].astype(np.uint8)
+    return mesh
+
+
+@pytest.fixture(scope="module")
+def meshes(tmp_path_factory):
+    """Three tiny coloured meshes and a corrupt GLB in one folder."""
+    import trimesh
+
+    folder = tmp_path_factory.mktemp("meshes")
+    _two_colour(trimesh.creation.box((1, 0.6, 0.8)), [200, 40, 40], [40, 40, 200]) \
+        .export(folder / "box.ply")
+    _two_colour(trimesh.creation.icosphere(2), [240, 200, 20], [20, 160, 60]) \
+        .export(folder / "ball.glb")
+    _two_colour(trimesh.creation.cylinder(0.3, 1.0, sections=12), [250, 250, 250],
+                [90, 50, 20]).export(folder / "post.glb")
+    (folder / "broken.glb").write_bytes(b"glTF\x02\x00\x00\x00not a mesh at all")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def ray_session():
+    pytest.importorskip("ray")
+    from taichi_voxify.batch.ray_pool import start_local_ray
+
+    ray = start_local_ray(num_cpus=2)
+    yield ray
+    ray.shutdown()
+
+
+def _batch(inputs, out, pool, **kwargs):
+    try:
+        return run_batch(inputs, out, SETTINGS, pool, **kwargs)
+    finally:
+        pool.close()
+
+
+def _manifest(out):
+    lines = (out / "manifest.jsonl").read_text().splitlines()
+    return {r["name"]: r for r in map(json.loads, lines)}, len(lines)
+
+
+def _indices(out, name):
+    with np.load(out / name / f"{name}.npz") as npz:
+        return npz["indices"], npz["palette"]
+
+
+# --- inputs ---------------------------------------------------------------------------------
+
+def test_inputs_folders_globs_and_unique_names(tmp_path):
+    for rel in ("a/chair.obj", "b/deep/chair.glb", "b/table.stl", "b/notes.txt", "c/lamp.ply",
+                "out/old/chair.glb", "b/.hidden/x.glb"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"x")
+    out = tmp_path / "out"
+    assets = collect_assets([tmp_path / "a", tmp_path / "b", str(tmp_path / "c" / "*.ply"),
+                             tmp_path / "a" / "chair.obj"], out)
+    paths = [os.path.relpath(a.path, tmp_path) for a in assets]
+    assert paths == ["a/chair.obj", "b/table.stl", "b/deep/chair.glb", "c/lamp.ply"]
+    names = [a.name for a in assets]
+    assert len(set(names)) == 4 and names[1] == "table" and names[3] == "lamp"
+    assert names[0].startswith("chair-") and names[2].startswith("chair-")
+    assert [a.name for a in collect_assets([tmp_path / "a", tmp_path / "b"], out)] == \
+        names[:3]  # the same names on a re-run
+    # the whole tree, with the output folder inside it, finds the outputs' meshes nowhere
+    assert "out/old/chair.glb" not in [os.path.relpath(a.path, tmp_path)
+                                       for a in collect_assets([tmp_path], out)]
+    for bad, message in (([tmp_path / "nope.glb"], "does not exist"),
+                         ([str(tmp_path / "*.fbx")], "matches no mesh"),
+                         ([out / "old" / "chair.glb"], "inside the output folder"),
+                         ([out / "old"], "inside the output folder"),
+                         ([out], "also an input folder")):
+        with pytest.raises(OptionError, match=message):
+            collect_assets(bad, out)
+
+
+# --- Ray and the local pool -----------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def ray_run(meshes, ray_session, tmp_path_factory):
+    """The three meshes and the corrupt one on a local Ray, run twice into one folder."""
+    out = tmp_path_factory.mktemp("ray") / "out"
+    first, _ = _batch([meshes], out, make_pool(ray="local"))
+    manifest_after_first = _manifest(out)
+    second, _ = _batch([meshes], out, make_pool(ray="local"))
+    return out, first, manifest_after_first, second
+
+
+def test_ray_batch_manifest_and_resume(ray_run):
+    out, first, (manifest, lines), second = ray_run
+    assert {r["name"]: r["status"] for r in first} == {**dict.fromkeys(GOOD, "ok"),
+                                                       "broken": "failed"}
+    assert lines == 4 and manifest["broken"]["status"] == "failed"
+    assert "truncated" in manifest["broken"]["error"] or "broken.glb" in manifest["broken"]["error"]
+    for name in GOOD:
+        record = manifest[name]
+        assert record["sha256"] and record["settings"]["resolution"] == 8
+        assert record["voxels"] > 0 and record["worker"]
+        assert all((out / f).is_file() for f in record["files"])
+        assert np.count_nonzero(_indices(out, name)[0]) == record["voxels"]
+    # the re-run skips the three and tries the broken one again
+    assert {r["name"]: r["status"] for r in second} == {**dict.fromkeys(GOOD, "skipped"),
+                                                        "broken": "failed"}
+    assert second[0]["files"] == first[0]["files"]
+    assert _manifest(out)[1] == 4  # rewritten: still one line per asset
+
+
+def test_local_pool_gives_the_same_voxels_as_ray(ray_run, meshes, tmp_path):
+    ray_out = ray_run[0]
+    records, _ = _batch([meshes / f for f in ("ball.glb", "box.ply", "post.glb")],
+                        tmp_path / "local", make_pool(jobs=2))
+    assert [r["status"] for r in records] == ["ok"] * 3
+    for name in GOOD:
+        local, ray = _indices(tmp_path / "local", name), _indices(ray_out, name)
+        assert np.array_equal(local[0], ray[0]) and np.array_equal(local[1], ray[1])
+
+
+def test_ray_shared_palette(meshes, ray_session, tmp_path):
+    records, shared = _batch([meshes], tmp_path, make_pool(ray="local"), shared=True)
+    status = {r["name"]: r["status"] for r in records}
+    assert status == {**dict.fromkeys(GOOD, "ok"), "broken": "failed"}
+    saved = json.loads((tmp_path / "palette.json").read_text())
+    assert saved["palette"] == shared and 2 <= len(shared) <= SETTINGS["colors"]
+    assert (tmp_path / "palette.png").is_file()
+    for name in GOOD:
+        palette = ["#%02x%02x%02x" % tuple(c) for c in _indices(tmp_path, name)[1]]
+        assert palette == shared
+    # the set's colours: warm (yellow/red) and cool (blue/green) assets share one palette
+    rgb = np.array([[int(c[i:i + 2], 16) for i in (1, 3, 5)] for c in shared])
+    assert (rgb[:, 2] > rgb[:, 0] + 60).any() and (rgb[:, 0] > rgb[:, 2] + 60).any()
+
+
+def convert_killed_once(task):
+    """The real conversion, but the worker is killed half a second into its first try."""
+    marker = os.path.join(task["out_dir"], f".killed-{task['name']}")
+    if not os.path.exists(marker):
+        open(marker, "w").close()
+        threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGKILL)).start()
+    return convert_asset(task)
+
+
+@pytest.mark.parametrize("runner", ["local", "ray"])
+def test_worker_killed_mid_asset_is_retried(runner, meshes, tmp_path, request):
+    if runner == "ray":
+        ray = request.getfixturevalue("ray_session")
+        ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers lack tests/
+        pool = make_pool(ray="local")
+    else:
+        pool = make_pool(jobs=1)
+    records, _ = _batch([meshes / "box.ply", meshes / "broken.glb"], tmp_path, pool,
+                        job=convert_killed_once)
+    assert {r["name"]: r["status"] for r in records} == {"box": "ok", "broken": "failed"}
+    assert (tmp_path / ".killed-box").exists()  # the first try really died
+    if runner == "local":
+        assert records[0]["attempts"] == 2
+    manifest, lines = _manifest(tmp_path)  # every line parses
+    assert lines == 2 and manifest["box"]["status"] == "ok"
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(".box")]  # no half folder
+
+
+def sleep_forever(task):
+    time.sleep(60)
+
+
+def test_local_pool_timeout(tmp_path, meshes):
+    start = time.monotonic()
+    records, _ = _batch([meshes / "box.ply"], tmp_path, make_pool(jobs=1, timeout=1.0),
+                        job=sleep_forever)
+    assert records[0]["status"] == "failed" and "timed out after 1 s" in records[0]["error"]
+    assert time.monotonic() - start < 30
