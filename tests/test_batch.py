@@ -16,10 +16,10 @@ from taichi_voxify.batch import make_pool, run_batch
 from taichi_voxify.batch.inputs import collect_assets
 from taichi_voxify.batch.worker import convert_asset
 from taichi_voxify.errors import OptionError
+from taichi_voxify.options import Options
 
-SETTINGS = dict(resolution=8, colors=4, palette="kmeans", pixel_method="kcentroid", seed=0,
-                preset="test", clip="off", clip_weights=None, fill=False, depth_source="mesh",
-                up="y", front="+z", formats=["npz", "png"], arch="cpu")
+OPTIONS = Options(resolution=8, colors=4, preset="test", clip="off", formats="npz,png",
+                  arch="cpu")
 GOOD = ("ball", "box", "post")
 
 
@@ -58,7 +58,7 @@ def ray_session():
 
 def _batch(inputs, out, pool, **kwargs):
     try:
-        return run_batch(inputs, out, SETTINGS, pool, **kwargs)
+        return run_batch(inputs, out, OPTIONS, pool, **kwargs)
     finally:
         pool.close()
 
@@ -148,7 +148,7 @@ def test_ray_shared_palette(meshes, ray_session, tmp_path):
     status = {r["name"]: r["status"] for r in records}
     assert status == {**dict.fromkeys(GOOD, "ok"), "broken": "failed"}
     saved = json.loads((tmp_path / "palette.json").read_text())
-    assert saved["palette"] == shared and 2 <= len(shared) <= SETTINGS["colors"]
+    assert saved["palette"] == shared and 2 <= len(shared) <= OPTIONS.colors
     assert (tmp_path / "palette.png").is_file()
     for name in GOOD:
         palette = ["#%02x%02x%02x" % tuple(c) for c in _indices(tmp_path, name)[1]]

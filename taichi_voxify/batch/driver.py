@@ -7,7 +7,7 @@ import os
 import sys
 import time
 
-from ..errors import VoxifyError
+from ..errors import OptionError, VoxifyError
 from . import contact_sheet, shared_palette
 from .inputs import collect_assets, file_sha256
 from .local_pool import LocalPool, failed
@@ -81,13 +81,24 @@ def _hash_inputs(assets):
     return hashes, unreadable
 
 
-def _shared_palette(pool, tasks, settings, out_dir, hashes, manifest, progress):
+def settings_of(options):
+    """What the manifest records and a re-run compares: every setting that changes the
+    outputs (not the thread count), and the package version."""
+    from .. import __version__
+
+    settings = options.as_dict()
+    del settings["threads"]
+    return dict(settings, version=__version__)
+
+
+def _shared_palette(pool, tasks, options, out_dir, hashes, manifest, progress):
     """The batch's palette (hex list); assets whose pixel art cannot be made fail here."""
-    palette, colors = settings["palette"], settings["colors"]
+    palette, colors = options.palette, options.colors
     if not shared_palette.needs_samples(palette, colors):
         hex_colors = shared_palette.given(palette, colors)
         shared_palette.write(out_dir, hex_colors, {"palette": palette})
         return hex_colors
+    settings = settings_of(options)
     source = {"settings": settings, "inputs": sorted(hashes[t["name"]] for t in tasks)}
     hex_colors = shared_palette.load_if_same(out_dir, source)
     if hex_colors is None:
@@ -106,39 +117,43 @@ def _shared_palette(pool, tasks, settings, out_dir, hashes, manifest, progress):
         if not samples:
             return None
         hex_colors = shared_palette.as_hex(shared_palette.from_samples(
-            samples, palette, colors, settings["seed"]))
+            samples, palette, colors, options.seed))
         shared_palette.write(out_dir, hex_colors, source)
     return hex_colors
 
 
-def run_batch(inputs, out_dir, settings, pool, shared=False, progress=None, job=convert_asset):
+def run_batch(inputs, out_dir, options, pool, shared=False, progress=None, job=convert_asset):
     """Convert every asset named by `inputs` into out_dir/NAME/; returns this run's records
     (one per asset: status ok, skipped or failed) and the shared palette (or None).
 
-    settings: the conversion options, the same for every asset (a dict of plain values);
-    pool: from make_pool; job: the function a worker runs on each asset's task.
+    options: the Options of every asset's conversion; pool: from make_pool; shared: one
+    palette for the set; job: the function a worker runs on each asset's task.
     """
-    from .. import __version__
     from ..outputs import prepare_out_dir
 
+    if options.pixel_art is not None:
+        raise OptionError("--pixel-art belongs to one mesh: a batch makes each asset's own")
     out_dir = prepare_out_dir(out_dir)
     assets = collect_assets(inputs, out_dir)
     progress = progress or Progress(False)
-    settings = dict(settings, version=__version__)
+    if options.threads is None and getattr(pool, "threads", None):
+        options = options.replace(threads=pool.threads)
+    settings = settings_of(options)
     with _exclusive(out_dir):
         manifest = Manifest(out_dir)
         hashes, unreadable = _hash_inputs(assets)
         for record in unreadable:
             manifest.add(dict(record, settings=settings))
-        tasks = [{"name": a.name, "input": a.path, "out_dir": out_dir, "settings": settings,
-                  "threads": getattr(pool, "threads", None)}
+        tasks = [{"name": a.name, "input": a.path, "out_dir": out_dir, "options": options}
                  for a in assets if a.name in hashes]
         hex_colors = None
         if shared and tasks:
-            hex_colors = _shared_palette(pool, tasks, settings, out_dir, hashes, manifest,
+            hex_colors = _shared_palette(pool, tasks, options, out_dir, hashes, manifest,
                                          progress)
-            settings = dict(settings, palette=",".join(hex_colors or []), shared_palette=True)
-            tasks = [dict(t, settings=settings) for t in tasks if t["name"] not in manifest.current]
+            if hex_colors:
+                options = options.replace(palette=",".join(hex_colors))
+                settings = dict(settings_of(options), shared_palette=True)
+            tasks = [dict(t, options=options) for t in tasks if t["name"] not in manifest.current]
         todo = []
         for task in tasks:
             old = manifest.done_before(task["name"], task["input"], hashes[task["name"]],

@@ -1,8 +1,8 @@
 """What a worker does with one asset; both functions take a small task dict and return a small
 record (plain JSON values, never arrays) and never raise, so one asset cannot stop the others.
 
-task: name, input (mesh path), out_dir (the batch folder), settings (the conversion options),
-threads (Taichi CPU threads for this worker).
+task: name, input (mesh path), out_dir (the batch folder), options (an Options, the same for
+every asset, with this worker's share of threads).
 """
 import os
 import socket
@@ -32,38 +32,22 @@ def _guarded(job, task):
     return record
 
 
-def _start_taichi(task):
-    from .. import backend
-
-    settings = task["settings"]
-    backend.init(arch=settings["arch"], threads=task.get("threads"), seed=settings["seed"])
-
-
-def _pipeline_options(settings):
-    return dict(resolution=settings["resolution"], colors=settings["colors"],
-                palette=settings["palette"], seed=settings["seed"], preset=settings["preset"],
-                pixel_method=settings["pixel_method"], clip=settings["clip"],
-                clip_weights=settings["clip_weights"], fill=settings["fill"],
-                depth_source=settings["depth_source"], up=settings["up"],
-                front=settings["front"])
-
-
 def _convert(task):
     from ..export.atomic import atomic_dir
     from ..outputs import build_report, write_outputs, write_report
     from ..pipeline import run_pipeline
 
-    _start_taichi(task)
-    settings = task["settings"]
-    conv = run_pipeline(task["input"], **_pipeline_options(settings))
+    options = task["options"]
+    conv = run_pipeline(task["input"], options)
     with atomic_dir(os.path.join(task["out_dir"], task["name"])) as folder:
         start = time.perf_counter()
-        files, numbers = write_outputs(conv, folder, settings["formats"])
+        files, numbers = write_outputs(conv, folder, options.formats)
         timings = dict(conv.timings_s)
         timings["export"] = round(time.perf_counter() - start, 3)
         timings["total"] = round(timings["total"] + timings["export"], 3)
         files["report"] = [conv.mesh_name + "_report.json"]
-        report = build_report(conv, dict(settings, mesh=task["input"]), files, numbers, timings)
+        report = build_report(conv, dict(mesh=task["input"], **options.as_dict()), files,
+                              numbers, timings)
         write_report(report, os.path.join(folder, files["report"][0]))
     art = conv.art
     return {"files": [f"{task['name']}/{f}" for names in files.values() for f in names],
@@ -79,22 +63,24 @@ def convert_asset(task):
 def _palette_sample(task):
     import numpy as np
 
+    from .. import backend
     from ..cameras import axis_views
     from ..color import lab_to_srgb
     from ..mesh import load_mesh
     from ..palette import weighted_colors
-    from ..pipeline import hires_size, view_weights
+    from ..pipeline import hires_size
     from ..pixelart import view_cells
     from ..render import render_views
+    from ..views import view_weights
 
-    _start_taichi(task)
-    settings = task["settings"]
-    mesh = load_mesh(task["input"], up=settings["up"])
-    views = render_views(mesh, axis_views(), hires_size(settings["resolution"]))
-    cells = view_cells(views.rgb, views.alpha, settings["resolution"], settings["pixel_method"])
+    options = task["options"]
+    backend.ensure_init(arch=options.arch, threads=options.threads)
+    mesh = load_mesh(task["input"], up=options.up)
+    views = render_views(mesh, axis_views(), hires_size(options.resolution))
+    cells = view_cells(views.rgb, views.alpha, options.resolution, options.pixel_method)
     colors, weights = weighted_colors(lab_to_srgb(np.stack([c.lab for c in cells])),
                                       np.stack([c.mask for c in cells]),
-                                      view_weights(settings["front"]))
+                                      view_weights(options.front))
     return {"colors": ["#%02x%02x%02x" % tuple(c) for c in colors.tolist()],
             "weights": (weights / weights.sum()).round(8).tolist()}
 
