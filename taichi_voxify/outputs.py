@@ -74,8 +74,9 @@ def write_outputs(conv, out_dir, formats=DEFAULT_FORMATS, stem=None):
             _write_npz(conv, path(".npz"))
             files[fmt] = [stem + ".npz"]
         elif fmt == "png":
-            images.views_png(art, path("_views.png"), mesh_views=conv.axis_hires.rgb,
-                             pixel_art=conv.pixel_art, front=conv.options.front)
+            images.views_png(art, path("_views.png"), mesh_views=conv.axis_hires,
+                             pixel_art=conv.pixel_art, pixel_masks=conv.masks,
+                             front=conv.options.front)
             counts = np.bincount(art.indices.ravel(), minlength=len(art.palette) + 1)[1:]
             images.palette_png(art.palette, path("_palette.png"), counts=counts)
             files[fmt] = [stem + "_views.png", stem + "_palette.png"]

@@ -5,7 +5,7 @@ from PIL import Image
 from taichi_voxify import VoxelArt
 from taichi_voxify.cameras import axis_view
 from taichi_voxify.export.images import (BACKGROUND, iso_camera, palette_png, raycast,
-                                         render_voxels, turntable_gif, views_png)
+                                         render_voxels, turntable_gif, views_image, views_png)
 
 
 def _random_art(n=6, seed=0):
@@ -91,3 +91,26 @@ def test_turntable_gif_turns(tmp_path):
     red = [(f[..., 0] > 150) & (f[..., 2] < 80) for f in frames]
     assert red[0].sum() > 50  # azimuth 0: the front; red on the left
     assert red[2].sum() > 50 and red[1].sum() < red[3].sum()  # at 90 the right (blue) side faces us
+
+
+def test_white_parts_of_mesh_and_pixel_art_stay_visible_on_the_grey_background(tmp_path):
+    from types import SimpleNamespace
+
+    art = _random_art(8)
+    alpha = np.zeros((6, 16, 16), np.float32)
+    alpha[:, 4:12, 4:12] = 1.0  # a white object in the middle of each render
+    alpha[:, 4:12, 3] = 0.5  # a half-covered edge column
+    rgb = np.ones((6, 16, 16, 3), np.float32)  # white over white: invisible before
+    renders = SimpleNamespace(rgb=rgb, alpha=alpha)
+    masks = alpha > 0.9
+    img = np.asarray(views_image(art, mesh_views=renders, pixel_art=rgb, pixel_masks=masks,
+                                 tile=64))
+    grey = round(BACKGROUND[0] * 255)
+    for row in (1, 2):  # mesh, pixel art
+        y0 = 6 + row * (64 + 14 + 6) + 14
+        tile = img[y0:y0 + 64, 6:6 + 64]
+        assert np.all(tile[:8, :8] == grey)  # background: the voxel views' grey
+        assert np.all(tile[24:40, 24:40] == 255)  # the white object, now distinct from it
+    y0 = 6 + (64 + 14 + 6) + 14
+    half = img[y0 + 24:y0 + 40, 6 + 3 * 4 + 1]  # the mesh's half-covered column: in between
+    assert np.all((half > grey) & (half < 255))

@@ -141,29 +141,42 @@ def _tile(img, size):
     return Image.fromarray(_to_uint8(img)[..., :3]).resize((size, size), Image.NEAREST)
 
 
-def _row_images(views):
-    """Renders (.rgb), PixelArtViews (.images) or an array/list of images -> (H, W, 3) arrays."""
+def _row_images(views, coverage=None):
+    """Renders (.rgb, .alpha), PixelArtViews (.images, .masks) or an array/list of images over
+    white -> (H, W, 3) arrays over BACKGROUND, the voxel views' grey, so white parts of the
+    object stay visible. coverage: (V, H, W) alpha or bool masks for plain arrays; without any,
+    the images are shown as they are."""
     if views is None:
         return None
     rgb = getattr(views, "rgb", getattr(views, "images", views))
-    return [np.asarray(v) for v in rgb]
+    if coverage is None:
+        coverage = getattr(views, "alpha", getattr(views, "masks", None))
+    if coverage is None:
+        return [np.asarray(v) for v in rgb]
+    rgb = np.asarray(rgb)
+    rgb = rgb / 255.0 if rgb.dtype == np.uint8 else rgb.astype(np.float64)
+    alpha = np.asarray(coverage, np.float64)[..., None]
+    # over white: c a + (1 - a); over the background: c a + (1 - a) g
+    return list(rgb - (1.0 - alpha) * (1.0 - BACKGROUND))
 
 
 FRONT_AZIMUTH = {"+z": 0.0, "+x": 90.0, "-z": 180.0, "-x": 270.0, "+y": 0.0, "-y": 0.0}
 
 
-def views_image(art, mesh_views=None, pixel_art=None, tile=160, front="+z"):
+def views_image(art, mesh_views=None, pixel_art=None, tile=160, front="+z", pixel_masks=None):
     """A labelled PIL image: the voxel art's six axis views and an isometric view (from the
-    `front` side), with the mesh's renders and the pixel-art targets (each six images in
-    VIEW_NAMES order) below."""
+    `front` side), with the mesh's renders (Renders, or images over white) and the pixel-art
+    targets (images over white with `pixel_masks`, or PixelArtViews), each six images in
+    VIEW_NAMES order, below, all on the voxel views' light grey."""
     native = max(art.shape)
     scale = max(1, -(-tile // native))
     voxel_row = [render_voxels(art, cam, native * scale, shade=False) for cam in axis_views()]
     iso = iso_camera(azimuth=45.0 + FRONT_AZIMUTH[front], art=art)
     voxel_row.append(render_voxels(art, iso, native * scale))
     rows = [("voxel art", voxel_row, [*VIEW_NAMES, "iso"])]
-    for title, views in (("mesh", mesh_views), ("pixel art", pixel_art)):
-        imgs = _row_images(views)
+    for title, views, coverage in (("mesh", mesh_views, None),
+                                   ("pixel art", pixel_art, pixel_masks)):
+        imgs = _row_images(views, coverage)
         if imgs:
             names = list(VIEW_NAMES) if len(imgs) == 6 else [str(i) for i in range(len(imgs))]
             rows.append((title, imgs, names))
@@ -182,9 +195,9 @@ def views_image(art, mesh_views=None, pixel_art=None, tile=160, front="+z"):
     return canvas
 
 
-def views_png(art, path, mesh_views=None, pixel_art=None, tile=160, front="+z"):
+def views_png(art, path, mesh_views=None, pixel_art=None, tile=160, front="+z", pixel_masks=None):
     """Write views_image(...) to `path` (whole or not at all)."""
-    _save(views_image(art, mesh_views, pixel_art, tile, front), path)
+    _save(views_image(art, mesh_views, pixel_art, tile, front, pixel_masks), path)
 
 
 def palette_image(palette, counts=None, swatch=48):
