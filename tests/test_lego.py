@@ -216,6 +216,7 @@ def test_bricks_hanging_in_the_air_are_flagged_per_layer_and_support_holds_them(
         cover[b.x: b.x + b.size_x, b.layer, b.z: b.z + b.size_z] += 1
     np.testing.assert_array_equal(cover, (art.indices > 0).astype(np.int64))
     lines = held.bom()
+    assert [l for l in lines if not l.support] == plan.bom()  # the model's parts stay the same
     assert hs["support_parts"] == sum(l.count for l in lines if l.support) == len(support)
     assert [l.support for l in lines] == sorted(l.support for l in lines)  # support listed last
 

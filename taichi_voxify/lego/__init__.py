@@ -19,14 +19,16 @@ def write_lego(plan, out_dir):
     Returns the written file names."""
     from ..export.atomic import atomic_dir
     from .instructions import instructions_html
-    from .pictures import overview_image
+    from .pictures import model_picture, overview_image
     from .shopping import bom_csv, bricklink_xml, rebrickable_csv
 
+    picture = model_picture(plan, 480)
     texts = {"bom.csv": bom_csv(plan), "rebrickable.csv": rebrickable_csv(plan),
-             "bricklink.xml": bricklink_xml(plan), "instructions.html": instructions_html(plan)}
+             "bricklink.xml": bricklink_xml(plan),
+             "instructions.html": instructions_html(plan, picture)}
     with atomic_dir(out_dir) as tmp:
         for name, text in texts.items():
             with open(os.path.join(tmp, name), "w", newline="", encoding="utf-8") as f:
                 f.write(text)
-        overview_image(plan).save(os.path.join(tmp, "overview.png"))
+        overview_image(plan, picture).save(os.path.join(tmp, "overview.png"))
     return list(texts) + ["overview.png"]

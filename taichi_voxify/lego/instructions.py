@@ -53,13 +53,11 @@ def _rect_path(bricks):
     return "".join(f"M{b.x} {b.z}h{b.size_x}v{b.size_z}h{-b.size_x}z" for b in bricks)
 
 
-def layer_svg(plan, y, floating):
-    """SVG of layer y from above (x right, the front (+z) at the bottom): its parts in colour
-    with studs, plate stacks striped, bricks that hang in the air outlined in dashed red, the
-    layer below faded behind."""
+def layer_svg(plan, below, here, floating):
+    """SVG of one layer from above (x right, the front (+z) at the bottom): its parts `here`
+    ([(brick number, Brick)]) in colour with studs, plate stacks striped, bricks that hang in the
+    air outlined in dashed red, the parts `below` ([Brick]) faded behind."""
     X, _, Z = plan.shape
-    below = [b for b in plan.bricks if b.layer == y - 1]
-    here = [(i, b) for i, b in enumerate(plan.bricks) if b.layer == y]
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="-0.5 -0.5 {X + 1} {Z + 1.6}">',
            '<defs><pattern id="stud" width="1" height="1" patternUnits="userSpaceOnUse">'
            '<circle cx=".5" cy=".5" r=".3" fill="none" stroke="#000" stroke-opacity=".45" '
@@ -91,23 +89,30 @@ def layer_svg(plan, y, floating):
     return "".join(out)
 
 
-def _picture_uri(plan):
-    from .pictures import model_picture
-
+def _picture_uri(picture):
     buf = io.BytesIO()
-    model_picture(plan, 480).save(buf, format="PNG")
+    picture.save(buf, format="PNG")
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def instructions_html(plan):
+def instructions_html(plan, picture=None):
+    """The whole document; picture: the cover's model picture (pictures.model_picture's, made
+    when not given)."""
+    from .pictures import model_picture
+
+    picture = picture or model_picture(plan, 480)
     s = plan.summary()
     floating = plan.floating()
     X, Y, Z = plan.shape
     title = html.escape(plan.name)
     all_lines = [(l.part, l.color, l.support, l.count) for l in plan.bom()]
     layers = [y for y, n in enumerate(plan.bricks_per_layer()) if n]
+    indexed = [[] for _ in range(Y)]  # [(brick number, Brick)] per layer
+    for i, b in enumerate(plan.bricks):
+        indexed[b.layer].append((i, b))
+    by_layer = [[b for _, b in row] for row in indexed]
     cover = (f'<section class="page cover"><h1>{title}: LEGO building instructions</h1>'
-             f'<img src="{_picture_uri(plan)}" alt="the finished model">'
+             f'<img src="{_picture_uri(picture)}" alt="the finished model">'
              f'<div class="numbers">{s["parts"]} parts'
              + (f" ({s['support_parts']} of them hidden support)" if s["support_parts"] else "")
              + f"<br>{len(layers)} steps, one per layer<br>"
@@ -123,16 +128,16 @@ def instructions_html(plan):
     steps = []
     for k, y in enumerate(layers, 1):
         step = Counter()
-        for b in plan.bricks:
-            if b.layer == y:
-                step[(b.part, plan.colors[b.color], b.support)] += b.quantity
+        for b in by_layer[y]:
+            step[(b.part, plan.colors[b.color], b.support)] += b.quantity
         lines = sorted(((p, c, sup, n) for (p, c, sup), n in step.items()),
                        key=lambda l: (l[2], l[1].name, l[0].kind, l[0].width, l[0].length))
-        hanging = int(sum(floating[i] for i, b in enumerate(plan.bricks) if b.layer == y))
+        hanging = int(sum(floating[i] for i, _ in indexed[y]))
         note = (f'<p class="note advice">{hanging} part(s) outlined in dashed red rest on nothing '
                 "yet: hold them until the next layer is on.</p>" if hanging else "")
+        svg = layer_svg(plan, by_layer[y - 1] if y else [], indexed[y], floating)
         steps.append(f'<section class="page"><h2>Step {k} of {len(layers)}: layer {y + 1}</h2>'
-                     f'<div class="step">{layer_svg(plan, y, floating)}'
+                     f'<div class="step">{svg}'
                      f"<div>{_parts_table(lines)}{note}</div></div></section>")
     return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
             f"<title>{title}: LEGO building instructions</title><style>{STYLE}</style></head>"

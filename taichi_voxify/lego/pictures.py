@@ -27,8 +27,11 @@ def model_picture(plan, size=360):
     return Image.fromarray((img * 255).astype(np.uint8))
 
 
-def overview_image(plan, size=360):
-    """The model picture beside the plan's numbers and parts list."""
+def overview_image(plan, picture=None):
+    """The model picture (model_picture's, made when not given) beside the plan's numbers and
+    parts list."""
+    picture = picture or model_picture(plan)
+    size = picture.size[1]
     s = plan.summary()
     lines = [plan.name, f"{s['parts']} parts ({s['support_parts']} hidden support) for "
              f"{s['voxels']} voxels", s["advice"], ""]
@@ -36,8 +39,8 @@ def overview_image(plan, size=360):
               for l in plan.bom()]
     font = ImageFont.load_default()
     text_h = 14 * len(lines) + 10
-    img = Image.new("RGB", (size + 420, max(size, text_h)), (255, 255, 255))
-    img.paste(model_picture(plan, size), (0, 0))
-    ImageDraw.Draw(img).multiline_text((size + 10, 10), "\n".join(lines), fill=(0, 0, 0),
+    img = Image.new("RGB", (picture.size[0] + 420, max(size, text_h)), (255, 255, 255))
+    img.paste(picture, (0, 0))
+    ImageDraw.Draw(img).multiline_text((picture.size[0] + 10, 10), "\n".join(lines), fill=(0, 0, 0),
                                        font=font, spacing=4)
     return img

@@ -22,7 +22,6 @@ from .tiling import grid_from_layers, repair_pieces, tile_layers, usable_parts
 MAX_SIDE = 128  # studs; a 128-stud model is already about a metre wide
 PROPORTIONS = ("cube", "brick")
 BRICK_HEIGHT = 1.2  # studs
-SUPPORT_ROUNDS = 4  # re-plans with support; each round adds columns for what the last one left
 
 
 @dataclass
@@ -204,17 +203,18 @@ def build_plan(art, name=None, support=False, proportions="cube"):
     layers, grid, count, fewest = _tile(label, allowed)
     support_label = len(colors)  # a label of its own, so no part mixes model and support
     if support:
-        allowed.append(usable_parts(catalog.color_named(catalog.SUPPORT_COLOR)))
-        for _ in range(SUPPORT_ROUNDS):
-            component = connected_pieces(grid, count)
-            columns = bridge_columns(grid, component)
-            columns += holding_columns(grid, floating_bricks(grid, count))
-            if not columns:
-                break
-            label = np.where(column_cells(label.shape, columns), support_label, label)
-            layers, grid, count, fewest = _tile(label, allowed)
-        if (label == support_label).any():
-            colors.append(catalog.color_named(catalog.SUPPORT_COLOR))
+        # the model's parts stay as they are; support parts go only into empty cells, and each
+        # support cell has support, a model part or the table under it, so none of them floats
+        columns = bridge_columns(grid, connected_pieces(grid, count))
+        columns += holding_columns(grid, floating_bricks(grid, count))
+        cells = column_cells(label.shape, columns)
+        if cells.any():
+            support_color = catalog.color_named(catalog.SUPPORT_COLOR)
+            colors.append(support_color)
+            below = tile_layers(np.where(cells, 0, -1), [usable_parts(support_color)])
+            layers = [model + extra for model, extra in zip(layers, below)]
+            label = np.where(cells, support_label, label)
+            grid, count = grid_from_layers(label.shape, layers)
     bricks = []
     for y, row in enumerate(layers):
         for x, z, sx, sz, kind in row:
