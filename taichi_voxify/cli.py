@@ -162,6 +162,9 @@ def summary_table(report, out_dir):
             ("silhouette IoU", f"{m['iou_mean']:.3f} (six views vs the mesh)"),
             ("colour error", f"{m['color_de76']:.1f} dE76"),
             ("backend", (report.get("backend") or {}).get("arch"))]
+    lego = report.get("exports", {}).get("lego")
+    if lego:  # pieces and floating bricks, with the flag that fixes them
+        rows.append(("LEGO", f"{lego['parts']} parts; {lego['advice']}"))
     rows += [(f"time {k}", f"{v:.1f} s") for k, v in t.items()]
     files = [f for names in report["files"].values() for f in names]
     rows.append(("files", f"{out_dir}: " + ", ".join(files)))

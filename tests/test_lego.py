@@ -246,3 +246,16 @@ def test_brick_proportions_resample_the_height_by_five_sixths():
     assert brick.summary()["height_studs"] == 12.0 == 12 * 1.0
     with pytest.raises(OptionError, match="cube or brick"):
         build_plan(art, proportions="tall")
+
+
+def test_command_line_summary_reports_pieces_and_offers_support():
+    from taichi_voxify.cli import summary_table
+
+    idx = np.zeros((2, 5, 2), np.uint8)
+    idx[:, 0:2, :] = 1
+    idx[:, 4, :] = 2
+    report = dict(result=dict(shape=[2, 5, 2], voxels_filled=12, colors_used=2, palette=[]),
+                  metrics=dict(iou_mean=1.0, color_de76=0.0), timings_s={}, files={},
+                  exports=dict(lego=build_plan(VoxelArt(idx, [RED, BLUE])).summary()))
+    line = next(l for l in summary_table(report, "out").splitlines() if l.startswith("LEGO"))
+    assert "2 separate pieces" in line and "--lego-support joins 1" in line
