@@ -120,33 +120,57 @@ def _remove_empty(folders):
             return
 
 
+def _output_set(args, options, mesh):
+    """The run's OutputSet, checked before any work: names fit, no input is replaced, no file
+    voxify did not write is replaced unless --force."""
+    from .mesh import referenced_files
+    from .output_set import OutputSet
+    from .outputs import planned_names
+
+    stem = os.path.splitext(os.path.basename(mesh))[0]  # the loaded mesh's name
+    inputs = referenced_files(mesh)
+    if options.pixel_art is not None and os.path.isdir(options.pixel_art):
+        inputs += [os.path.join(options.pixel_art, n) for n in os.listdir(options.pixel_art)]
+    inputs += [options.clip_weights] if options.clip_weights else []
+    outputs = OutputSet(args.out, stem, planned_names(stem, options.formats), inputs,
+                        options.force)
+    outputs.check()
+    return outputs
+
+
 def run(argv=None):
     args = build_parser().parse_args(_join_negative_views(argv))
     options = options_from_args(args)
     mesh = args.mesh or BUNDLED_MESH
-    from .outputs import build_report, prepare_out_dir, write_outputs, write_report
+    from .outputs import build_report, write_outputs, write_report
     from .pipeline import run_pipeline
 
+    outputs = _output_set(args, options, mesh)
     made = _new_folders(args.out)
-    out_dir = prepare_out_dir(args.out)
+    outputs.open()  # the STEM lock, held to the end; files go to its staging folder first
     bars = ProgressBars(not args.quiet)
     try:
-        conv = run_pipeline(mesh, options, progress=bars)
+        try:
+            conv = run_pipeline(mesh, options, progress=bars)
+        finally:
+            bars.close()
+        t = time.perf_counter()
+        files, numbers = write_outputs(conv, outputs.staging, options.formats)
+        timings = dict(conv.timings_s)
+        timings["export"] = round(time.perf_counter() - t, 3)
+        timings["total"] = round(timings["total"] + timings["export"], 3)
+        stem = conv.mesh_name
+        settings = dict(mesh=mesh, **options.as_dict())
+        report = build_report(conv, settings, files, numbers, timings)
+        report["files"]["report"] = [stem + "_report.json"]
+        write_report(report, os.path.join(outputs.staging, stem + "_report.json"))
+        outputs.commit()
     except BaseException:
+        outputs.close(remove_lock_file=bool(made))
         _remove_empty(made)
         raise
-    finally:
-        bars.close()
-    t = time.perf_counter()
-    files, numbers = write_outputs(conv, out_dir, options.formats)
-    timings = dict(conv.timings_s)
-    timings["export"] = round(time.perf_counter() - t, 3)
-    timings["total"] = round(timings["total"] + timings["export"], 3)
-    stem = conv.mesh_name
-    settings = dict(mesh=mesh, **options.as_dict())
-    report = build_report(conv, settings, files, numbers, timings)
-    report["files"]["report"] = [stem + "_report.json"]
-    write_report(report, os.path.join(out_dir, stem + "_report.json"))
+    outputs.close()
+    out_dir = outputs.out_dir
     if args.json:
         print(json.dumps(report, indent=2))
     elif not args.quiet:
@@ -190,7 +214,8 @@ def main(argv=None):
     except MemoryError:
         if debug:
             raise
-        print("error: out of memory: lower --res or --colors", file=sys.stderr)
+        print("error: out of memory (the input or the settings need more than this machine "
+              "has)", file=sys.stderr)
         return 1
     except Exception as exc:  # an internal failure still gets one line without --debug
         if debug:

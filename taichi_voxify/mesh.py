@@ -284,6 +284,20 @@ def _open_scene(path_or_trimesh, max_faces=MAX_FACES):
     return scene, path.stem, str(path), declared
 
 
+def referenced_files(path):
+    """The mesh file and every file it names that loading it would read, found by the same
+    rules (for the check that no output replaces an input)."""
+    path = pathlib.Path(path)
+    folder = MeshFolder(path, warn=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            _declared_textures(path, path.suffix.lower(), folder)
+        except (MeshError, OSError):
+            pass  # the load itself reports it
+    return [path] + folder.followed
+
+
 def _one_line(exc):
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0][:200]}" if text else type(exc).__name__

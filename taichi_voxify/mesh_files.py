@@ -60,6 +60,7 @@ class MeshFolder(trimesh.resolvers.Resolver):
         self.root = pathlib.Path(os.path.realpath(mesh_path.parent))
         self.warn = warn
         self.refused = {}  # name -> reason, for every reference not followed
+        self.followed = []  # paths of the files found, in the order they were asked for
 
     # --- the rules ---------------------------------------------------------------------------
     def locate(self, name, base=None):
@@ -92,6 +93,7 @@ class MeshFolder(trimesh.resolvers.Resolver):
                 raise self._refuse(name, f"cannot be read: {exc.strerror or exc}") from None
             if not stat.S_ISREG(mode):
                 raise self._refuse(name, NOT_REGULAR, loud=True)
+            self.followed.append(path)
             return path
         if outside is not None or absolute:
             raise self._refuse(name, "is not followed: it lies outside the mesh's folder",

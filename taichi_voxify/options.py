@@ -63,6 +63,8 @@ class Options:
                                      "hang in the air and between pieces", action="store_true")
     lego_proportions: str = flag("cube", "LEGO plan: cube (a brick per voxel, model 1.2x taller) "
                                          "| brick (height resampled by 5/6, keeps the shape)")
+    force: bool = flag(False, "replace files in the output folder that voxify did not write "
+                              "(never the input files)", action="store_true")
     # research switches (the ablations of examples/evaluate.py) and whole-stage overrides
     ortho: bool = True
     use_gumbel: bool = True
@@ -94,7 +96,7 @@ class Options:
         from .export.meshing import MESH_STYLES
 
         _one_of("mesh_style", self.mesh_style, MESH_STYLES)
-        for name in ("fill", "shell", "ortho", "use_gumbel", "lego_support"):
+        for name in ("fill", "shell", "force", "ortho", "use_gumbel", "lego_support"):
             if not isinstance(getattr(self, name), bool):
                 raise OptionError(f"{name} must be True or False, got {getattr(self, name)!r}")
         if self.fill and self.shell:

@@ -17,6 +17,18 @@ FORMATS = ("vox", "glb", "obj", "ply", "schem", "npz", "png", "gif", "lego")
 DEFAULT_FORMATS = ("vox", "glb", "npz", "png", "gif")
 
 
+# the names each format writes after STEM (a folder for lego); always STEM_report.json too
+FORMAT_SUFFIXES = {"vox": (".vox",), "glb": (".glb",), "obj": (".obj", ".mtl"), "ply": (".ply",),
+                   "npz": (".npz",), "png": ("_views.png", "_palette.png"),
+                   "gif": ("_turntable.gif",), "lego": ("_lego",)}
+REPORT_SUFFIX = "_report.json"
+
+
+def planned_names(stem, formats):
+    """The names a conversion of STEM writes into --out, known before it starts."""
+    return [stem + s for f in formats for s in FORMAT_SUFFIXES.get(f, ())] + [stem + REPORT_SUFFIX]
+
+
 def parse_formats(text):
     names = [t.strip().lower() for t in str(text).split(",") if t.strip()]
     if not names:

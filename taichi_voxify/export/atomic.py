@@ -40,6 +40,8 @@ def write_bytes(path, data):
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
             f.write(data)
+            f.flush()
+            os.fsync(f.fileno())  # on disk before the rename makes it visible
 
 
 def write_text(path, text):
@@ -48,9 +50,14 @@ def write_text(path, text):
 
 @contextlib.contextmanager
 def atomic_dir(path):
-    """Yield a temporary folder beside `path`; on success it replaces `path` (and its old
-    content) in one rename, so a folder of outputs is also complete or absent."""
+    """Yield a temporary folder beside `path`; on success it replaces the folder `path` (and
+    its old content) by renames, so a folder of outputs is also complete or absent: if the
+    second rename fails the old folder is put back. A file or symlink at `path` is refused,
+    never moved aside."""
     path = os.path.abspath(os.fspath(path))
+    if os.path.islink(path) or (os.path.lexists(path) and not os.path.isdir(path)):
+        raise VoxifyError(f"cannot write the folder {path}: a file or link of that name is in "
+                          "the way")
     parent = os.path.dirname(path)
     try:
         tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.", suffix=".part", dir=parent)
@@ -63,7 +70,12 @@ def atomic_dir(path):
         if os.path.exists(path):
             old = tmp + ".old"
             os.replace(path, old)
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except OSError:
+            if old:
+                os.replace(old, path)  # put the old folder back
+            raise
         if old:
             shutil.rmtree(old, ignore_errors=True)
     except OSError as exc:
