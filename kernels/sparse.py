@@ -16,10 +16,11 @@ the renderer's skip threshold), a whole block at a time.
 """
 import taichi as ti
 
-from .adam import adam_update
-from .gumbel import noise_slot
 from ..views import LAYOUT, NUM_VIEWS
-from .ortho import BACKGROUND, column_voxel, sigmoid, softplus
+from .adam import _adam_entry
+from .funcs import sigmoid, softplus
+from .gumbel import noise_slot
+from .ortho import BACKGROUND, column_voxel
 
 BLOCK = 4
 BLOCK_VOXELS = BLOCK ** 3
@@ -277,10 +278,5 @@ def masked_adam(param: ti.types.ndarray(), grad: ti.types.ndarray(),
     """adam.masked_adam on flat per-voxel arrays of the active blocks: entries with a nonzero
     gradient move (clamped to [low, high]); the gradient is consumed (set to 0)."""
     for q in range(param.shape[0]):
-        g = grad[q]
-        if g != 0.0:
-            p, m, v = adam_update(param[q], g, exp_avg[q], exp_avg_sq[q], lr, beta1, beta2,
-                                  bias1, bias2, eps)
-            param[q] = ti.math.clamp(p, low, high)
-            exp_avg[q], exp_avg_sq[q] = m, v
-            grad[q] = 0.0
+        _adam_entry(param, grad, exp_avg, exp_avg_sq, q, lr, beta1, beta2, bias1, bias2, eps,
+                    low, high)

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import backend, ndarrays
+
 BLOCK = 4
 BLOCK_VOXELS = BLOCK ** 3
 
@@ -59,8 +61,6 @@ class SparseGrid:
     # --- layout ---------------------------------------------------------------------------
 
     def _set_layout(self, blocks):
-        import taichi as ti
-
         nb = block_count(self.n)
         if blocks.shape != (nb,) * 3:
             raise ValueError(f"block mask must be {(nb,) * 3}, got {blocks.shape}")
@@ -73,20 +73,13 @@ class SparseGrid:
         table = np.full((nb,) * 3, -1, dtype=np.int32)
         table[tuple(self.coords.T)] = np.arange(self.slots, dtype=np.int32)
         self.slot_table = table
-        self.block_map = ti.ndarray(ti.i32, table.shape)
-        self.block_map.from_numpy(table)
+        self.block_map = ndarrays.from_numpy(table)
         coords = self.coords if self.slots else np.full((1, 3), nb, np.int32)
-        self.block_coords = ti.ndarray(ti.i32, coords.shape)
-        self.block_coords.from_numpy(np.ascontiguousarray(coords))
+        self.block_coords = ndarrays.from_numpy(coords)
 
     def _allocate(self):
-        import taichi as ti
-
-        from . import backend
-
         for c in self.channels.values():
-            self.arrays[c.name] = ti.ndarray(backend.ti_float(),
-                                             (self.capacity * BLOCK_VOXELS * c.width,))
+            self.arrays[c.name] = ndarrays.empty((self.capacity * BLOCK_VOXELS * c.width,))
 
     def _initialise(self, new_voxels, init):
         """Fill the voxels new_voxels (V,) bool: init's values, else the channel fill."""
@@ -129,8 +122,6 @@ class SparseGrid:
 
     def set(self, name, values):
         """Store (V, width) values into a channel."""
-        from . import backend
-
         self.arrays[name].from_numpy(np.ascontiguousarray(np.reshape(values, -1),
                                                           dtype=backend.float_dtype()))
 
@@ -155,8 +146,7 @@ class SparseGrid:
         """Make `blocks` the active set: surviving blocks keep their state, new ones get
         init(coords) (or the channel fills), retired ones are dropped. Arrays are reallocated
         to the new size; the old ones are freed with their Python objects."""
-        from taichi_voxify.kernels.sparse import move_slots
-        import taichi as ti
+        from .kernels.sparse import move_slots
 
         blocks = np.asarray(blocks, dtype=bool)
         if np.array_equal(blocks, self.blocks):
@@ -169,8 +159,7 @@ class SparseGrid:
         new_slot = np.full(max(old_slots, 1), -1, dtype=np.int32)
         if old_slots:
             new_slot[:old_slots] = self.slot_table[tuple(old_coords.T)]
-        mapping = ti.ndarray(ti.i32, new_slot.shape)
-        mapping.from_numpy(new_slot)
+        mapping = ndarrays.from_numpy(new_slot)
         for name, c in self.channels.items():
             move_slots(old_arrays[name], mapping, BLOCK_VOXELS * c.width, self.arrays[name])
         fresh = np.ones(self.capacity, dtype=bool)
@@ -193,6 +182,4 @@ class SparseGrid:
 
     @staticmethod
     def _itemsize():
-        from . import backend
-
         return np.dtype(backend.float_dtype()).itemsize

@@ -10,7 +10,7 @@ from taichi_voxify.coarse_field import CoarseField, density_shift
 from taichi_voxify.sparse_grid import BLOCK, Channel, SparseGrid, block_count, blocks_of
 from taichi_voxify.stage2 import (AxisViewRenderer, PaletteQuantizer, Stage2Config,
                                   Stage2Trainer, palette_targets)
-from taichi_voxify.stage2_sparse import (EMPTY_DENSITY, SparseAxisViewRenderer,
+from taichi_voxify.stage2.sparse import (EMPTY_DENSITY, SparseAxisViewRenderer,
                                          SparseQuantizer, SparseSettings, SparseStage2Trainer,
                                          sparse_channels, visual_hull)
 

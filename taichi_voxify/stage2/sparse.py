@@ -18,10 +18,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .sparse_grid import BLOCK, Channel, SparseGrid, blocks_of
-from .stage2 import (NUM_VIEWS, Stage2Trainer, ViewRender, _ndarray, density_threshold,
-                     gumbel_noise_table, initial_logits, softplus_inverse, _from_numpy)
-from .views import LAYOUT
+from .. import backend, ndarrays
+from ..sparse_grid import BLOCK, Channel, SparseGrid, blocks_of
+from ..views import LAYOUT, NUM_VIEWS
+from .inputs import softplus_inverse
+from .ops import ViewRender, density_threshold, gumbel_noise_table, initial_logits
+from .trainer import Stage2Trainer
 
 EMPTY_DENSITY = -1e4  # raw density of absent voxels: softplus(-1e4 + shift) is 0 in f32 and f64
 
@@ -103,15 +105,15 @@ class SparseAxisViewRenderer:
         self.grid, self.shift, self.t_min = grid, float(shift), float(t_min)
         self.threshold = density_threshold(skip_alpha, shift)
         self.visible = None
-        self.out = (_ndarray((NUM_VIEWS, n, n, 3)), _ndarray((NUM_VIEWS, n, n)),
-                    _ndarray((NUM_VIEWS, n, n)))
-        self.grads = (_ndarray((NUM_VIEWS, n, n, 3)), _ndarray((NUM_VIEWS, n, n)),
-                      _ndarray((NUM_VIEWS, n, n)))
+        self.out = (ndarrays.empty((NUM_VIEWS, n, n, 3)), ndarrays.empty((NUM_VIEWS, n, n)),
+                    ndarrays.empty((NUM_VIEWS, n, n)))
+        self.grads = (ndarrays.empty((NUM_VIEWS, n, n, 3)), ndarrays.empty((NUM_VIEWS, n, n)),
+                      ndarrays.empty((NUM_VIEWS, n, n)))
 
     def forward(self, density, rgb):
         import taichi as ti
 
-        from taichi_voxify.kernels import sparse
+        from ..kernels import sparse
 
         if self.visible is None or self.visible.shape[0] != self.grid.capacity:
             self.visible = ti.ndarray(ti.u8, (self.grid.capacity,))
@@ -121,9 +123,7 @@ class SparseAxisViewRenderer:
         return ViewRender(*(a.to_numpy() for a in self.out))
 
     def backward(self, density, rgb, g_rgb, g_depth, g_opacity, grad_density, grad_rgb):
-        from taichi_voxify.kernels import sparse
-
-        from . import backend
+        from ..kernels import sparse
 
         for nd, g in zip(self.grads, (g_rgb, g_depth, g_opacity)):
             nd.from_numpy(np.ascontiguousarray(g, dtype=backend.float_dtype()))
@@ -132,7 +132,7 @@ class SparseAxisViewRenderer:
                                           grad_density, grad_rgb)
 
     def pixel_classes(self, density, target, weight, hist):
-        from taichi_voxify.kernels import sparse
+        from ..kernels import sparse
 
         colours = self.grid.channels["hist"].width
         sparse.accumulate_pixel_classes(self.grid.block_map, self.visible, density, self.shift,
@@ -144,8 +144,8 @@ class SparseQuantizer:
 
     def __init__(self, grid, palette, seed=0, table_size=1 << 18):
         self.grid = grid
-        self.palette = _from_numpy(palette)
-        self.noise = _from_numpy(gumbel_noise_table(seed, table_size))
+        self.palette = ndarrays.from_numpy(palette)
+        self.noise = ndarrays.from_numpy(gumbel_noise_table(seed, table_size))
         self.inv_tau = 1.0
 
     @property
@@ -154,7 +154,7 @@ class SparseQuantizer:
 
     def forward(self, logits, step, tau, hard=False, noise=True, density=None,
                 threshold=-1e30):
-        from taichi_voxify.kernels import sparse
+        from ..kernels import sparse
 
         self.inv_tau = 1.0 / tau
         self._active = density, float(threshold)
@@ -166,14 +166,14 @@ class SparseQuantizer:
         return arrays["rgb"]
 
     def backward(self, grad_rgb):
-        from taichi_voxify.kernels import sparse
+        from ..kernels import sparse
 
         sparse.gumbel_softmax_backward(self.grid.arrays["soft"], self.palette, grad_rgb,
                                        self.inv_tau, *self._active, self.grad_logits)
         return self.grad_logits
 
     def add_cross_entropy(self, logits, hist, scale):
-        from taichi_voxify.kernels import sparse
+        from ..kernels import sparse
 
         sparse.add_palette_cross_entropy(logits, hist, self.grid.channels["logits"].width,
                                          float(scale), self.grad_logits)
@@ -190,7 +190,7 @@ class _GridParam:
     grad = property(lambda self: self.grid.arrays[self.name + "_grad"])
 
     def step(self, t, beta1=0.9, beta2=0.99, eps=1e-12):
-        from taichi_voxify.kernels.sparse import masked_adam
+        from ..kernels.sparse import masked_adam
 
         a = self.grid.arrays
         masked_adam(a[self.name], a[self.name + "_grad"], a[self.name + "_m"],
@@ -225,7 +225,7 @@ class SparseStage2Trainer(Stage2Trainer):
         self.renderer_threshold = density_threshold(config.skip_alpha, coarse.shift)
         self.renderer = SparseAxisViewRenderer(self.grid, coarse.shift, config.skip_alpha,
                                                config.t_min)
-        self.class_weight = _ndarray((NUM_VIEWS, n, n))
+        self.class_weight = ndarrays.empty((NUM_VIEWS, n, n))
         self.class_weight.fill(1)
         self.class_target = None
         self.active_history = []
@@ -248,7 +248,7 @@ class SparseStage2Trainer(Stage2Trainer):
         within the candidates; see the module docstring."""
         import taichi as ti
 
-        from taichi_voxify.kernels.sparse import flag_blocks_above
+        from ..kernels.sparse import flag_blocks_above
 
         flags = ti.ndarray(ti.u8, (self.grid.capacity,))
         flag_blocks_above(self.grid.arrays["density"], self.keep_density, flags)
@@ -279,7 +279,7 @@ def sample_coarse(coarse, n, coords):
     stage2.resample_field gives those voxels (trilinear, density rescaled per voxel length)."""
     from scipy.ndimage import map_coordinates
 
-    from .coarse_field import softplus
+    from ..coarse_field import softplus
 
     r = coarse.resolution
     points = ((np.minimum(coords, n - 1) + 0.5) * r / n - 0.5).T
