@@ -20,6 +20,7 @@ Methods (`extract_palette`):
 maxmin and mediancut are deterministic and ignore the seed; anneal uses it for the twins' nudge.
 """
 import csv
+import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -423,11 +424,12 @@ def nearest_palette_index(rgb, palette):
 
 def palette_names(palette, spec):
     """The name of each palette colour where the request named its colours (a named palette
-    such as lego, or a palette file with names), else None for that colour."""
+    such as lego, or a palette file with names), else None for that colour. A palette file
+    gone since the run began only costs the names, not the finished conversion's files."""
     table = {}
     if isinstance(spec, str) and spec.strip().lower() in NAMED_PALETTES:
         table = {rgb: name for name, _, rgb in named_palette(spec)}
-    elif is_palette_file(spec):
+    elif is_palette_file(spec) and os.path.isfile(spec):
         found = read_palette_file(spec)
         table = {tuple(int(v) for v in c): n for c, n in zip(found.colors, found.names) if n}
     return tuple(table.get(tuple(int(v) for v in rgb)) for rgb in np.asarray(palette))
