@@ -109,7 +109,8 @@ def _parse_hex(text, path):
             continue
         match = _HEX6.fullmatch(line)
         if not match:
-            raise InputError(f"{path} line {number}: expected a colour as rrggbb, got {line[:20]!r}")
+            raise InputError(f"{path} line {number}: expected a colour as rrggbb, "
+                             f"got {line[:20]!r}")
         entries.append((_hex_rgb(match.group(1)), None))
     return entries
 
