@@ -74,7 +74,8 @@ def evaluate(args):
                                 **row))
             columns.append((method, gallery_images(art)))
             print(f"{prep.mesh.name:>16} {method:>10}  IoU {row['iou']:.3f}  "
-                  f"dE {row['color_de76']:.2f}  {seconds + shared:.1f} s", flush=True)
+                  f"dE {row['color_de76']:.2f}  features {row['feature_recall']:.2f}  "
+                  f"colours {row['colors_used']}  {seconds + shared:.1f} s", flush=True)
         gallery_png(columns, os.path.join(out, f"gallery_{prep.mesh.name}.png"),
                     mesh_images=mesh_gallery_images(prep.mesh))
     table = format_table(results, methods)

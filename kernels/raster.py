@@ -10,8 +10,10 @@ lower face id. The result does not depend on thread order.
 Pass 2 (`resolve`) runs per output pixel over its S x S samples: it decodes the winning face,
 recomputes its (perspective-correct) barycentric weights at the sample, looks up the albedo
 (material colour * bilinear sRGB-decoded texture * vertex/face colour, all linear) and averages
-the samples: colour over a white background encoded as sRGB, coverage alpha, and depth, normal
-and face id of the covered sample nearest the pixel centre.
+the samples: colour over a white background encoded as sRGB, the mean colour of the covered
+samples alone (sRGB; white where none is covered: no background in it, so a dark object's edge
+pixels stay dark), coverage alpha, and depth, normal and face id of the covered sample nearest
+the pixel centre.
 
 Camera rows (cams[v] is (5, 3)): origin, right, up, forward, (plane width, plane height, ortho).
 Pixel centre (row r, column c) of a W x H image sits at u = ((c + 0.5) / W - 0.5) * width,
@@ -309,8 +311,8 @@ def resolve(tris: ti.types.ndarray(), proj: ti.types.ndarray(), uvs: ti.types.nd
             mat_tex: ti.types.ndarray(), tex: ti.types.ndarray(), table: ti.types.ndarray(),
             lut: ti.types.ndarray(), cams: ti.types.ndarray(), v: ti.i32,
             keys: ti.types.ndarray(), ss: ti.i32,
-            rgb: ti.types.ndarray(), alpha: ti.types.ndarray(), depth: ti.types.ndarray(),
-            normal: ti.types.ndarray(), face_id: ti.types.ndarray()):
+            rgb: ti.types.ndarray(), covered_rgb: ti.types.ndarray(), alpha: ti.types.ndarray(),
+            depth: ti.types.ndarray(), normal: ti.types.ndarray(), face_id: ti.types.ndarray()):
     """Average each pixel's ss x ss samples into the view-v slices of the output images."""
     height, width = rgb.shape[1], rgb.shape[2]
     sw, sh = width * ss, height * ss
@@ -349,8 +351,10 @@ def resolve(tris: ti.types.ndarray(), proj: ti.types.ndarray(), uvs: ti.types.nd
         n_samples = ss * ss
         cover = covered / n_samples
         color = _to_srgb(acc / n_samples + (1.0 - cover))
+        own = _to_srgb(acc / covered if covered > 0 else ti.Vector([1.0, 1.0, 1.0]))
         for i in ti.static(range(3)):
             rgb[v, r, c, i] = color[i]
+            covered_rgb[v, r, c, i] = own[i]
             normal[v, r, c, i] = best_normal[i]
         alpha[v, r, c] = cover
         face_id[v, r, c] = best_face

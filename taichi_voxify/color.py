@@ -96,3 +96,10 @@ def pil_to_rgba8(pil_image):
         return np.concatenate([np.repeat(grey[..., None], 3, axis=-1),
                                np.full(grey.shape + (1,), 255, np.uint8)], axis=-1)
     return np.asarray(pil_image.convert("RGBA"), dtype=np.uint8)
+
+
+def segment_distance(point, a, b):
+    """Lab distance from `point` to the segment a-b (all (..., 3))."""
+    ab = b - a
+    t = np.clip(((point - a) * ab).sum(-1) / np.maximum((ab * ab).sum(-1), 1e-12), 0.0, 1.0)
+    return delta_e76(point, a + t[..., None] * ab)

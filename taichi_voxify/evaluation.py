@@ -38,7 +38,7 @@ def _pixel3d(prep, seed):
     size = views.rgb.shape[1]
     # one pixel-art cell per voxel length on the screen (the views are sqrt(3) box units wide)
     cells = max(4, min(size, int(round(n * views.cameras[0].width))))
-    art = make_pixel_art_views(views.rgb, views.alpha, cells=cells,
+    art = make_pixel_art_views(views.covered_rgb, views.alpha, cells=cells,
                                colors=len(prep.palette), palette=prep.palette, seed=seed)
     cell_of = np.arange(size) * cells // size  # nearest-neighbour upscale back to the views
     up = lambda a: a[:, cell_of][:, :, cell_of]  # noqa: E731
@@ -79,9 +79,9 @@ def metrics_row(art, prep, clip_scorer=None, name=""):
     from .metrics import evaluate_voxel_art
 
     m = evaluate_voxel_art(art, prep.axis_lowres)
-    row = dict(iou=m["iou_mean"], color_de76=m["color_de76"],
-               depth_voxels=m["depth_error_voxels"], colors_used=m["colors_used"],
-               voxels=m["voxels_filled"])
+    row = dict(iou=m["iou_mean"], color_de76=m["color_de76"], feature_recall=m["feature_recall"],
+               features=m["features"], depth_voxels=m["depth_error_voxels"],
+               colors_used=m["colors_used"], voxels=m["voxels_filled"])
     row["clip_iqa"] = (clip_scorer(gallery_images(art, 224), name) if clip_scorer
                        else NO_CLIP_SCORE)
     return row
@@ -128,7 +128,8 @@ def mesh_gallery_images(mesh, size=160):
 
 def format_table(results, methods):
     """Markdown table: one row per (mesh, method), then the mean of each method."""
-    cols = ("iou", "color_de76", "depth_voxels", "colors_used", "voxels", "seconds", "clip_iqa")
+    cols = ("iou", "color_de76", "feature_recall", "features", "depth_voxels", "colors_used",
+            "voxels", "seconds", "clip_iqa")
     head = "| mesh | method | " + " | ".join(cols) + " |"
     lines = [head, "|" + "---|" * (len(cols) + 2)]
     fmt = lambda v: v if isinstance(v, str) else (f"{v:.3f}" if isinstance(v, float) else str(v))  # noqa
@@ -136,15 +137,16 @@ def format_table(results, methods):
         lines.append(f"| {r['mesh']} | {r['method']} | " + " | ".join(fmt(r[c]) for c in cols) + " |")
     for m in methods:
         rows = [r for r in results if r["method"] == m]
-        means = [fmt(float(np.mean([r[c] for r in rows]))) if not isinstance(rows[0][c], str)
+        # nanmean: a mesh without small features has no feature recall
+        means = [fmt(float(np.nanmean([r[c] for r in rows]))) if not isinstance(rows[0][c], str)
                  else rows[0][c] for c in cols]
         lines.append(f"| **mean** | {m} | " + " | ".join(means) + " |")
     return "\n".join(lines) + "\n"
 
 
 def format_csv(results):
-    cols = ("mesh", "method", "iou", "color_de76", "depth_voxels", "colors_used", "voxels",
-            "seconds", "clip_iqa")
+    cols = ("mesh", "method", "iou", "color_de76", "feature_recall", "features", "depth_voxels",
+            "colors_used", "voxels", "seconds", "clip_iqa")
     out = [",".join(cols)]
     for r in results:
         out.append(",".join(str(r[c]) for c in cols))

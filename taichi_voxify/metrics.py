@@ -11,9 +11,10 @@ mesh renderer's depth, which for a cell whose centre is inside lies within half 
 """
 import numpy as np
 
-from .color import delta_e76, linear_to_srgb, srgb_to_lab, srgb_to_linear
+from .color import delta_e76, segment_distance, srgb_to_lab
 from .errors import InputError
 from .views import VIEW_NAMES, VIEWS, view_index
+
 
 # --- colour ---------------------------------------------------------------------------------
 def color_error_de76(img_a, img_b, mask):
@@ -25,6 +26,91 @@ def color_error_de76(img_a, img_b, mask):
     lab_a = srgb_to_lab(np.asarray(img_a)[mask])
     lab_b = srgb_to_lab(np.asarray(img_b)[mask])
     return float(delta_e76(lab_a, lab_b).mean())
+
+
+# --- small features: what a viewer recognises a model by ---------------------------------------
+FEATURE_CONTRAST = 20.0  # ΔE76 a small feature's cell keeps from the cells around it
+FEATURE_MAX_CELLS = 6  # a small feature: an eye, a mouth, a button
+FEATURE_MIN_NEIGHBOURS = 5  # foreground 8-neighbours: features inside the silhouette, not its rim
+_RING = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx]
+_PLACES = [(0, 0), (-1, 0), (1, 0), (0, -1), (0, 1)]  # "the right place": the cell or one over
+
+
+def _shifted(grid, dy, dx, fill):
+    """grid (V, N, M, ...) shifted so out[:, r, c] = grid[:, r + dy, c + dx] (fill outside)."""
+    pad = [(0, 0), (1, 1), (1, 1)] + [(0, 0)] * (grid.ndim - 3)
+    padded = np.pad(grid, pad, constant_values=fill)
+    n, m = grid.shape[1:3]
+    return padded[:, 1 + dy:1 + dy + n, 1 + dx:1 + dx + m]
+
+
+def small_features(lab, mask, contrast=FEATURE_CONTRAST):
+    """Cells of (V, N, N) views that are small high-contrast features (eyes, buttons, mouths):
+    foreground, at least FEATURE_MIN_NEIGHBOURS foreground 8-neighbours, a colour more than
+    `contrast` ΔE76 from every one of them but at most two (a feature may be a short line),
+    and not a mix of two of those it differs from (a cell on the border of two regions is not
+    a feature: its colour lies within contrast / 2 of the Lab segment between theirs), in a
+    connected group of at most FEATURE_MAX_CELLS such cells (longer ones are rims and stripes).
+    Returns (features (V, N, N) bool, surround (V, N, N, 3): median Lab of the differing
+    neighbours, the colour the feature stands out from)."""
+    nb_lab = np.stack([_shifted(lab, dy, dx, 0.0) for dy, dx in _RING])
+    nb_mask = np.stack([_shifted(mask, dy, dx, False) for dy, dx in _RING])
+    differs = nb_mask & (delta_e76(lab[None], nb_lab) > contrast)
+    count = nb_mask.sum(0)
+    features = mask & (count >= FEATURE_MIN_NEIGHBOURS) & (differs.sum(0) >= count - 2)
+    for i in range(len(_RING)):
+        for j in range(i + 1, len(_RING)):
+            between = segment_distance(lab, nb_lab[i], nb_lab[j]) < contrast / 2
+            features &= ~(differs[i] & differs[j] & between)
+    features &= ~_large_parts(features)
+    around = np.where(differs[..., None], nb_lab, np.nan)
+    with np.errstate(all="ignore"):
+        surround = np.nanmedian(np.where(features[None, ..., None], around, 0.0), axis=0)
+    return features, surround
+
+
+def _large_parts(cells):
+    """Cells of (V, N, N) bool in 8-connected groups of more than FEATURE_MAX_CELLS."""
+    from scipy import ndimage
+
+    large = np.zeros_like(cells)
+    for v in range(len(cells)):
+        labels, _ = ndimage.label(cells[v], structure=np.ones((3, 3)))
+        sizes = np.bincount(labels.ravel())
+        large[v] = (labels > 0) & (sizes[labels] > FEATURE_MAX_CELLS)
+    return large
+
+
+def _same_family(lab, feature, surround):
+    """Whether colours `lab` belong to the feature's colour family: they depart from the
+    surround toward the feature by at least half the feature's contrast and lie within that
+    contrast of the line from surround to feature. A mesh cell averages a small feature with
+    what is around it, so a purer, stronger colour of the same kind (a black eye where the
+    cell reads dark brown) counts; a colour off to the side (grey where the eye was) does not."""
+    axis = feature - surround
+    length2 = np.maximum((axis * axis).sum(-1), 1e-12)
+    t = ((lab - surround) * axis).sum(-1) / length2
+    off = delta_e76(lab, surround + t[..., None] * axis)
+    return (t >= 0.5) & (off <= np.sqrt(length2))
+
+
+def feature_recall(images, masks, mesh_rgb, mesh_masks, contrast=FEATURE_CONTRAST):
+    """(fraction kept, number) of the mesh's small features (small_features of the mesh's
+    N x N axis views) that the voxel views keep in the right place (the same cell or a
+    4-neighbour) and colour family (see _same_family). images/mesh_rgb (V, N, N, 3) sRGB, masks/mesh_masks (V, N, N) bool; nan when
+    the mesh shows no feature."""
+    mesh_lab = srgb_to_lab(np.asarray(mesh_rgb, np.float64))
+    features, surround = small_features(mesh_lab, np.asarray(mesh_masks, bool), contrast)
+    total = int(features.sum())
+    if total == 0:
+        return float("nan"), 0
+    art_lab = srgb_to_lab(np.asarray(images, np.float64))
+    kept = np.zeros_like(features)
+    for dy, dx in _PLACES:
+        lab = _shifted(art_lab, dy, dx, 0.0)
+        there = _shifted(np.asarray(masks, bool), dy, dx, False)
+        kept |= there & _same_family(lab, mesh_lab, surround)
+    return float((kept & features).sum() / total), total
 
 
 # --- geometry -------------------------------------------------------------------------------
@@ -101,34 +187,37 @@ def mesh_axis_renders(mesh, resolution, supersample=3):
     return render_views(mesh, axis_views(), resolution, supersample=supersample)
 
 
-def uncomposite_white(rgb, alpha):
-    """The foreground colour of sRGB pixels composited over white in linear light with
-    coverage alpha (as render.py does): edge pixels lose their white tint. Pixels with no
-    coverage stay white."""
-    alpha = np.asarray(alpha, np.float64)[..., None]
-    linear = srgb_to_linear(rgb)
-    fg = np.where(alpha > 0, (linear - (1.0 - alpha)) / np.maximum(alpha, 1e-6), 1.0)
-    return linear_to_srgb(np.clip(fg, 0.0, 1.0))
+def mesh_silhouettes(alpha, alpha_threshold=0.5):
+    """(6, N, N) bool: mesh pixels covered more than alpha_threshold; a view where none is
+    (an object thinner than half a voxel seen edge-on) takes every pixel it touches at all."""
+    alpha = np.asarray(alpha)
+    masks = alpha > alpha_threshold
+    empty = ~masks.reshape(len(masks), -1).any(axis=1)
+    masks[empty] = alpha[empty] > 0
+    return masks
 
 
 def evaluate_voxel_art(art, mesh_renders_axis, alpha_threshold=0.5):
     """Compare VoxelArt with the mesh's six axis-view renders (a Renders at N x N, views in
-    VIEW_NAMES order; see mesh_axis_renders). A mesh pixel is covered when alpha exceeds
-    alpha_threshold. Colour error (mean ΔE76, the mesh colour taken back off its white
-    background) and depth error are over pixels both cover, pooled over views; depth error is
-    in box units and in voxel lengths."""
+    VIEW_NAMES order; see mesh_axis_renders). A mesh pixel is covered as mesh_silhouettes
+    says. Colour error (mean ΔE76 against the mesh's covered colour) and depth error are over
+    pixels both cover, pooled over views; depth error is in box units and in voxel lengths.
+    Feature recall: see feature_recall (nan when the mesh shows no small feature)."""
     images, masks, depths = render_voxels_axis(art)
     ref = mesh_renders_axis
     _check_renders(ref, masks.shape)
-    ref_mask = np.asarray(ref.alpha) > alpha_threshold
+    ref_mask = mesh_silhouettes(ref.alpha, alpha_threshold)
     both = masks & ref_mask
     ious = [silhouette_iou(masks[v], ref_mask[v]) for v in range(len(VIEW_NAMES))]
     n = masks.shape[1]
     depth = depth_error(depths, ref.depth, both)
+    recall, features = feature_recall(images, masks, ref.covered_rgb, ref_mask)
     return {
         "iou_per_view": dict(zip(VIEW_NAMES, ious)),
         "iou_mean": float(np.mean(ious)),
-        "color_de76": color_error_de76(images, uncomposite_white(ref.rgb, ref.alpha), both),
+        "color_de76": color_error_de76(images, ref.covered_rgb, both),
+        "feature_recall": recall,
+        "features": features,
         "depth_error": depth,
         "depth_error_voxels": depth * n,
         "colors_used": len(art.colors_used()),
@@ -137,9 +226,12 @@ def evaluate_voxel_art(art, mesh_renders_axis, alpha_threshold=0.5):
 
 
 def _check_renders(ref, shape):
-    for name in ("rgb", "alpha", "depth"):
+    for name in ("covered_rgb", "alpha", "depth"):
         if not hasattr(ref, name):
             raise InputError(f"mesh renders lack the {name!r} images")
+        if getattr(ref, name) is None:
+            raise InputError(f"mesh renders have no {name!r} images (render them with "
+                             "render.render_views)")
     if np.asarray(ref.alpha).shape != shape:
         raise InputError(f"mesh renders must be the six axis views at the voxel resolution "
                          f"{shape}, got {np.asarray(ref.alpha).shape}")

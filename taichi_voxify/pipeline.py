@@ -63,8 +63,8 @@ def _make_targets(clock, axis_hires, resolution, colors, palette, user_art, meth
     from .pixelart import apply_palette, cells_palette, quantise_views, view_cells
 
     if user_art is None:
-        cells = clock.run("pixel_art", view_cells, axis_hires.rgb, axis_hires.alpha, resolution,
-                          method)
+        cells = clock.run("pixel_art", view_cells, axis_hires.covered_rgb, axis_hires.alpha,
+                          resolution, method)
         pal = clock.run("palette", cells_palette, cells, colors, palette, method, weights, seed)
         art = clock.run("pixel_art", quantise_views, cells, pal)
         return art.images, art.masks, art.palette

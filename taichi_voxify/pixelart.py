@@ -11,23 +11,27 @@ Pipeline for each view (all numpy, vectorised over every cell at once):
    that follow colour edges, with a palette from deterministic annealing; "box" the mean
    colour; "nearest" the centre pixel (the plain downscaling baselines, still quantised).
 2. mask: a cell is foreground when its mean alpha exceeds 0.5, or when it is a thin part
-   (mean alpha above 0.2 with at most two solid neighbours: tails, legs, antennae) or joins
-   a thin part to the body.
+   (partly covered with at most two solid neighbours: tails, legs, antennae; a part thinner
+   than a cell with no solid neighbour at all, however little of the cell it covers, so a
+   needle stays a line) or joins a thin part to the body.
 3. palette: one palette shared by all views (see palette.py), quantisation in Lab.
 4. cleanup: a pixel whose eight neighbours all share another colour takes that colour, unless
    its own cell colour is clearly farther from that colour than from its own (a real feature).
 5. optional outline: silhouette pixels take the nearest clearly darker palette colour.
 
-Renders are float sRGB composited over white with an alpha channel; the result is float32
-sRGB in [0, 1] with white background and a boolean foreground mask.
+Inputs are each pixel's covered colour (float sRGB: the mean colour of the object's samples in
+that pixel, render.Renders.covered_rgb, with no background in it) and its coverage alpha; a
+cell's colour is taken from its covered samples only (pixels weighted by their coverage), so
+the edge of a dark object over white stays dark, and nothing needs un-blending. The result is
+float32 sRGB in [0, 1] with white background and a boolean foreground mask.
 """
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .color import (delta_e76, lab_to_srgb, linear_to_srgb, pil_to_rgba8, srgb_to_lab,
-                    srgb_to_linear)
+from .color import (delta_e76, lab_to_srgb, linear_to_srgb, pil_to_rgba8, segment_distance,
+                    srgb_to_lab, srgb_to_linear)
 from .errors import InputError, OptionError
 from .palette import DEFAULT_COLORS, check_colors, nearest_palette_index, resolve_palette
 from .views import view_weights
@@ -35,8 +39,7 @@ from .views import view_weights
 PIXEL_METHODS = ("kcentroid", "gerstner", "box", "nearest")
 
 SOLID_ALPHA = 0.5  # a cell whose mean alpha exceeds this is foreground
-THIN_ALPHA = 0.2  # a thin part's cell needs at least this much coverage
-PIXEL_ALPHA = 0.25  # render pixels below this alpha do not vote for a cell's colour
+THIN_ALPHA = 0.2  # a thin part's cell next to solid cells needs at least this much coverage
 FEATURE_DELTA = 25.0  # delta E between a cell's two clusters for the minority to be a feature
 FEATURE_SHARE = 0.1  # the minority must cover at least this share of the cell's foreground
 MODE_BANDWIDTH = 12.0  # delta E scale of the mean-shift that finds a cluster's typical colour
@@ -116,12 +119,6 @@ def _to_cells(array, rows, cols):
     return blocks.reshape(rows, cols, sr * sc, *tail)
 
 
-def _unblend(rgb, alpha):
-    """Undo compositing over white so edge pixels keep their own colour."""
-    a = np.maximum(alpha, PIXEL_ALPHA)[..., None]
-    return np.clip((rgb - (1.0 - a)) / a, 0.0, 1.0)
-
-
 _OFFSETS = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx]
 
 
@@ -136,13 +133,16 @@ def _neighbours(grid, fill):
 def cell_mask(coverage):
     """Foreground cells from mean alpha: solid cells plus thin parts (see module docstring).
 
-    A thin part's cell has at most two solid neighbours; a partly covered cell between a thin
-    part and a solid cell joins too, so a leg stays attached to the body.
+    A thin part's cell has at most two solid neighbours and THIN_ALPHA coverage, or no solid
+    neighbour and any coverage (the part is the only thing in that cell: a needle, a wire); a
+    partly covered cell between a thin part and a solid cell joins too, so a leg stays
+    attached to the body.
     """
     solid = coverage > SOLID_ALPHA
+    touched = (coverage > 0) & ~solid
     partial = (coverage > THIN_ALPHA) & ~solid
     solid_neighbours = sum(nb.astype(int) for nb in _neighbours(solid, False))
-    thin = partial & (solid_neighbours <= 2)
+    thin = (partial & (solid_neighbours <= 2)) | (touched & (solid_neighbours == 0))
     side = [_OFFSETS.index(o) for o in ((-1, 0), (0, -1), (0, 1), (1, 0))]
     touches_thin = np.any([_neighbours(thin, False)[i] for i in side], axis=0)
     touches_solid = np.any([_neighbours(solid, False)[i] for i in side], axis=0)
@@ -186,13 +186,6 @@ def _weighted_mean(lab, w, mass, fallback):
     return np.where(mass[:, None] > 1e-9, mean, fallback)
 
 
-def _segment_distance(point, a, b):
-    """Lab distance from `point` to the segment a-b (all (..., 3))."""
-    ab = b - a
-    t = np.clip(((point - a) * ab).sum(-1) / np.maximum((ab * ab).sum(-1), 1e-12), 0.0, 1.0)
-    return delta_e76(point, a + t[..., None] * ab)
-
-
 def _keep_features(major, minor, share, mask):
     """Cells whose minority colour is a distinct feature that no neighbour shows already.
 
@@ -206,7 +199,7 @@ def _keep_features(major, minor, share, mask):
     cand = mask & (share > 0) & (delta_e76(major, minor) >= FEATURE_DELTA)
     shown = np.zeros_like(cand)
     for nb_major, nb_mask in zip(_neighbours(major, 1e3), _neighbours(mask, False)):
-        shown |= nb_mask & (_segment_distance(minor, major, nb_major) < SIMILAR_DELTA)
+        shown |= nb_mask & (segment_distance(minor, major, nb_major) < SIMILAR_DELTA)
     cand &= ~shown
     order = np.arange(share.size).reshape(share.shape)
     piece_sum, beaten, not_largest = share * cand, np.zeros_like(cand), np.zeros_like(cand)
@@ -248,13 +241,13 @@ def _bridges(major, minor, share, mask, keep):
     return bridge & sizeable & strip & ~keep
 
 
-def _kcentroid(cell_rgb, cell_alpha, w, mask):
+def _kcentroid(cell_rgb, w, mask):
     rows, cols, p = w.shape
     w = w.reshape(-1, p)
     major, minor = np.full((2, rows * cols, 3), 100.0)
     share = np.zeros(rows * cols)
     busy = w.sum(1) > 0  # only cells the object touches
-    rgb = _unblend(cell_rgb.reshape(-1, p, 3)[busy], cell_alpha.reshape(-1, p)[busy])
+    rgb = cell_rgb.reshape(-1, p, 3)[busy]
     c0, c1, m0, m1 = _two_means(srgb_to_lab(rgb).astype(np.float32), w[busy].astype(np.float32))
     first = (m0 >= m1)[:, None]
     major[busy] = np.where(first, c0, c1)
@@ -280,7 +273,10 @@ def _nearest_pixel(rgb, w, sub_rows, sub_cols):
 
 
 def cell_colors(render_rgb, render_alpha, cells, method="kcentroid"):
-    """Reduce one render to cells: CellColors(lab, mask, feature) before quantisation."""
+    """Reduce one render to cells: CellColors(lab, mask, feature) before quantisation.
+
+    render_rgb: each pixel's covered colour (see the module docstring); render_alpha: its
+    coverage (None: pure white is background)."""
     if method not in PIXEL_METHODS:
         raise OptionError(f"unknown pixel-art method {method!r}: "
                           f"choose from {', '.join(PIXEL_METHODS)}")
@@ -288,19 +284,18 @@ def cell_colors(render_rgb, render_alpha, cells, method="kcentroid"):
     rows, cols = _cell_shape(cells, *alpha.shape)
     cell_alpha = _to_cells(alpha, rows, cols)
     mask = cell_mask(cell_alpha.mean(2))
-    w = np.where(cell_alpha > PIXEL_ALPHA, cell_alpha, 0.0)
+    w = cell_alpha  # each pixel weighs by its covered samples: the background none
     cell_rgb = _to_cells(rgb, rows, cols)
     feature = np.zeros(mask.shape, bool)
     if method in ("kcentroid", "gerstner"):
-        lab, feature = _kcentroid(cell_rgb, cell_alpha, w, mask)
+        lab, feature = _kcentroid(cell_rgb, w, mask)
         if method == "gerstner":  # superpixel colours, but kept features stay as they are
             lab = np.where(feature[..., None], lab, _superpixel_colors(rgb, alpha, mask, lab))
     elif method == "box":
-        lab = _box(_unblend(cell_rgb, cell_alpha), w)
+        lab = _box(cell_rgb, w)
     else:
         sub_rows = -(-alpha.shape[0] // rows)
-        lab = _nearest_pixel(_unblend(cell_rgb, cell_alpha), w, sub_rows,
-                             cell_rgb.shape[2] // sub_rows)
+        lab = _nearest_pixel(cell_rgb, w, sub_rows, cell_rgb.shape[2] // sub_rows)
     lab = np.where(mask[..., None], lab, np.array([100.0, 0.0, 0.0]))
     return CellColors(lab=lab, mask=mask, feature=feature & mask)
 
@@ -328,8 +323,8 @@ def _superpixel_colors(rgb, alpha, mask, start_lab):
                          // SLIC_PIXELS_PER_CELL)
     h, w = alpha.shape
     cell = np.array([h / rows, w / cols])
-    ys, xs = np.nonzero(alpha > PIXEL_ALPHA)
-    lab = srgb_to_lab(_unblend(rgb[ys, xs], alpha[ys, xs]))
+    ys, xs = np.nonzero(alpha > 0)
+    lab = srgb_to_lab(rgb[ys, xs])
     pos = np.stack([ys + 0.5, xs + 0.5], axis=1) / cell  # in cell units
     home = np.floor(pos).astype(int)
     cand = home[:, None, :] + np.array([(0, 0)] + _OFFSETS)[None]  # (n, 9, 2): own + 8 around
@@ -358,13 +353,16 @@ def _superpixel_colors(rgb, alpha, mask, start_lab):
 
 
 def _reduce(rgb, alpha, factor):
-    """Box-average factor x factor blocks (composited colour and alpha average consistently)."""
+    """Average factor x factor blocks: coverage, and covered colour weighted by coverage."""
     if factor <= 1:
         return rgb, alpha
     h, w = (alpha.shape[0] // factor) * factor, (alpha.shape[1] // factor) * factor
     blocks = (h // factor, factor, w // factor, factor)
-    return (rgb[:h, :w].reshape(*blocks, 3).mean((1, 3)),
-            alpha[:h, :w].reshape(blocks).mean((1, 3)))
+    a = alpha[:h, :w].reshape(blocks)
+    covered = (rgb[:h, :w].reshape(*blocks, 3) * a[..., None]).sum((1, 3))
+    mass = a.sum((1, 3))
+    colour = np.where(mass[..., None] > 0, covered / np.maximum(mass, 1e-12)[..., None], 1.0)
+    return colour, a.mean((1, 3))
 
 
 def _smooth_centres(centre, mask, keep=0.6):
@@ -519,10 +517,12 @@ def _find_view_file(directory, view):
 
 
 def load_image(path, size=None):
-    """Any image file -> (rgb (H, W, 3) float sRGB over white, alpha (H, W) float).
+    """Any image file -> (rgb (H, W, 3) float sRGB, alpha (H, W) float).
 
-    Without an alpha channel, pure white counts as background (see alpha_from_white). `size`
-    (width, height), when given, is checked from the file's header before decoding.
+    rgb is the covered colour: the pixel's own colour, not composited (white where alpha is
+    0), as cell_colors takes it. Without an alpha channel, pure white counts as background
+    (see alpha_from_white). `size` (width, height), when given, is checked from the file's
+    header before decoding.
     """
     from .budgets import decode_image, open_image
 
@@ -530,7 +530,7 @@ def load_image(path, size=None):
     has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
     rgba = decode_image(image, pil_to_rgba8, f"image {path}").astype(np.float64) / 255.0
     alpha = rgba[..., 3] if has_alpha else alpha_from_white(rgba[..., :3])
-    rgb = rgba[..., :3] * alpha[..., None] + (1.0 - alpha[..., None])
+    rgb = np.where(alpha[..., None] > 0, rgba[..., :3], 1.0)
     return rgb, alpha
 
 

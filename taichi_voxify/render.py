@@ -3,6 +3,8 @@ list of cameras (see cameras.py for the image convention), by the Taichi rasteri
 kernels/raster.py. Anti-aliasing: each pixel averages supersample x supersample samples.
 
 - rgb: (V, H, W, 3) float32 sRGB albedo composited over a white background (averaged in linear)
+- covered_rgb: (V, H, W, 3) float32 sRGB mean albedo of the covered samples only (white where
+  none): the object's own colour at edge pixels, what pixel art and colour metrics take
 - alpha: (V, H, W) float32 fraction of covered samples
 - depth: (V, H, W) float32 distance along the ray from the camera origin, inf where empty
 - normal: (V, H, W, 3) float32 unit geometric face normal turned toward the camera, 0 where empty
@@ -34,6 +36,7 @@ class Renders:
     depth: np.ndarray
     normal: np.ndarray
     face_id: np.ndarray
+    covered_rgb: np.ndarray = None  # None for renders that are not the rasterizer's
 
     @property
     def names(self):
@@ -101,9 +104,9 @@ def render_views(mesh, cameras, width, height=None, supersample=2):
     cams = ndarrays.for_kernels(camera_rows(cameras).astype(fnp))
     keys = ndarrays.output((height * ss, width * ss), ti.i64)
     image = (n_views, height, width)
-    out = dict(rgb=ndarrays.output(image + (3,)), alpha=ndarrays.output(image),
-               depth=ndarrays.output(image), normal=ndarrays.output(image + (3,)),
-               face_id=ndarrays.output(image, ti.i32))
+    out = dict(rgb=ndarrays.output(image + (3,)), covered_rgb=ndarrays.output(image + (3,)),
+               alpha=ndarrays.output(image), depth=ndarrays.output(image),
+               normal=ndarrays.output(image + (3,)), face_id=ndarrays.output(image, ti.i32))
     n_faces = mesh.face_count
     proj = ndarrays.output((n_faces, 9))
     items = ndarrays.output((n_faces,), ti.i32)
@@ -118,11 +121,12 @@ def render_views(mesh, cameras, width, height=None, supersample=2):
         raster.rasterize(proj, items, offsets, total, int(cam.ortho), keys)
         raster.resolve(dev["tris"], proj, dev["uvs"], dev["corners"], dev["face_mat"],
                        dev["mat_col"], dev["mat_tex"], dev["tex"], dev["table"], dev["lut"],
-                       cams, v, keys, ss,
-                       out["rgb"], out["alpha"], out["depth"], out["normal"], out["face_id"])
+                       cams, v, keys, ss, out["rgb"], out["covered_rgb"], out["alpha"],
+                       out["depth"], out["normal"], out["face_id"])
     arrays = {k: ndarrays.to_numpy(a) for k, a in out.items()}
     return Renders(cameras=cameras,
                    rgb=arrays["rgb"].astype(np.float32, copy=False),
+                   covered_rgb=arrays["covered_rgb"].astype(np.float32, copy=False),
                    alpha=arrays["alpha"].astype(np.float32, copy=False),
                    depth=arrays["depth"].astype(np.float32, copy=False),
                    normal=arrays["normal"].astype(np.float32, copy=False),

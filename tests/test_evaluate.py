@@ -30,12 +30,13 @@ def evaluation(tmp_path_factory):
 def test_table_has_every_method_and_means(evaluation):
     lines = (evaluation / "results.md").read_text().strip().splitlines()
     assert len(lines) == 2 + 2 * len(METHODS)  # header, rule, rows, means
-    assert all(line.count("|") == 10 for line in lines)
+    assert all(line.count("|") == 12 for line in lines)
     assert [line.split("|")[2].strip() for line in lines[2:2 + len(METHODS)]] == list(METHODS)
     rows = list(csv.DictReader((evaluation / "results.csv").open()))
     assert [r["method"] for r in rows] == list(METHODS)
     assert all(r["clip_iqa"] == NO_CLIP_SCORE for r in rows)  # never a number from no weights
     assert all(int(r["colors_used"]) <= 5 for r in rows)
+    assert all(0.0 <= float(r["feature_recall"]) <= 1.0 for r in rows)  # alien has features
 
 
 def test_full_keeps_the_shape_as_well_as_voxelize(evaluation):

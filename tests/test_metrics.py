@@ -80,17 +80,6 @@ def test_color_error_counts_only_masked_pixels():
     assert np.isnan(color_error_de76(a, b, np.zeros((2, 2), bool)))
 
 
-def test_uncomposite_white_recovers_edge_pixel_colours():
-    from taichi_voxify.color import linear_to_srgb, srgb_to_linear
-    from taichi_voxify.metrics import uncomposite_white
-
-    fg = np.array([[0.8, 0.3, 0.1], [0.2, 0.5, 0.9]])
-    alpha = np.array([0.6, 1.0])
-    over_white = linear_to_srgb(alpha[:, None] * srgb_to_linear(fg) + (1 - alpha[:, None]))
-    assert np.allclose(uncomposite_white(over_white, alpha), fg, atol=1e-6)
-    assert np.allclose(uncomposite_white(np.ones((1, 3)), np.zeros(1)), 1.0)
-
-
 def test_silhouette_iou_values():
     a = np.array([[1, 1], [0, 0]], bool)
     b = np.array([[1, 0], [1, 0]], bool)
@@ -134,8 +123,9 @@ def test_depth_error_ignores_background():
 
 def renders_of(art):
     images, masks, depth = render_voxels_axis(art)
-    return SimpleNamespace(cameras=axis_views(), rgb=images, alpha=masks.astype(np.float32),
-                           depth=depth)
+    return SimpleNamespace(cameras=axis_views(), covered_rgb=images,
+                           alpha=masks.astype(np.float32), depth=depth)
+
 
 
 def test_evaluate_against_itself_and_against_a_changed_render():
@@ -147,7 +137,7 @@ def test_evaluate_against_itself_and_against_a_changed_render():
     assert set(perfect["iou_per_view"]) == set(VIEW_NAMES)
 
     other = renders_of(art)
-    other.rgb[VIEW_NAMES.index("+z")] = [0, 0, 1]  # the mesh is blue from the front
+    other.covered_rgb[VIEW_NAMES.index("+z")] = [0, 0, 1]  # the mesh is blue from the front
     other.depth = np.where(np.isfinite(other.depth), other.depth + 0.25, np.inf)
     worse = evaluate_voxel_art(art, other)
     assert worse["iou_mean"] == 1.0
