@@ -87,7 +87,8 @@ def test_a_needle_thinner_than_a_voxel_becomes_a_line(tmp_path):
     text += "".join(f"f {a + 1} {b + 1} {c + 1}\nf {a + 1} {c + 1} {d + 1}\n"
                     for a, b, c, d in quads)
     (tmp_path / "needle.obj").write_text(text)
-    conv = run_pipeline(tmp_path / "needle.obj", 15, 2, preset="test", clip="off")
+    conv = run_pipeline(tmp_path / "needle.obj", resolution=15, colors=2, preset="test",
+                        clip="off")
     filled = np.argwhere(conv.art.indices > 0)
     assert len(set(map(tuple, filled[:, 1:]))) == 1  # one row of voxels
     assert len(filled) >= 13  # of the 15 it crosses
@@ -148,7 +149,8 @@ def test_full_keeps_more_of_the_kenney_characters_face_than_voxelize():
     from taichi_voxify.metrics import render_voxels_axis
     from taichi_voxify.pipeline import prepare
 
-    prep = prepare(DATA / "kenney_character" / "character.glb", 16, 6, preset="test", clip="off")
+    prep = prepare(DATA / "kenney_character" / "character.glb", resolution=16, colors=6,
+                   preset="test", clip="off")
     front = VIEW_NAMES.index("+z")
     ref = prep.axis_lowres
     ref_masks = mesh_silhouettes(ref.alpha)
