@@ -11,9 +11,9 @@ Pipeline for each view (all numpy, vectorised over every cell at once):
    that follow colour edges, with a palette from deterministic annealing; "box" the mean
    colour; "nearest" the centre pixel (the plain downscaling baselines, still quantised).
 2. mask: a cell is foreground when its mean alpha exceeds 0.5, or when it is a thin part
-   (partly covered with at most two solid neighbours: tails, legs, antennae; a part thinner
-   than a cell with no solid neighbour at all, however little of the cell it covers, so a
-   needle stays a line) or joins a thin part to the body.
+   (partly covered with at most two solid neighbours: tails, legs, antennae; a part so thin
+   that no cell around covers a fifth, however little of the cell it covers, so a needle
+   stays a line) or joins a thin part to the body.
 3. palette: one palette shared by all views (see palette.py), quantisation in Lab.
 4. cleanup: a pixel whose eight neighbours all share another colour takes that colour, unless
    its own cell colour is clearly farther from that colour than from its own (a real feature).
@@ -133,16 +133,18 @@ def _neighbours(grid, fill):
 def cell_mask(coverage):
     """Foreground cells from mean alpha: solid cells plus thin parts (see module docstring).
 
-    A thin part's cell has at most two solid neighbours and THIN_ALPHA coverage, or no solid
-    neighbour and any coverage (the part is the only thing in that cell: a needle, a wire); a
-    partly covered cell between a thin part and a solid cell joins too, so a leg stays
-    attached to the body.
+    A thin part's cell has at most two solid neighbours and THIN_ALPHA coverage, or any
+    coverage when no neighbour has more than THIN_ALPHA (the part is thinner than a fifth of
+    a cell wherever it goes, and the only thing there: a needle, a wire stays a line, while
+    the faint tip beyond a thicker part is left out); a partly covered cell between a thin
+    part and a solid cell joins too, so a leg stays attached to the body.
     """
     solid = coverage > SOLID_ALPHA
-    touched = (coverage > 0) & ~solid
     partial = (coverage > THIN_ALPHA) & ~solid
+    faint = (coverage > 0) & ~partial & ~solid
     solid_neighbours = sum(nb.astype(int) for nb in _neighbours(solid, False))
-    thin = (partial & (solid_neighbours <= 2)) | (touched & (solid_neighbours == 0))
+    densest_neighbour = np.max(_neighbours(coverage, 0.0), axis=0)
+    thin = (partial & (solid_neighbours <= 2)) | (faint & (densest_neighbour <= THIN_ALPHA))
     side = [_OFFSETS.index(o) for o in ((-1, 0), (0, -1), (0, 1), (1, 0))]
     touches_thin = np.any([_neighbours(thin, False)[i] for i in side], axis=0)
     touches_solid = np.any([_neighbours(solid, False)[i] for i in side], axis=0)
