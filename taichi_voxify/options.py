@@ -56,6 +56,8 @@ class Options:
                                      "weigh x4 in the palette (default +z, the glTF front; -z "
                                      "for the bundled cow)")
     arch: str = flag("auto", "auto | cpu | cuda (used when this starts Taichi)")
+    engine: str = flag("auto", "Stage 2 grid: auto | dense | sparse (auto: sparse 4^3 blocks "
+                               "from N=64 when the object leaves most of the box empty)")
     threads: int = flag(None, "CPU threads for Taichi (used when this starts Taichi)", type=int)
     formats: tuple = flag(DEFAULT_FORMATS, f"comma list of {','.join(FORMATS)} "
                                            f"(default {','.join(DEFAULT_FORMATS)})")
@@ -93,6 +95,12 @@ class Options:
         _one_of("up", self.up, UP_AXES)
         _one_of("front", self.front, VIEW_NAMES)
         _one_of("arch", self.arch, ("auto",) + CONVERSION_ARCHS)
+        from .stage2.sparse import ENGINES
+
+        _one_of("engine", self.engine, ENGINES)
+        if self.engine == "sparse" and not (self.ortho and self.use_gumbel):
+            raise OptionError("engine 'sparse' runs the axis views with palette logits; the "
+                              "ortho/use_gumbel ablations need engine 'dense' or 'auto'")
         from .export.meshing import MESH_STYLES
 
         _one_of("mesh_style", self.mesh_style, MESH_STYLES)

@@ -158,7 +158,8 @@ def fine_tune(prep, options=None, *, progress=None, **stage2_overrides):
     clip_loss = prep.clip_loss if opts.clip != "off" else None
     result = clock.run("stage2", train_stage2, prep.coarse, prep.pixel_art, prep.masks,
                        prep.palette, depth, prep.axis_hires.rgb, cfg2, opts.seed,
-                       _progress_fn(progress), clip_loss, opts.ortho, opts.use_gumbel)
+                       _progress_fn(progress), clip_loss, opts.ortho, opts.use_gumbel,
+                       opts.engine)
     art = result.to_voxel_art()
     if opts.shell:
         from .shell import keep_shell

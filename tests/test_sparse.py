@@ -224,8 +224,11 @@ def test_training_equals_dense_through_retired_and_activated_blocks():
     step = 0
     for _ in range(2):
         for _ in range(3):
-            sparse.step(step, targets, log=True)
-            dense.step(step, targets, log=True)
+            got = sparse.step(step, targets, log=True)
+            want = dense.step(step, targets, log=True)
+            assert got.keys() == want.keys() and "class" in got
+            for term in got:
+                assert got[term] == pytest.approx(want[term], rel=1e-9, abs=1e-12)
             step += 1
         _assert_same_state(sparse, dense)
         # retire two active blocks and activate every other candidate
@@ -332,3 +335,45 @@ def test_thin_shell_at_256_takes_far_less_memory_than_dense():
     assert 0.02 < grid.active_fraction() < 0.1
     assert grid.nbytes() < 0.1 * grid.dense_nbytes()
     assert grid.dense_nbytes() > 2 ** 30  # dense Stage 2 state at 256^3 with 6 colours
+
+
+# --- choosing the engine ------------------------------------------------------------------------
+
+def test_auto_engine_follows_resolution_and_hull_and_ablations_stay_dense():
+    from taichi_voxify.errors import OptionError
+    from taichi_voxify.options import Options
+    from taichi_voxify.stage2.sparse import SPARSE_FROM_N, choose_engine
+
+    n = SPARSE_FROM_N
+    small = np.zeros((6, n, n), bool)
+    small[:, n // 4:n // 2, n // 4:n // 2] = True
+    assert choose_engine("auto", n, small) == "sparse"
+    assert choose_engine("auto", n, np.ones((6, n, n), bool)) == "dense"  # fills the box
+    assert choose_engine("auto", n // 2, small[:, ::2, ::2]) == "dense"  # small grid
+    assert choose_engine("sparse", 8, np.ones((6, 8, 8), bool)) == "sparse"
+    assert choose_engine("auto", n, small, ortho=False) == "dense"
+    with pytest.raises(OptionError):
+        choose_engine("sparse", n, small, use_gumbel=False)
+    with pytest.raises(OptionError, match="engine"):
+        Options(engine="blocks")
+    with pytest.raises(OptionError, match="ablations"):
+        Options(engine="sparse", ortho=False)
+    assert Options(engine="sparse").engine == "sparse"
+
+
+def test_train_stage2_sparse_gives_the_dense_voxel_art():
+    from taichi_voxify.stage2 import train_stage2
+
+    n = 16
+    coarse, pixel_art, masks, depth = _sphere_problem(n, radius=0.35)
+    palette = np.round(PALETTE * 255).astype(np.uint8)
+    config = Stage2Config.preset("test", iterations=30)
+    results = {engine: train_stage2(coarse, pixel_art, masks, palette, depth, config=config,
+                                    engine=engine) for engine in ("dense", "sparse")}
+    dense, sparse = results["dense"], results["sparse"]
+    assert sparse.metadata["engine"] == "sparse" and dense.metadata["engine"] == "dense"
+    assert 0 < sparse.metadata["active_fraction"][-1] < 1
+    iou = (dense.occupancy & sparse.occupancy).sum() / (dense.occupancy | sparse.occupancy).sum()
+    assert iou > 0.97 and dense.occupancy.sum() > 100
+    both = dense.occupancy & sparse.occupancy
+    assert np.mean(dense.color_index[both] == sparse.color_index[both]) > 0.97

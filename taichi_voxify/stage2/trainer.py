@@ -121,7 +121,9 @@ class Stage2Trainer:
         scale = self.config.w_class / max(self.class_count, 1)
         self.quantizer.add_cross_entropy(self.logits.value, self.class_hist, scale)
         if log:
-            return palette_cross_entropy(self.class_hist.to_numpy(), self.logits.value.to_numpy(),
+            colours = len(self.palette)  # (the sparse grid's arrays are flat)
+            return palette_cross_entropy(self.class_hist.to_numpy().reshape(-1, colours),
+                                         self.logits.value.to_numpy().reshape(-1, colours),
                                          self.class_count)
         return None
 
@@ -137,7 +139,8 @@ class Stage2Trainer:
 
 
 def train_stage2(coarse, pixel_art, masks, palette, depth_target=None, mesh_views_hr=None,
-                 config=None, seed=0, progress=None, clip=None, ortho=True, use_gumbel=True):
+                 config=None, seed=0, progress=None, clip=None, ortho=True, use_gumbel=True,
+                 engine="auto"):
     """Fine-tune the coarse field into palette voxel art fitted to six pixel-art views.
 
     coarse: Stage 1's CoarseField (resampled when its resolution is not N);
@@ -145,19 +148,26 @@ def train_stage2(coarse, pixel_art, masks, palette, depth_target=None, mesh_view
     palette (K,3) uint8; depth_target (6,N,N) distance from the entry face in box lengths,
     NaN/inf where there is none, or None for Stage 1's own rendered depth;
     mesh_views_hr (6,H,H,3) the mesh's axis views at high resolution (for CLIP);
-    clip: a clip_bridge.ClipPatchLoss or None; ortho=False / use_gumbel=False: ablations.
+    clip: a clip_bridge.ClipPatchLoss or None; ortho=False / use_gumbel=False: ablations;
+    engine: "dense", "sparse" (stage2/sparse.py) or "auto" (sparse.choose_engine).
     """
+    from .sparse import SparseStage2Trainer, choose_engine
+
     cfg = (config or Stage2Config.preset("fast")).validate()
     start = time.perf_counter()
     backend.ensure_init()
     n, pixel_art, masks, palette_f = check_inputs(coarse, pixel_art, masks, palette,
                                                   depth_target, mesh_views_hr, clip)
-    density, rgb = resample_field(coarse, n)
+    engine = choose_engine(engine, n, masks, ortho, use_gumbel)
     depth_source = "given" if depth_target is not None else "stage1"
     if depth_target is None and cfg.w_depth > 0:
         depth_target = stage1_depth(coarse, n)
-    trainer = Stage2Trainer(density, rgb, palette_f, coarse.shift, cfg, seed, ortho,
-                            use_gumbel)
+    if engine == "sparse":
+        trainer = SparseStage2Trainer(coarse, n, palette_f, cfg, masks, depth_target, seed)
+    else:
+        density, rgb = resample_field(coarse, n)
+        trainer = Stage2Trainer(density, rgb, palette_f, coarse.shift, cfg, seed, ortho,
+                                use_gumbel)
     targets = (pixel_art, masks, depth_target)
     rng = np.random.default_rng(seed)
     history = []
@@ -172,8 +182,10 @@ def train_stage2(coarse, pixel_art, masks, palette, depth_target=None, mesh_view
     result = _finish(trainer, np.asarray(palette, dtype=np.uint8), history, cfg)
     result.metadata.update(stage2_seconds=time.perf_counter() - start, seed=seed,
                            ortho=ortho, use_gumbel=use_gumbel, clip=clip is not None,
-                           depth_target=depth_source,
+                           depth_target=depth_source, engine=engine,
                            config=dataclasses.asdict(cfg))
+    if engine == "sparse":
+        result.metadata.update(active_fraction=trainer.active_history)
     return result
 
 
