@@ -17,16 +17,18 @@ FORMATS = ("vox", "glb", "obj", "ply", "schem", "npz", "png", "gif", "lego")
 DEFAULT_FORMATS = ("vox", "glb", "npz", "png", "gif")
 
 
-# the names each format writes after STEM (a folder for lego); always STEM_report.json too
+# the names each format writes after STEM (a folder for lego), and those every run writes
 FORMAT_SUFFIXES = {"vox": (".vox",), "glb": (".glb",), "obj": (".obj", ".mtl"), "ply": (".ply",),
-                   "npz": (".npz",), "png": ("_views.png", "_palette.png"),
+                   "schem": (".schem",), "npz": (".npz",), "png": ("_views.png", "_palette.png"),
                    "gif": ("_turntable.gif",), "lego": ("_lego",)}
-REPORT_SUFFIX = "_report.json"
+ALWAYS_SUFFIXES = ("_palette.gpl", "_palette.hex", "_palette_strip.png", "_report.json")
 
 
 def planned_names(stem, formats):
-    """The names a conversion of STEM writes into --out, known before it starts."""
-    return [stem + s for f in formats for s in FORMAT_SUFFIXES.get(f, ())] + [stem + REPORT_SUFFIX]
+    """The names a conversion of STEM writes into --out, known before it starts (the output
+    set checks them before any work, and again whatever was written before moving it in)."""
+    return [stem + s for f in formats for s in FORMAT_SUFFIXES.get(f, ())] + \
+        [stem + s for s in ALWAYS_SUFFIXES]
 
 
 def parse_formats(text):
