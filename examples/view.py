@@ -83,8 +83,15 @@ def main(argv=None):
     except VoxifyError as exc:
         if args.debug:
             raise
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
+              file=sys.stderr)
         return exc.exit_code
+    except MemoryError:
+        if args.debug:
+            raise
+        print("error: out of memory: the voxel art or --size needs more than this machine has",
+              file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

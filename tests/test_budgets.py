@@ -74,7 +74,7 @@ def _npy(array):
 
 
 @pytest.mark.parametrize("shape, dtype, needle", [
-    ((4096, 4096, 4096), "|u1", "over the limit of 134,217,728 bytes"),
+    ((4096, 4096, 4096), "|u1", f"over the limit of {MAX_VOXELS:,} bytes"),
     ((4,), "|O", "Python objects"),
 ])
 def test_npz_shapes_are_checked_from_the_npy_header(tmp_path, shape, dtype, needle):
