@@ -60,7 +60,7 @@ def parse_size(text):
 
 def main(argv=None):
     args = parse_args(argv)
-    from taichi_voxify import OptionError, VoxifyError, backend, viewer
+    from taichi_voxify import OptionError, VoxifyError, backend, errors, viewer
 
     try:
         if args.headless and not args.screenshot:
@@ -89,8 +89,7 @@ def main(argv=None):
     except MemoryError:
         if args.debug:
             raise
-        print("error: out of memory: the voxel art or --size needs more than this machine has",
-              file=sys.stderr)
+        print(f"error: {errors.OUT_OF_MEMORY}", file=sys.stderr)
         return 1
 
 

@@ -10,7 +10,7 @@ import sys
 import time
 import warnings
 
-from .errors import OptionError, VoxifyError
+from .errors import OUT_OF_MEMORY, OptionError, VoxifyError
 
 BUNDLED_MESH = os.path.join(os.path.dirname(__file__), "data", "spot", "spot.obj")
 BUNDLED_FRONT = "-z"  # Spot's head points to -z in its OBJ file
@@ -131,7 +131,8 @@ def _output_set(args, options, mesh):
     inputs = referenced_files(mesh)
     if options.pixel_art is not None and os.path.isdir(options.pixel_art):
         inputs += [os.path.join(options.pixel_art, n) for n in os.listdir(options.pixel_art)]
-    inputs += [options.clip_weights] if options.clip_weights else []
+    inputs += [p for p in (options.clip_weights, options.palette)
+               if isinstance(p, str) and os.path.isfile(p)]  # a palette may be a file
     outputs = OutputSet(args.out, stem, planned_names(stem, options.formats), inputs,
                         options.force)
     outputs.check()
@@ -214,8 +215,7 @@ def main(argv=None):
     except MemoryError:
         if debug:
             raise
-        print("error: out of memory (the input or the settings need more than this machine "
-              "has)", file=sys.stderr)
+        print(f"error: {OUT_OF_MEMORY}", file=sys.stderr)
         return 1
     except Exception as exc:  # an internal failure still gets one line without --debug
         if debug:

@@ -1,6 +1,10 @@
 """Typed errors. Every error a user can cause is one of these, with a one-line message."""
 
 
+# What the command lines say for a MemoryError: the input may be the cause as well as --res
+OUT_OF_MEMORY = "out of memory (the input or the settings need more than this machine has)"
+
+
 class VoxifyError(Exception):
     """Base class: the command line prints its message on one line and exits non-zero."""
 

@@ -176,3 +176,14 @@ def test_atomic_dir_refuses_a_link_or_file_in_the_way_and_restores_on_failure(tm
             open(os.path.join(tmp, "new.txt"), "w").close()
     assert sorted(os.listdir(target)) == ["old.txt"]  # the old folder came back
     assert not list(tmp_path.glob(".*part*"))
+
+
+def test_a_palette_file_given_as_input_is_never_an_output(tmp_path):
+    """STEM_palette.gpl is written on every run; read back as --palette it is an input."""
+    shutil.copy(mesh_path("BoxVertexColors.glb"), tmp_path / "cube.glb")
+    (tmp_path / "cube_palette.gpl").write_text("GIMP Palette\n255 0 0 red\n0 0 255 blue\n")
+    before = _snapshot(tmp_path)
+    code, err = _cli([str(tmp_path / "cube.glb"), "--out", str(tmp_path), "--palette",
+                      str(tmp_path / "cube_palette.gpl"), "--formats", "vox", "--force"] + QUICK)
+    assert code == 2 and "would replace the input" in err and "cube_palette.gpl" in err, err
+    assert _snapshot(tmp_path) == before

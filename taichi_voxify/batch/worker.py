@@ -8,7 +8,7 @@ import os
 import socket
 import time
 
-from ..errors import VoxifyError
+from ..errors import OUT_OF_MEMORY, VoxifyError
 
 
 def error_line(exc):
@@ -16,7 +16,7 @@ def error_line(exc):
     if isinstance(exc, VoxifyError):
         return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     if isinstance(exc, MemoryError):
-        return "out of memory: lower --res or --colors"
+        return OUT_OF_MEMORY
     text = str(exc).splitlines()[0] if str(exc) else ""
     return f"internal error ({type(exc).__name__}: {text})"
 
