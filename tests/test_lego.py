@@ -202,7 +202,7 @@ def test_bricks_hanging_in_the_air_are_flagged_per_layer_and_support_holds_them(
     s = plan.summary()
     assert s["connected_pieces"] == 1
     assert s["floating_bricks"] == 1 and s["floating_bricks_per_layer"] == {3: 1}
-    assert "hang in the air" in s["advice"] and "--lego-support" in s["advice"]
+    assert "1 brick hangs in the air" in s["advice"] and "--lego-support" in s["advice"]
     held = build_plan(art, support=True)
     hs = held.summary()
     assert hs["floating_bricks"] == 0 and hs["connected_pieces"] == 1

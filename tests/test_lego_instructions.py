@@ -32,7 +32,7 @@ def test_one_step_per_layer_with_its_parts_and_the_hanging_brick_marked():
     page = instructions_html(plan)
     steps = re.findall(r"<h2>Step (\d+) of (\d+): layer (\d+)</h2>", page)
     assert [(int(k), int(n), int(y)) for k, n, y in steps] == [(k, 4, k) for k in range(1, 5)]
-    sections = page.split('<section class="page">')[1:]
+    sections = page.split('<section class="page" id="step-')[1:]
     for (k, _, _), section in zip(steps, sections):
         layer = int(k) - 1
         new = [b for b in plan.bricks if b.layer == layer]

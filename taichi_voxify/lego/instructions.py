@@ -136,7 +136,8 @@ def instructions_html(plan, picture=None):
         note = (f'<p class="note advice">{hanging} part(s) outlined in dashed red rest on nothing '
                 "yet: hold them until the next layer is on.</p>" if hanging else "")
         svg = layer_svg(plan, by_layer[y - 1] if y else [], indexed[y], floating)
-        steps.append(f'<section class="page"><h2>Step {k} of {len(layers)}: layer {y + 1}</h2>'
+        steps.append(f'<section class="page" id="step-{k}">'
+                     f"<h2>Step {k} of {len(layers)}: layer {y + 1}</h2>"
                      f'<div class="step">{svg}'
                      f"<div>{_parts_table(lines)}{note}</div></div></section>")
     return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"

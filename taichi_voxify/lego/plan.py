@@ -136,15 +136,21 @@ class LegoPlan:
             bridgeable = len(bridge_columns(self.brick_grid, self.component))
         notes = []
         if self.components > 1:
+            outside = int(np.count_nonzero(self.component > 0))
             notes.append(f"the model falls into {self.components} separate pieces "
-                         f"({int(np.count_nonzero(self.component > 0))} bricks outside the largest)"
+                         f"({_count(outside, 'brick')} outside the largest)"
                          + (f"; --lego-support joins {bridgeable} of them with hidden bricks"
                             if bridgeable else "; no vertical column of hidden bricks joins them"))
         if floating:
-            notes.append(f"{floating} bricks hang in the air while building"
+            notes.append(f"{_count(floating, 'brick')} "
+                         f"{'hangs' if floating == 1 else 'hang'} in the air while building"
                          + ("" if self.metadata.get("support") else
                             "; --lego-support holds them up with hidden bricks"))
         return "; ".join(notes) or "one piece; every brick rests on the layer below"
+
+
+def _count(n, noun):
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 # --- colours ----------------------------------------------------------------------------------
