@@ -15,6 +15,7 @@ body { font-family: system-ui, sans-serif; margin: 0; color: #222; }
 h1 { margin: 0 0 4mm; font-size: 22pt; } h2 { margin: 0 0 3mm; font-size: 16pt; }
 .cover img { width: 90mm; image-rendering: pixelated; float: left; margin: 0 8mm 4mm 0; }
 .numbers { font-size: 11pt; line-height: 1.5; } .advice { color: #a33; }
+code { white-space: nowrap; }
 table { border-collapse: collapse; font-size: 9.5pt; clear: both; }
 td, th { padding: 1mm 2.5mm; border-bottom: 1px solid #ddd; text-align: left; }
 td.n { text-align: right; font-weight: bold; }
@@ -49,6 +50,11 @@ def _parts_table(lines, ids=False):
     return f"<table>{head}{''.join(rows)}</table>"
 
 
+def _advice_html(advice):
+    """The advice line with its command-line flags kept whole."""
+    return html.escape(advice).replace("--lego-support", "<code>--lego-support</code>")
+
+
 def _rect_path(bricks):
     return "".join(f"M{b.x} {b.z}h{b.size_x}v{b.size_z}h{-b.size_x}z" for b in bricks)
 
@@ -58,7 +64,7 @@ def layer_svg(plan, below, here, floating):
     ([(brick number, Brick)]) in colour with studs, plate stacks striped, bricks that hang in the
     air outlined in dashed red, the parts `below` ([Brick]) faded behind."""
     X, _, Z = plan.shape
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="-0.5 -0.5 {X + 1} {Z + 1.6}">',
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="-1 -1 {X + 2} {Z + 2.2}">',
            '<defs><pattern id="stud" width="1" height="1" patternUnits="userSpaceOnUse">'
            '<circle cx=".5" cy=".5" r=".3" fill="none" stroke="#000" stroke-opacity=".45" '
            'stroke-width=".07"/></pattern>'
@@ -84,9 +90,18 @@ def layer_svg(plan, below, here, floating):
     if hanging:
         out.append(f'<path d="{_rect_path(hanging)}" fill="none" stroke="#e00" '
                    'stroke-width=".18" stroke-dasharray=".4 .25"/>')
-    out.append(f'<text x="{X / 2}" y="{Z + 1}" font-size=".8" text-anchor="middle" '
-               'fill="#888">front</text></svg>')
+    out.append(_front_label(plan.metadata.get("front", "+z"), X, Z) + "</svg>")
     return "".join(out)
+
+
+def _front_label(front, X, Z):
+    """'front' written beside the side of the drawing the model faces (none for +y/-y)."""
+    x, y, turn = {"+z": (X / 2, Z + 1, 0), "-z": (X / 2, -0.1, 0), "+x": (X + 0.35, Z / 2, 90),
+                  "-x": (-0.1, Z / 2, -90)}.get(front, (None, None, 0))
+    if x is None:
+        return ""
+    return (f'<text x="{x}" y="{y}" font-size=".8" text-anchor="middle" fill="#888" '
+            f'transform="rotate({turn} {x} {y})">front</text>')
 
 
 def _picture_uri(picture):
@@ -119,9 +134,10 @@ def instructions_html(plan, picture=None):
              f"{X} &times; {Z} studs, {Y} bricks tall "
              f"({X * 0.8:.1f} &times; {Z * 0.8:.1f} &times; {Y * 0.96:.1f} cm)<br>"
              f"proportions: {s['proportions']}<br>"
-             f'<span class="advice">{html.escape(s["advice"])}</span><br>'
-             '<span class="note">Each step shows one layer from above, the front at the bottom: '
-             'new parts in colour with studs, the layer below faded. Striped: a stack of three '
+             f'<span class="advice">{_advice_html(s["advice"])}</span><br>'
+             '<span class="note">Each step shows one layer from above ("front" marks the side '
+             'the model faces): new parts in colour with studs, the layer below faded. Striped: '
+             'a stack of three '
              'plates. Dashed red: nothing holds this part yet; hold it until the next layer '
              'is on.</span></div>'
              f"<h2>Parts list</h2>{_parts_table(all_lines, ids=True)}</section>")

@@ -19,11 +19,12 @@ def model_art(plan):
 
 
 def model_picture(plan, size=360):
-    """(size, size) PIL image: the finished model seen from the front-right, above."""
-    from ..export.images import iso_camera, render_voxels
+    """(size, size) PIL image: the finished model seen from above, its front and right side."""
+    from ..export.images import FRONT_AZIMUTH, iso_camera, render_voxels
 
     art = model_art(plan)
-    img = render_voxels(art, iso_camera(art=art), size)
+    azimuth = 45.0 + FRONT_AZIMUTH[plan.metadata.get("front", "+z")]
+    img = render_voxels(art, iso_camera(azimuth=azimuth, art=art), size)
     return Image.fromarray((img * 255).astype(np.uint8))
 
 

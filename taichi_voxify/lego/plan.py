@@ -110,7 +110,8 @@ class LegoPlan:
             bricks=self.brick_count, voxels=self.voxel_count,
             parts=sum(l.count for l in lines),
             support_parts=sum(l.count for l in lines if l.support),
-            bricks_per_voxel=round(self.brick_count / max(self.voxel_count, 1), 4),
+            bricks_per_voxel=round(sum(not b.support for b in self.bricks)
+                                   / max(self.voxel_count, 1), 4),
             bricks_per_layer=self.bricks_per_layer(), connected_pieces=self.components,
             disconnected_parts=max(self.components - 1, 0), bricks_not_in_largest_part=outside,
             fewest_pieces_possible=self.fewest_possible, bridgeable_pieces=bridgeable,
@@ -230,4 +231,5 @@ def build_plan(art, name=None, support=False, proportions="cube"):
         shape=tuple(label.shape), colors=colors, palette_to_color=palette_to_color,
         palette_delta_e=de, bricks=bricks, brick_grid=grid, component=connected_pieces(grid, count),
         fewest_possible=fewest, proportions=proportions,
-        name=name or art.metadata.get("name", "voxel art"), metadata={"support": bool(support)})
+        name=name or art.metadata.get("name", "voxel art"),
+        metadata={"support": bool(support), "front": art.metadata.get("front", "+z")})
