@@ -5,7 +5,8 @@
 Prints a table and writes JSON: seconds per stage of a whole conversion of the bundled cow
 (fast preset, CLIP off) for N = 16, 32, 64 (and 128 with --large); iterations/s and rays/s of
 the Stage 1 ray march and of the six-view orthographic renderer; the rasterizer on six 512^2
-views of a 200k-triangle mesh; how Stage 2 time grows with N (log-log slope; N^3 would be 3).
+views of a 200k-triangle mesh; how Stage 2 time grows with N (log-log slope; N^3 would be 3);
+the LEGO build plan of a 64^3 sphere.
 Peak memory is the process's resident high-water mark after each part (it only grows).
 """
 import argparse
@@ -45,6 +46,31 @@ def bench_conversions(sizes, seed=0):
         rows.append(dict(resolution=n, timings_s=timings, iou=conv.metrics["iou_mean"],
                          peak_memory_mb=peak_mb()))
     return rows
+
+
+def bench_lego(n=64):
+    """LEGO build plan of a solid n^3 sphere in four colour bands (no Taichi): plan, plan with
+    hidden support, and writing STEM_lego/ (BOM, shopping lists, instructions, overview)."""
+    from taichi_voxify import VoxelArt
+    from taichi_voxify.lego import build_plan, catalog, write_lego
+
+    centred = np.indices((n, n, n)) + 0.5 - n / 2
+    inside = (centred ** 2).sum(0) < (n / 2) ** 2
+    bands = np.indices((n, n, n))[1] * 4 // n + 1
+    colors = [catalog.color_named(c).rgb for c in ("Red", "White", "Blue", "Yellow")]
+    art = VoxelArt(np.where(inside, bands, 0).astype(np.uint8), colors)
+    row = dict(resolution=n)
+    for support in (False, True):
+        t = time.perf_counter()
+        plan = build_plan(art, support=support)
+        key = "with_support" if support else "plain"
+        row[key] = dict(plan_s=time.perf_counter() - t, bricks=plan.brick_count,
+                        support_parts=plan.summary()["support_parts"], pieces=plan.components)
+    t = time.perf_counter()
+    with tempfile.TemporaryDirectory() as out:
+        write_lego(plan, os.path.join(out, "sphere_lego"))
+    row["write_s"] = time.perf_counter() - t
+    return row
 
 
 def bench_ortho(sizes, repeats=20):
@@ -106,6 +132,7 @@ def main(argv=None):
     result["stage1_raymarch"] = bench_stage1(resolutions=[s for s in sizes if s >= 32])
     result["ortho_renderer"] = bench_ortho(sizes)
     result["rasterizer"] = bench_render(face_count=200_000, size=512)
+    result["lego_plan"] = bench_lego(64)
     result["peak_memory_mb"] = peak_mb()
 
     print(f"machine: {machine['arch']}, {machine['cpu_count']} CPUs, {machine['processor']}")
@@ -126,6 +153,11 @@ def main(argv=None):
     ras = result["rasterizer"]
     print(f"rasterizer: {ras['views']} views {ras['size']}^2 of {ras['faces']} triangles: "
           f"{ras['best_s']:.2f} s (first call {ras['first_call_s']:.2f} s)")
+    lego = result["lego_plan"]
+    print(f"LEGO plan of a {lego['resolution']}^3 sphere: {lego['plain']['plan_s']:.2f} s, "
+          f"{lego['plain']['bricks']} bricks; with support {lego['with_support']['plan_s']:.2f} s "
+          f"(+{lego['with_support']['support_parts']} support parts); writing the files "
+          f"{lego['write_s']:.2f} s")
     print(f"peak memory {result['peak_memory_mb']:.0f} MB")
     from taichi_voxify.export.atomic import write_text
 

@@ -30,7 +30,10 @@ def usable_parts(color):
 
 
 def _integral(mask):
-    return np.pad(mask.astype(np.int32).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+    """Summed-area table with a zero first row and column (np.pad is slow on small arrays)."""
+    out = np.zeros((mask.shape[0] + 1, mask.shape[1] + 1), np.int32)
+    np.cumsum(np.cumsum(mask, 0, dtype=np.int32), 1, out=out[1:, 1:])
+    return out
 
 
 def _window_sums(integral, sx, sz):
@@ -94,7 +97,16 @@ def id_grid(shape, parts, first_id=0):
     return grid
 
 
-def _pieces_added(uf, below_ids, parts, shape):
+def _root_grid(uf, ids):
+    """The id grid with each part replaced by the root of its piece so far (-1 stays)."""
+    out = np.full(ids.shape, -1, np.int64)
+    filled = ids >= 0
+    unique, inverse = np.unique(ids[filled], return_inverse=True)
+    out[filled] = np.array([uf.find(int(i)) for i in unique], np.int64)[inverse]
+    return out
+
+
+def _pieces_added(below_roots, parts, shape):
     """Change in the number of separate pieces if this candidate layer is laid: its parts,
     minus every join it makes (a part resting on a piece below, or bridging two of them)."""
     trial, node = UnionFind(), {}
@@ -106,8 +118,8 @@ def _pieces_added(uf, below_ids, parts, shape):
         return node[key]
 
     joins = 0
-    for b, a in contact_pairs(below_ids, id_grid(shape, parts)):
-        joins += trial.union(node_of(("below", uf.find(int(b)))), node_of(("new", a)))
+    for root, a in contact_pairs(below_roots, id_grid(shape, parts)):
+        joins += trial.union(node_of(("below", root)), node_of(("new", a)))
     return len(parts) - joins
 
 
@@ -126,11 +138,12 @@ def tile_layers(label, allowed):
             below = np.full((X, Z), -1, np.int64)
             continue
         prefer_x = y % 2 == 0
+        below_roots = _root_grid(uf, below)
         best = None
         for v in [(lx, fx, fz) for lx in (prefer_x, not prefer_x)
                   for fx in (False, True) for fz in (False, True)]:
             cand = _tile_variant(layer, allowed, *v)
-            score = (_pieces_added(uf, below, cand, (X, Z)), len(cand))
+            score = (_pieces_added(below_roots, cand, (X, Z)), len(cand))
             if best is None or score < best[0]:
                 best = (score, cand)
         uf.add(len(best[1]))
