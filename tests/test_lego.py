@@ -259,3 +259,11 @@ def test_command_line_summary_reports_pieces_and_offers_support():
                   exports=dict(lego=build_plan(VoxelArt(idx, [RED, BLUE])).summary()))
     line = next(l for l in summary_table(report, "out").splitlines() if l.startswith("LEGO"))
     assert "2 separate pieces" in line and "--lego-support joins 1" in line
+
+
+def test_empty_art_gives_an_empty_plan_and_files(tmp_path):
+    plan = build_plan(VoxelArt(np.zeros((4, 4, 4), np.uint8), [RED]), support=True)
+    s = plan.summary()
+    assert s["parts"] == 0 and s["connected_pieces"] == 0 and "nothing to build" in s["advice"]
+    write_lego(plan, tmp_path / "empty_lego")
+    assert (tmp_path / "empty_lego" / "rebrickable.csv").read_text() == "Part,Color,Quantity\n"

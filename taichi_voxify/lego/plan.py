@@ -131,6 +131,8 @@ class LegoPlan:
 
     def advice(self, floating=None, bridgeable=None):
         """One line on what keeps the model from being one firm build, and what would help."""
+        if not self.bricks:
+            return "nothing to build: the voxel art is empty"
         if floating is None:
             floating = int(self.floating().sum())
         if bridgeable is None:

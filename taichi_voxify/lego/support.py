@@ -20,6 +20,8 @@ def _lowest_layer(brick_grid):
 def bridge_columns(brick_grid, component):
     """[(x, z, y_low, y_high)] columns that join separate pieces, shortest first, each joining
     two pieces still apart. component: piece number of each brick."""
+    if not len(component):
+        return []
     X, Y, Z = brick_grid.shape
     last_y = np.full((X, Z), -1, np.int64)
     last_piece = np.full((X, Z), -1, np.int64)
