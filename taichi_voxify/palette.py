@@ -18,6 +18,9 @@ Methods (`extract_palette`):
   soft assignments at a falling temperature; each colour carries a twin and splits in two
   when the twins drift apart, until K colours.
 maxmin and mediancut are deterministic and ignore the seed; anneal uses it for the twins' nudge.
+Every method ends the same way: two colours closer than TWIN_DELTA (shades of one region) merge
+when a distinct colour with enough support is left out, which takes the freed slot; so when
+the views hold K distinct colour regions, the palette gives each its colour.
 """
 import csv
 import os
@@ -39,6 +42,9 @@ DEFAULT_COLORS = 8
 
 RARE_MIN_SHARE = 0.001  # a rare colour must cover at least this share of the weighted pixels
 RARE_RADIUS = 10.0  # delta E around a rare colour that counts as its support
+# palette colours closer than this are twins: one region's shades, which Stage 2 splits the
+# region between or drops one of; the slot goes to a distinct colour when the views have one
+TWIN_DELTA = 10.0
 _DATA_DIR = Path(__file__).resolve().parent / "data" / "palettes"
 
 
@@ -207,7 +213,14 @@ def _kmeans(lab, w, k, seed):
 
 
 def _kmeans_rare(lab, w, k, seed):
-    centres = _kmeans(lab, w, k, seed)
+    return _trade_twins_for_outliers(_kmeans(lab, w, k, seed), lab, w)
+
+
+def _trade_twins_for_outliers(centres, lab, w, closer_than=np.inf):
+    """While some supported colour lies farther from every centre than the two closest
+    centres (closer than `closer_than`) lie from each other, merge that pair and give the
+    outlier its own centre."""
+    k = len(centres)
     min_support = max(RARE_MIN_SHARE * w.sum(), w.min())
     for _ in range(k - 1):
         _, d2 = _nearest(lab, centres)
@@ -217,7 +230,7 @@ def _kmeans_rare(lab, w, k, seed):
         pair_d = delta_e76(centres[:, None], centres[None])
         pair_d[np.diag_indices(k)] = np.inf
         a, b = np.unravel_index(np.argmin(pair_d), pair_d.shape)
-        if rare[1] <= pair_d[a, b]:  # the outlier is less distinct than the closest pair
+        if rare[1] <= pair_d[a, b] or pair_d[a, b] >= closer_than:
             break
         owner, _ = _nearest(lab, centres)
         mass = np.array([w[owner == a].sum(), w[owner == b].sum()]) + 1e-12
@@ -362,7 +375,7 @@ def extract_palette(images, masks, k, method="kmeans", weights=None, seed=0):
         centres = _anneal(lab, w, k, seed)
     else:
         centres = _median_cut(lab, w, k)
-    return _finish(centres, colors, lab, w, k)
+    return _finish(_trade_twins_for_outliers(centres, lab, w, TWIN_DELTA), colors, lab, w, k)
 
 
 # --- choosing from a fixed set of colours ---------------------------------------------------

@@ -6,7 +6,9 @@ Pipeline for each view (all numpy, vectorised over every cell at once):
    takes the minority cluster when it is a distinct colour that no neighbouring cell shows
    (thin dark features such as eyes, mouths and lines would otherwise vanish), and closes
    one-cell gaps where a thin strip narrows out of a region of its colour. Cluster colours
-   are modes (mean-shift), not means, so blends of two regions do not enter the palette.
+   are modes (mean-shift), not means, so blends of two regions do not enter the palette; a
+   cell whose two clusters are one region's shades (closer than FEATURE_DELTA) takes its
+   mean colour.
    "gerstner" (after Gerstner et al. 2012, simplified): SLIC-like superpixels, one per cell,
    that follow colour edges, with a palette from deterministic annealing; "box" the mean
    colour; "nearest" the centre pixel (the plain downscaling baselines, still quantised).
@@ -257,6 +259,9 @@ def _kcentroid(cell_rgb, w, mask):
     share[busy] = np.minimum(m0, m1) / np.maximum(m0 + m1, 1e-12)
     major, minor = major.reshape(rows, cols, 3), minor.reshape(rows, cols, 3)
     feature = _keep_features(major, minor, share.reshape(rows, cols), mask)
+    # one region's shading (no second colour in the cell): its mean, as a box filter reads it
+    shading = delta_e76(major, minor) < FEATURE_DELTA
+    major = np.where(shading[..., None], _box(cell_rgb, w.reshape(rows, cols, p)), major)
     return np.where(feature[..., None], minor, major), feature
 
 
