@@ -78,10 +78,6 @@ class Mesh:
     def face_count(self):
         return int(len(self.triangles))
 
-    @property
-    def texture_images(self):
-        return [t.image for t in self.textures]
-
     def summary(self):
         """One line for logs: name, faces, textures, materials, vertex colours, dropped faces."""
         parts = [f"{self.face_count:,} triangles", f"{len(self.textures)} texture(s)",
