@@ -38,16 +38,24 @@ from .pipeline import convert, run_pipeline  # noqa: E402
 
 __version__ = "0.1.0"
 
+# imported on first use, so `import taichi_voxify` stays quick (no mesh, image or GUI modules)
+_LAZY = {"load_mesh": ("mesh", "load_mesh"), "make_pixel_art": ("pixelart", "make_pixel_art"),
+         "extract_palette": ("palette", "extract_palette"), "show": ("viewer", "show"),
+         "draw_voxels": ("viewer", "draw_voxels"), "engine": ("engine", None)}
 
-def load_mesh(path, **options):
-    """Load and normalise a mesh file (see taichi_voxify.mesh.load_mesh)."""
-    from .mesh import load_mesh as _load
-
-    return _load(path, **options)
+__all__ = ["init", "convert", "run_pipeline", "Options", "VoxelArt", *_LAZY, "VoxifyError",
+           "OptionError", "InputError", "MeshError", "ResourceError", "BackendError"]
 
 
-def show(art, **options):
-    """Open the GGUI viewer on a VoxelArt (see taichi_voxify.viewer.show)."""
-    from .viewer import show as _show
+def __getattr__(name):
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module_name, attr = _LAZY[name]
+    module = importlib.import_module(f"{__name__}.{module_name}")
+    value = module if attr is None else getattr(module, attr)
+    globals()[name] = value
+    return value
 
-    return _show(art, **options)
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .color import rgb_to_hex
 from .errors import InputError, OptionError
 
-MAX_COLORS = 255
+MAX_PALETTE_ENTRIES = 255  # uint8 indices with 0 for empty (and .vox's 255 colours)
 
 
 @dataclass
@@ -24,8 +25,9 @@ class VoxelArt:
         self.palette = np.ascontiguousarray(self.palette, dtype=np.uint8).reshape(-1, 3)
         if self.indices.ndim != 3:
             raise InputError(f"indices must be a 3-D grid, got shape {self.indices.shape}")
-        if not 1 <= len(self.palette) <= MAX_COLORS:
-            raise InputError(f"palette must hold 1 to {MAX_COLORS} colours, got {len(self.palette)}")
+        if not 1 <= len(self.palette) <= MAX_PALETTE_ENTRIES:
+            raise InputError(f"palette must hold 1 to {MAX_PALETTE_ENTRIES} colours, "
+                             f"got {len(self.palette)}")
         if self.indices.max(initial=0) > len(self.palette):
             raise InputError("indices refer to palette entries that do not exist")
 
@@ -52,7 +54,7 @@ class VoxelArt:
         return lut[self.indices]
 
     def hex_palette(self):
-        return ["#%02x%02x%02x" % tuple(int(v) for v in c) for c in self.palette]
+        return [rgb_to_hex(c) for c in self.palette]
 
     # --- numpy / Taichi interop -------------------------------------------------------------
     @classmethod
@@ -63,9 +65,11 @@ class VoxelArt:
         return cls(idx.astype(np.uint8), palette, dict(metadata or {}))
 
     def to_field(self):
-        """A Taichi u8 field (X, Y, Z) holding the indices (starts Taichi if needed)."""
-        from .backend import ensure_init
+        """The indices as a Taichi u8 field (X, Y, Z) on the running Taichi (a host program's
+        own, or one started with defaults): 0 empty, i > 0 palette entry i - 1."""
         import taichi as ti
+
+        from .backend import ensure_init
 
         ensure_init()
         f = ti.field(ti.u8, shape=self.shape)
@@ -73,9 +77,10 @@ class VoxelArt:
         return f
 
     def palette_field(self):
-        """A Taichi vector field (K,) of float RGB in [0, 1]."""
-        from .backend import ensure_init
+        """The palette as a Taichi vector field (K,) of f32 RGB in [0, 1] (sRGB)."""
         import taichi as ti
+
+        from .backend import ensure_init
 
         ensure_init()
         f = ti.Vector.field(3, ti.f32, shape=len(self.palette))
@@ -84,7 +89,18 @@ class VoxelArt:
 
     @classmethod
     def from_field(cls, index_field, palette, metadata=None):
-        return cls(index_field.to_numpy().astype(np.uint8), palette, metadata)
+        """From a Taichi field or ndarray of indices (0 empty, i > 0 palette entry i - 1) and a
+        palette: uint8 (K, 3), or a field like palette_field()'s (float RGB in [0, 1])."""
+        indices = np.asarray(index_field.to_numpy())
+        if indices.ndim != 3 or not np.issubdtype(indices.dtype, np.integer):
+            raise InputError(f"an index field must be a 3-D integer grid, got {indices.dtype} "
+                             f"{indices.shape}")
+        if hasattr(palette, "to_numpy"):
+            palette = np.clip(np.round(palette.to_numpy() * 255), 0, 255).astype(np.uint8)
+        if indices.min(initial=0) < 0 or indices.max(initial=0) > len(palette):
+            raise InputError(f"index field values must be 0..{len(palette)} for a "
+                             f"{len(palette)}-colour palette")
+        return cls(indices.astype(np.uint8), palette, metadata)
 
     # --- files ------------------------------------------------------------------------------
     def to_npz_dict(self):
