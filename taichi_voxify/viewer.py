@@ -14,6 +14,7 @@ Keys: Up / Down show one layer more / less, R toggles the reference, P saves a s
 """
 import os
 import sys
+import weakref
 
 import numpy as np
 
@@ -70,25 +71,30 @@ def vulkan_available():
 class VoxelDrawable:
     """Taichi fields holding the visible cube faces of a VoxelArt (a triangle soup with
     per-vertex normals and colours) for ti.ui.Scene.mesh. Only the layers below `layers` are
-    shown (the cut is closed, so a slice looks solid); colours follow `palette`."""
+    shown (the cut is closed, so a slice looks solid); colours follow `palette`.
+
+    Its fields are written only when the layers or colours change, not every frame. Released
+    fields go back to a pool that the next VoxelDrawable of that size reuses: GGUI compiles and
+    keeps a copy kernel per field it draws (measured: about 2.5 MB per new set of fields), so
+    new fields for every VoxelArt a host draws would grow without bound."""
 
     def __init__(self, art):
-        self.art = art
+        self.indices, self.base_palette = art.indices, art.palette
         self.palette = art.palette.copy()
         self.layers = art.shape[1]
         self.count = 0
         self._capacity = 0
-        self._fields = None
+        self._fields = self._runtime = None
         self._color_index = None
         self._geometry_dirty = self._colors_dirty = True
 
     def set_layers(self, layers):
-        layers = int(np.clip(layers, 0, self.art.shape[1]))
+        layers = int(np.clip(layers, 0, self.indices.shape[1]))
         if layers != self.layers:
             self.layers, self._geometry_dirty = layers, True
 
     def set_palette(self, palette):
-        palette = np.asarray(palette, np.uint8).reshape(self.art.palette.shape)
+        palette = np.asarray(palette, np.uint8).reshape(self.base_palette.shape)
         if not np.array_equal(palette, self.palette):
             self.palette, self._colors_dirty = palette.copy(), True
 
@@ -99,6 +105,11 @@ class VoxelDrawable:
         self.set_palette(palette)
 
     def _update(self):
+        import taichi as ti
+
+        if self._runtime is not ti.lang.impl.get_runtime():  # the host restarted Taichi
+            self._fields = None
+            self._geometry_dirty = True
         if self._geometry_dirty:
             self._upload_geometry()
         if self._colors_dirty:
@@ -107,21 +118,39 @@ class VoxelDrawable:
             self._colors_dirty = False
 
     def _upload_geometry(self):
-        import taichi as ti
-
-        shape = np.array(self.art.shape, np.float64)
-        sliced = VoxelArt(self.art.indices[:, : self.layers], self.art.palette)
+        shape = np.array(self.indices.shape, np.float64)
+        sliced = VoxelArt(self.indices[:, : self.layers], self.base_palette)
         mesh = voxel_mesh(sliced, merge=False)  # merged quads leave T-junction sparkles
         corners = mesh.faces.ravel()
         positions = (mesh.vertices[corners] - [0.0, shape[1] / 2, 0.0]) / shape.max()
         self.count = len(corners)
         if self.count > self._capacity or self._fields is None:
-            self._capacity = max(3, 1 << int(np.ceil(np.log2(max(self.count, 3)))))
-            self._fields = [ti.Vector.field(3, ti.f32, self._capacity) for _ in range(3)]
+            self._allocate(max(3, 1 << int(np.ceil(np.log2(max(self.count, 3))))))
         self._fields[0].from_numpy(_padded(positions, self._capacity))
         self._fields[1].from_numpy(_padded(mesh.normals[corners], self._capacity))
         self._color_index = np.repeat(mesh.color_index, 3)
         self._geometry_dirty, self._colors_dirty = False, True
+
+    def _allocate(self, capacity):
+        import taichi as ti
+
+        self.release()
+        runtime = ti.lang.impl.get_runtime()
+        pool = _field_pool.setdefault(capacity, [])
+        while pool and pool[-1][0] is not runtime:  # fields of a Taichi the host restarted
+            pool.pop()
+        self._fields = pool.pop()[1] if pool else [ti.Vector.field(3, ti.f32, capacity)
+                                                   for _ in range(3)]
+        self._capacity, self._runtime = capacity, runtime
+
+    def release(self):
+        """Hand the fields back to the pool (drawing again takes fields anew)."""
+        import taichi as ti
+
+        if self._fields is not None and self._runtime is ti.lang.impl.get_runtime():
+            _field_pool.setdefault(self._capacity, []).append((self._runtime, self._fields))
+        self._fields = None
+        self._geometry_dirty = True
 
     def draw(self, scene):
         """Add the voxels to a ti.ui.Scene (call between set_camera and canvas.scene)."""
@@ -137,23 +166,28 @@ def _padded(values, capacity):
     return out
 
 
-_drawables = {}
+_field_pool = {}  # capacity -> [(Taichi runtime, [vertex, normal, colour fields])] not in use
+_drawables = {}  # id(VoxelArt) -> its VoxelDrawable, for as long as that VoxelArt lives
 
 
 def draw_voxels(scene, art, layers=None, palette=None):
-    """Draw `art` into an existing ti.ui.Scene from a host Taichi program (fields are made
-    once per VoxelArt and reused every frame). Returns its VoxelDrawable."""
+    """Draw `art` into an existing ti.ui.Scene of a host Taichi program, every frame if you
+    like: its fields are made on the first call and rewritten only when `layers` or `palette`
+    change, and go back to the pool when `art` is freed. Returns its VoxelDrawable."""
     drawable = _drawables.get(id(art))
-    if drawable is None or drawable.art is not art:
-        if len(_drawables) > 8:
-            _drawables.clear()
+    if drawable is None:
         drawable = _drawables[id(art)] = VoxelDrawable(art)
+        weakref.finalize(art, _forget, id(art))
     if layers is not None:
         drawable.set_layers(layers)
     if palette is not None:
         drawable.set_palette(palette)
     drawable.draw(scene)
     return drawable
+
+
+def _forget(art_id):
+    _drawables.pop(art_id).release()
 
 
 class OrbitCamera:
@@ -401,6 +435,7 @@ def render_image(art, size=(512, 512), azimuth=30.0, elevation=20.0, layers=None
         viewer.render()
         return viewer.image()
     finally:
+        viewer.drawable.release()
         viewer.window.destroy()
 
 
