@@ -112,7 +112,7 @@ class VoxelArt:
         """Voxel art saved by to_npz_dict; shapes are checked from the .npy headers first."""
         from .budgets import MAX_VOXELS, read_npz
 
-        data = read_npz(path, {"indices": MAX_VOXELS, "palette": 8 * 3 * MAX_COLORS,
+        data = read_npz(path, {"indices": MAX_VOXELS, "palette": 8 * 3 * MAX_PALETTE_ENTRIES,
                                "metadata": 4 << 20})
         if not {"indices", "palette"} <= set(data):
             raise InputError(f"{path} is not taichi_voxify voxel art: it lacks the indices and "
