@@ -32,13 +32,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .color import linear_to_srgb, pil_to_rgba8, srgb_to_linear
+from .budgets import MAX_IMAGE_PIXELS, MAX_IMAGE_SIDE
 from .errors import MeshError, OptionError
 from .mesh_files import MeshFolder, RefusedReference, decode_data_uri
 
 SUPPORTED_EXTENSIONS = (".obj", ".glb", ".gltf", ".ply", ".stl", ".off")
 MAX_FACES = 5_000_000
-MAX_TEXTURE_SIDE = 8192
-MAX_TEXTURE_PIXELS = MAX_TEXTURE_SIDE ** 2  # 192 MiB as RGB8, checked before decoding
 NEUTRAL_GREY_SRGB = 0.6
 
 # Texture wrap modes (glTF sampler wrapS / wrapT): repeat is the default everywhere.
@@ -652,10 +651,9 @@ class _MaterialTable:
             self.tex_keys[key] = -1
         if key not in self.tex_keys:
             w, h = pil_image.size
-            if w * h > MAX_TEXTURE_PIXELS:
+            if w * h > MAX_IMAGE_PIXELS:
                 raise MeshError(f"{mesh_name}: a {w}x{h} texture is over the limit of "
-                                f"{MAX_TEXTURE_PIXELS:,} pixels ({MAX_TEXTURE_SIDE}x"
-                                f"{MAX_TEXTURE_SIDE})")
+                                f"{MAX_IMAGE_PIXELS:,} pixels ({MAX_IMAGE_SIDE}x{MAX_IMAGE_SIDE})")
             try:
                 rgb = _image_to_rgb8(pil_image)
             except (OSError, ValueError, SyntaxError) as exc:  # PIL's errors for broken images
