@@ -13,7 +13,6 @@ import argparse
 import io
 import json
 import multiprocessing
-import os
 import pathlib
 import resource
 import shutil
@@ -129,8 +128,8 @@ def _mesh_text_seeds():
            "property float z\nproperty uchar red\nproperty uchar green\nproperty uchar blue\n"
            "element face 2\nproperty list uchar int vertex_indices\nend_header\n"
            "0 0 0 255 0 0\n1 0 0 0 255 0\n1 1 0 0 0 255\n0 1 0 9 9 9\n3 0 1 2\n3 0 2 3\n")
-    off = "COFF\n4 2 0\n0 0 0 255 0 0 255\n1 0 0 0 255 0 255\n1 1 0 0 0 255 255\n0 1 1 9 9 9 255\n" \
-          "3 0 1 2\n3 0 2 3\n"
+    off = ("COFF\n4 2 0\n0 0 0 255 0 0 255\n1 0 0 0 255 0 255\n1 1 0 0 0 255 255\n"
+           "0 1 1 9 9 9 255\n3 0 1 2\n3 0 2 3\n")
     stl_ascii = ("solid t\nfacet normal 0 0 1\nouter loop\nvertex 0 0 0\nvertex 1 0 0\n"
                  "vertex 0 1 0\nendloop\nendfacet\nendsolid t\n")
     tris = np.array([[[0, 0, 0], [1, 0, 0], [0, 1, 0]], [[0, 0, 0], [0, 1, 0], [0, 0, 1]]],

@@ -70,9 +70,11 @@ class OutputSet:
         staging = staging_prefix(self.stem) + "0" * 24
         longest = max([staging, lock_name(self.stem)] + self.planned, key=_name_bytes)
         longest_temp = max(self.planned, key=_name_bytes)
-        if _name_bytes(longest) > name_max or _name_bytes(longest_temp) + TEMP_NAME_EXTRA > name_max:
-            raise OptionError(f"the output name {longest!r} is longer than the {name_max} bytes "
-                              f"a file name may have in {probe}: rename the mesh or shorten it")
+        too_long = _name_bytes(longest_temp) + TEMP_NAME_EXTRA > name_max
+        if _name_bytes(longest) > name_max or too_long:
+            raise OptionError(f"the mesh's name ({_name_bytes(self.stem)} bytes) makes output "
+                              f"names longer than the {name_max} bytes a file name may have in "
+                              f"{probe}: rename the mesh")
         deepest = os.path.join(self.out_dir, staging, longest_temp) + "x" * TEMP_NAME_EXTRA
         if _name_bytes(deepest) > path_max:
             raise OptionError(f"output paths in {self.out_dir} would be longer than the "
@@ -104,7 +106,8 @@ class OutputSet:
 
     def _report_names(self):
         try:
-            with open(os.path.join(self.out_dir, f"{self.stem}_report.json"), encoding="utf-8") as f:
+            report_path = os.path.join(self.out_dir, f"{self.stem}_report.json")
+            with open(report_path, encoding="utf-8") as f:
                 report = json.load(f)
             files = report["files"]
             assert "taichi_voxify" in report["versions"]

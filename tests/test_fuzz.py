@@ -34,7 +34,8 @@ _GLTF_KEYS = ("buffers", "bufferViews", "accessors", "meshes", "nodes", "scenes"
               "textures", "images", "samplers", "scene")
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(edits=st.lists(st.tuples(st.sampled_from(_GLTF_KEYS), st.integers(0, 3),
                                 st.sampled_from(["uri", "children", "mesh", "primitives",
                                                  "attributes", "bufferView", "count", "index",
