@@ -37,11 +37,12 @@ def _strings(content, at, count):
     return out, at
 
 
-def test_goxel_opens_the_file_and_sees_every_voxel_and_colour(tmp_path):
+@pytest.mark.parametrize("shape", [(5, 7, 4), (300, 3, 4)])  # one model; two, side by side
+def test_goxel_opens_the_file_and_sees_every_voxel_and_colour(tmp_path, shape):
     """Goxel (an editor with its own .vox reader) re-exports every voxel with its colour."""
     if not (shutil.which("goxel") and shutil.which("xvfb-run")):
         pytest.skip("Goxel or xvfb-run is not installed (apt-get install goxel xvfb)")
-    art = _random_art(shape=(5, 7, 4))
+    art = _random_art(shape=shape)
     write_vox(art, tmp_path / "a.vox")
     out = tmp_path / "a.txt"  # Goxel's text export: one 'X Y Z RRGGBB' line per voxel
     run = subprocess.run(["xvfb-run", "-a", "goxel", str(tmp_path / "a.vox"), "-e", str(out)],
