@@ -11,6 +11,7 @@ from .errors import InputError
 
 MAX_IMAGE_SIDE = 8192  # textures, --reference pictures: 192 MiB as RGB8 at most
 MAX_IMAGE_PIXELS = MAX_IMAGE_SIDE ** 2
+MAX_TEXTURE_PIXELS = 2 * MAX_IMAGE_PIXELS  # all of one mesh's textures together: 384 MiB RGB8
 MAX_VOXELS = 2 * 256 ** 3  # an assembled .vox scene or an .npz grid: twice our largest output
 MAX_NPY_HEADER = 10_000  # numpy's own default cap on the text header
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .color import linear_to_srgb, pil_to_rgba8, srgb_to_linear
-from .budgets import MAX_IMAGE_PIXELS, MAX_IMAGE_SIDE
+from .budgets import MAX_IMAGE_PIXELS, MAX_IMAGE_SIDE, MAX_TEXTURE_PIXELS
 from .errors import MeshError, OptionError
 from .mesh_files import MeshFolder, RefusedReference, decode_data_uri
 
@@ -638,6 +638,7 @@ class _MaterialTable:
     def __init__(self):
         self.keys, self.colors, self.tex_ids = {}, [], []
         self.textures, self.tex_keys = [], {}
+        self.texels = 0  # pixels of the textures decoded so far, against MAX_TEXTURE_PIXELS
 
     def texture_id(self, pil_image, wrap, mesh_name):
         """Index of the texture, decoded once; -1 (base colour, with a warning) when the image
@@ -654,6 +655,10 @@ class _MaterialTable:
             if w * h > MAX_IMAGE_PIXELS:
                 raise MeshError(f"{mesh_name}: a {w}x{h} texture is over the limit of "
                                 f"{MAX_IMAGE_PIXELS:,} pixels ({MAX_IMAGE_SIDE}x{MAX_IMAGE_SIDE})")
+            self.texels += w * h
+            if self.texels > MAX_TEXTURE_PIXELS:
+                raise MeshError(f"{mesh_name}: its textures hold more than the limit of "
+                                f"{MAX_TEXTURE_PIXELS:,} pixels together")
             try:
                 rgb = _image_to_rgb8(pil_image)
             except (OSError, ValueError, SyntaxError) as exc:  # PIL's errors for broken images

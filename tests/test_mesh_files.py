@@ -174,3 +174,19 @@ def test_texture_size_is_checked_before_decoding(tmp_path):
     (path.parent / "big.png").write_bytes(buf.getvalue())
     with pytest.raises(MeshError, match="over the limit of 67,108,864 pixels"):
         load_mesh(path)
+
+
+def test_all_textures_together_have_a_budget(tmp_path, monkeypatch):
+    """Many textures under the one-image cap still added up without limit."""
+    import taichi_voxify.mesh as mesh_module
+
+    monkeypatch.setattr(mesh_module, "MAX_TEXTURE_PIXELS", 20)  # two 4x4 images: 32 pixels
+    _lay_out(tmp_path, {"a.png": _png((255, 0, 0)), "b.png": _png((0, 0, 255)),
+                        "m.mtl": b"newmtl a\nmap_Kd a.png\nnewmtl b\nmap_Kd b.png\n"})
+    (tmp_path / "m.obj").write_text("mtllib m.mtl\nv 0 0 0\nv 1 0 0\nv 0 1 0\nv 1 1 0\nvt 0 0\n"
+                                    "vt 1 0\nvt 0 1\nusemtl a\nf 1/1 2/2 3/3\nusemtl b\n"
+                                    "f 2/2 4/1 3/3\n")
+    with pytest.raises(MeshError, match="more than the limit of 20 pixels together"):
+        load_mesh(tmp_path / "m.obj")
+    monkeypatch.setattr(mesh_module, "MAX_TEXTURE_PIXELS", 32)
+    assert len(load_mesh(tmp_path / "m.obj").textures) == 2
