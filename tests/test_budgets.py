@@ -106,3 +106,28 @@ def test_vox_scene_bounding_box_is_checked_before_the_grid_is_made(tmp_path):
     assert len(data) < 8000
     with pytest.raises(InputError, match=f"over the limit of {MAX_VOXELS:,} voxels"):
         vox.read_vox(tmp_path / "tiles.vox")
+
+
+def test_pils_own_decompression_bomb_error_is_one_line_everywhere(tmp_path, monkeypatch):
+    """DecompressionBombError escaped as a traceback from the pixel art, the viewer's
+    reference and mesh textures."""
+    import warnings
+
+    from taichi_voxify.mesh import load_mesh
+    from taichi_voxify.viewer import _as_rgb_float
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10)  # PIL refuses over 2x this: 20 pixels
+    for stem in ("px", "nx", "py", "ny", "pz", "nz"):
+        Image.new("RGBA", (8, 8)).save(tmp_path / f"{stem}.png")
+    with pytest.raises(InputError, match="decompression bomb") as e:
+        load_pixel_art_dir(tmp_path, cells=8)
+    assert "\n" not in str(e.value)
+    with pytest.raises(OptionError, match="decompression bomb"):
+        _as_rgb_float(str(tmp_path / "px.png"))
+    (tmp_path / "m.mtl").write_text("newmtl m\nKd 1 0 0\nmap_Kd -s 1 1 1 px.png\n")
+    (tmp_path / "m.obj").write_text("mtllib m.mtl\nv 0 0 0\nv 1 0 0\nv 0 1 0\nvt 0 0\nvt 1 0\n"
+                                    "vt 0 1\nusemtl m\nf 1/1 2/2 3/3\n")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        mesh = load_mesh(tmp_path / "m.obj")  # the texture is dropped with a warning
+    assert mesh.textures == [] and any("texture" in str(w.message) for w in caught)

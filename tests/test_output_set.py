@@ -187,3 +187,22 @@ def test_a_palette_file_given_as_input_is_never_an_output(tmp_path):
                       str(tmp_path / "cube_palette.gpl"), "--formats", "vox", "--force"] + QUICK)
     assert code == 2 and "would replace the input" in err and "cube_palette.gpl" in err, err
     assert _snapshot(tmp_path) == before
+
+
+def test_forced_replacement_of_a_symlink_leaves_its_target_alone(tmp_path):
+    """A symlink or user folder at STEM_lego ended up hidden in .part.old."""
+    target = tmp_path / "elsewhere"
+    target.mkdir()
+    (target / "keep.txt").write_text("user data")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "cube_lego").symlink_to(target)
+    with pytest.raises(OptionError, match="--force"):
+        OutputSet(out, "cube", ["cube_lego"]).check()
+    with OutputSet(out, "cube", ["cube_lego"], force=True) as forced:
+        forced.check()
+        os.mkdir(os.path.join(forced.staging, "cube_lego"))
+        forced.commit()
+    assert (out / "cube_lego").is_dir() and not (out / "cube_lego").is_symlink()
+    assert (target / "keep.txt").read_text() == "user data"
+    assert sorted(os.listdir(out)) == [".cube.voxify", "cube_lego"]
