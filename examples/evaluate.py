@@ -2,7 +2,8 @@
 
     python examples/evaluate.py --meshes tests/data --res 32 --colors 6 --out eval_out
 
-Writes results.md and results.csv (per mesh and the mean of each method) and one
+Writes results.md and results.csv (per mesh and the mean of each method), summary.md (a table
+per metric: methods by meshes, as in the README) and one
 gallery_<mesh>.png per mesh (the mesh and every method from the front, side and an isometric
 angle). CLIP-IQA needs real CLIP weights (--clip-weights); without them its column says so.
 """
@@ -43,9 +44,9 @@ def parse_args(argv):
 
 def evaluate(args):
     from taichi_voxify import backend
-    from taichi_voxify.evaluation import (format_csv, format_table, gallery_images, gallery_png,
-                                          mesh_gallery_images, metrics_row, parse_methods,
-                                          run_method)
+    from taichi_voxify.evaluation import (format_csv, format_summary, format_table,
+                                          gallery_images, gallery_png, mesh_gallery_images,
+                                          metrics_row, parse_methods, run_method)
     from taichi_voxify.outputs import prepare_out_dir
     from taichi_voxify.pipeline import prepare
     from taichi_voxify.export.atomic import write_text
@@ -81,6 +82,7 @@ def evaluate(args):
     table = format_table(results, methods)
     write_text(os.path.join(out, "results.md"), table)
     write_text(os.path.join(out, "results.csv"), format_csv(results))
+    write_text(os.path.join(out, "summary.md"), format_summary(results, methods))
     print(table)
     return results
 

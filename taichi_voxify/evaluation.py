@@ -144,6 +144,31 @@ def format_table(results, methods):
     return "\n".join(lines) + "\n"
 
 
+SUMMARY_METRICS = (  # column, title, format of a mesh's value, format of the mean
+    ("iou", "Six-view silhouette IoU (higher is better)", "{:.3f}", "{:.3f}"),
+    ("color_de76", "Colour error, mean ΔE76 (lower is better)", "{:.2f}", "{:.2f}"),
+    ("feature_recall", "Feature recall (higher is better)", "{:.2f}", "{:.2f}"),
+    ("colors_used", "Palette colours used", "{:.0f}", "{:.1f}"))
+
+
+def format_summary(results, methods):
+    """Markdown: one table per metric, a row per method, a column per mesh and the mean."""
+    meshes = list(dict.fromkeys(r["mesh"] for r in results))
+    value = {(r["mesh"], r["method"]): r for r in results}
+    blocks = []
+    for key, title, fmt, mean_fmt in SUMMARY_METRICS:
+        lines = [f"{title}:", "", "| method | " + " | ".join(meshes) + " | mean |",
+                 "|" + "---|" * (len(meshes) + 2)]
+        for m in methods:
+            cells = [value[(mesh, m)][key] if (mesh, m) in value else float("nan")
+                     for mesh in meshes]
+            text = ["n/a" if np.isnan(v) else fmt.format(v) for v in cells]
+            mean = float(np.nanmean(cells)) if not np.all(np.isnan(cells)) else float("nan")
+            lines.append(f"| {m} | " + " | ".join(text) + f" | **{mean_fmt.format(mean)}** |")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks) + "\n"
+
+
 def format_csv(results):
     cols = ("mesh", "method", "iou", "color_de76", "feature_recall", "features", "depth_voxels",
             "colors_used", "voxels", "seconds", "clip_iqa")

@@ -39,6 +39,12 @@ def test_table_has_every_method_and_means(evaluation):
     assert all(0.0 <= float(r["feature_recall"]) <= 1.0 for r in rows)  # alien has features
 
 
+def test_summary_has_a_table_per_metric(evaluation):
+    text = (evaluation / "summary.md").read_text()
+    assert text.count("| method | alien | mean |") == 4
+    assert all(f"| {m} |" in text for m in METHODS)
+
+
 def test_full_keeps_the_shape_as_well_as_voxelize(evaluation):
     rows = {r["method"]: r for r in csv.DictReader((evaluation / "results.csv").open())}
     assert float(rows["full"]["iou"]) >= float(rows["voxelize"]["iou"]) - 0.05
