@@ -169,3 +169,30 @@ def test_fit_subset_returns_all_when_k_exceeds_candidates():
     images = np.ones((1, 2, 2, 3))
     chosen = fit_palette_subset(images, np.ones((1, 2, 2), bool), cand, 5)
     np.testing.assert_array_equal(chosen, cand)
+
+
+@pytest.mark.parametrize("method", ["kmeans", "maxmin", "mediancut", "anneal"])
+def test_shades_of_one_region_give_way_to_a_distinct_colour(method, monkeypatch):
+    """Two oranges 8 ΔE apart (one region's shades), white and two black pixels, K=3: without
+    the twin trade K-means spends two slots on the oranges and drops black (Stage 2 then
+    splits the orange between twins and black is gone); with it every region gets its colour."""
+    from taichi_voxify import palette
+
+    shades = [(220, 135, 40)] * 500 + [(200, 118, 34)] * 500
+    pixels = np.array(shades + [(255, 255, 255)] * 300 + [(20, 20, 20)] * 2, np.uint8)
+    image, mask = pixels[None, None], np.ones((1, 1, len(pixels)), bool)
+    found = extract_palette(image, mask, 3, method)
+    assert [20, 20, 20] in found.tolist() and [255, 255, 255] in found.tolist()
+    if method == "kmeans":
+        monkeypatch.setattr(palette, "TWIN_DELTA", 0.0)
+        assert [20, 20, 20] not in extract_palette(image, mask, 3, method).tolist()
+
+
+def test_kmeans_centres_are_medians_of_their_colours():
+    """A cluster of 9 colours at L*=50 and one at L*=80: its colour sits at the weighted median
+    (50), where the mean ΔE is least, not at the mean (53) K-means alone would give."""
+    from taichi_voxify.palette import _median_steps
+
+    lab = np.array([[50.0, 0, 0]] * 9 + [[80.0, 0, 0]])
+    centre = _median_steps(lab, np.ones(10), [[53.0, 0, 0]])[0]
+    assert abs(centre[0] - 50.0) < 0.5
