@@ -267,3 +267,11 @@ def test_empty_art_gives_an_empty_plan_and_files(tmp_path):
     assert s["parts"] == 0 and s["connected_pieces"] == 0 and "nothing to build" in s["advice"]
     write_lego(plan, tmp_path / "empty_lego")
     assert (tmp_path / "empty_lego" / "rebrickable.csv").read_text() == "Part,Color,Quantity\n"
+
+
+def test_brick_proportions_keep_every_column_of_a_thin_slope():
+    idx = np.zeros((12, 12, 1), np.uint8)
+    idx[np.arange(12), np.arange(12), 0] = 1  # a one-voxel staircase
+    plan = build_plan(VoxelArt(idx, [RED]), proportions="brick")
+    assert plan.shape[1] == 10
+    assert {x for b in plan.bricks for x in range(b.x, b.x + b.size_x)} == set(range(12))

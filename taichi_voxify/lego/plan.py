@@ -168,14 +168,24 @@ def map_to_lego(palette, lego_colors=None):
 
 
 def resample_height(label, proportions):
-    """The label grid with its height scaled for the proportions: "brick" keeps 5 layers in 6
-    (each new layer takes the old layer at its centre), so the built model keeps its shape."""
+    """The label grid with its height scaled for the proportions: "brick" keeps 5 layers in 6,
+    so the built model keeps its shape. Each new layer takes the old layer at its centre, and
+    where that cell is empty the cell of the other old layer it overlaps, so that thin walls and
+    slopes keep every column instead of losing one layer in six."""
     if proportions == "cube":
         return label
     Y = label.shape[1]
     new_y = max(1, int(round(Y / BRICK_HEIGHT)))
-    source = np.minimum(((np.arange(new_y) + 0.5) * Y / new_y).astype(np.int64), Y - 1)
-    return label[:, source, :]
+    step = Y / new_y
+    out = np.empty((label.shape[0], new_y, label.shape[2]), label.dtype)
+    for j in range(new_y):
+        centre = min(int((j + 0.5) * step), Y - 1)
+        layer = label[:, centre, :].copy()
+        for other in range(int(j * step), min(int(np.ceil((j + 1) * step)), Y)):
+            empty = layer < 0
+            layer[empty] = label[:, other, :][empty]
+        out[:, j, :] = layer
+    return out
 
 
 # --- the plan ---------------------------------------------------------------------------------
