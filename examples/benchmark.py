@@ -104,6 +104,19 @@ def bench_ortho(sizes, repeats=20):
     return rows
 
 
+def bench_engines(args):
+    """Whole conversions with engine dense and sparse side by side, one child process each."""
+    from taichi_voxify.bench_engines import in_child
+    from taichi_voxify.render import BUNDLED_MESH
+
+    rows = []
+    for n in (int(s) for s in args.large_sizes.split(",")):
+        for engine in args.large_engines.split(","):
+            rows += in_child("convert", mesh=str(BUNDLED_MESH), resolution=n, engine=engine,
+                             arch=args.arch, threads=args.threads)
+    return rows
+
+
 def growth_exponent(rows, key):
     n = np.log([r["resolution"] for r in rows])
     t = np.log([max(1e-9, r["timings_s"][key]) for r in rows])
@@ -112,7 +125,11 @@ def growth_exponent(rows, key):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--large", action="store_true", help="also N=128")
+    p.add_argument("--large", action="store_true",
+                   help="also N=128, and dense against sparse Stage 2 at N=128 and 256")
+    p.add_argument("--large-sizes", default="128,256", help="N of the dense/sparse rows")
+    p.add_argument("--large-engines", default="dense,sparse",
+                   help="engines of the dense/sparse rows (dense at 256 takes most of an hour)")
     p.add_argument("--arch", default="auto")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--out", default="benchmark.json")
@@ -134,6 +151,8 @@ def main(argv=None):
     result["rasterizer"] = bench_render(face_count=200_000, size=512)
     result["lego_plan"] = bench_lego(64)
     result["peak_memory_mb"] = peak_mb()
+    if args.large:
+        result["engines"] = bench_engines(args)
 
     print(f"machine: {machine['arch']}, {machine['cpu_count']} CPUs, {machine['processor']}")
     print("conversion of the bundled cow (fast preset, CLIP off), seconds per stage:")
@@ -159,6 +178,13 @@ def main(argv=None):
           f"(+{lego['with_support']['support_parts']} support parts); writing the files "
           f"{lego['write_s']:.2f} s")
     print(f"peak memory {result['peak_memory_mb']:.0f} MB")
+    if args.large:
+        from taichi_voxify.bench_engines import side_by_side
+
+        print("dense against sparse Stage 2, whole conversions of the bundled cow, each in a "
+              "process of its own (peak = its resident high-water mark; active1/active2 = share "
+              "of the grid Stage 1's mask / Stage 2's blocks hold at the end):")
+        print(side_by_side(result["engines"]))
     from taichi_voxify.export.atomic import write_text
 
     write_text(args.out, json.dumps(result, indent=2, default=float) + "\n")

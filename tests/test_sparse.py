@@ -377,3 +377,23 @@ def test_train_stage2_sparse_gives_the_dense_voxel_art():
     assert iou > 0.97 and dense.occupancy.sum() > 100
     both = dense.occupancy & sparse.occupancy
     assert np.mean(dense.color_index[both] == sparse.color_index[both]) > 0.97
+
+
+def test_engine_comparison_tables_pair_dense_and_sparse_rows():
+    from taichi_voxify.bench_engines import quality_gaps, quality_table, side_by_side
+
+    rows = [dict(mesh="cow", resolution=32, engine="dense", iou=0.98, color_de76=8.0,
+                 stage2_s=10.0, stage2_active_fraction=1.0),
+            dict(mesh="cow", resolution=32, engine="sparse", iou=0.97, color_de76=8.4,
+                 stage2_s=5.0, stage2_active_fraction=0.25),
+            dict(mesh="fox", resolution=32, engine="sparse", error="out of memory")]
+    (gap,) = quality_gaps(rows)
+    assert gap["iou_gap"] == pytest.approx(-0.01 / 0.98) and gap["de_gap"] == pytest.approx(0.05)
+    table = quality_table(rows)
+    assert "-1.02%" in table and "+5.00%" in table and "fox | 32 | failed: out of memory" in table
+    convert = dict(mesh="cow", resolution=128, engine="sparse", stage2_ms_per_iteration=90.0,
+                   timings_s=dict(stage1=20.0, stage2=70.0, total=100.0), peak_rss_mb=900.0,
+                   stage1_active_fraction=0.3, stage2_active_fraction=0.1, iou=0.99,
+                   color_de76=5.0)
+    text = side_by_side([convert, rows[2]])
+    assert "0.100" in text and "failed: out of memory" in text
