@@ -148,6 +148,7 @@ def fine_tune(prep, options=None, *, progress=None, **stage2_overrides):
     Stage 2 settings (e.g. w_depth=0 for the no-depth ablation).
     """
     from .metrics import evaluate_voxel_art
+    from .palette_use import restore_missing_colors
     from .stage2 import Stage2Config, train_stage2
 
     opts = options or prep.options
@@ -160,7 +161,7 @@ def fine_tune(prep, options=None, *, progress=None, **stage2_overrides):
                        prep.palette, depth, prep.axis_hires.rgb, cfg2, opts.seed,
                        _progress_fn(progress), clip_loss, opts.ortho, opts.use_gumbel,
                        opts.engine)
-    art = result.to_voxel_art()
+    art = restore_missing_colors(result.to_voxel_art(), _target_index(prep))
     if opts.shell:
         from .shell import keep_shell
 
@@ -202,6 +203,13 @@ def coarse_to_voxel_art(coarse, resolution, palette, occupancy_alpha=0.5):
     occupancy = alpha > occupancy_alpha
     index = nearest_palette_index(np.clip(rgb, 0, 1), palette)
     return VoxelArt.from_dense(occupancy, index, palette)
+
+
+def _target_index(prep):
+    """(6, N, N) palette index of each pixel-art target pixel, -1 for background."""
+    from .palette import nearest_palette_index
+
+    return np.where(prep.masks, nearest_palette_index(prep.pixel_art, prep.palette), -1)
 
 
 def _depth_target(axis_lowres):
