@@ -1,13 +1,11 @@
-"""Convert a mesh into voxel art: `python examples/convert.py [MESH] [options]`.
+"""Convert a mesh into voxel art (voxify): `python examples/convert.py [MESH] [options]`.
 
 With no MESH it converts the bundled Spot cow into ./voxify_out/. `--help` lists the options.
+Needs taichi_voxify installed (pip install -e . from the repository).
 """
-import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from taichi_voxify.cli import main  # noqa: E402
+from taichi_voxify.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

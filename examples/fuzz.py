@@ -9,12 +9,7 @@ the exit status is 1 when any case did not. See taichi_voxify/fuzz.py.
 import os
 import sys
 
-try:
-    import taichi_voxify  # noqa: F401  (installed with pip)
-except ImportError:  # run from a source checkout
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from taichi_voxify.fuzz import main  # noqa: E402
+from taichi_voxify.fuzz import main
 
 SHIPPED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests", "data")
 

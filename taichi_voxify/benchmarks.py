@@ -1,6 +1,7 @@
 """Speed and memory of every stage, on the backend in use.
 
-    python examples/benchmark.py [--large] [--arch auto|cpu|cuda] [--out benchmark.json]
+    voxify-bench [--large] [--arch auto|cpu|cuda] [--out benchmark.json]
+    (or python examples/benchmark.py ...)
 
 Prints a table and writes JSON: seconds per stage of a whole conversion of the bundled cow
 (fast preset, CLIP off) for N = 16, 32, 64 (and 128 with --large); iterations/s and rays/s of
@@ -9,18 +10,16 @@ views of a 200k-triangle mesh; how Stage 2 time grows with N (log-log slope; N^3
 the LEGO build plan of a 64^3 sphere.
 Peak memory is the process's resident high-water mark after each part (it only grows).
 """
-import argparse
 import json
 import os
 import platform
 import resource
-import sys
 import tempfile
 import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from .commands import CommandParser, run_command
 
 STAGES = ("load", "render", "stage1", "pixel_art", "palette", "stage2", "export", "total")
 
@@ -30,9 +29,9 @@ def peak_mb():
 
 
 def bench_conversions(sizes, seed=0):
-    from taichi_voxify.outputs import DEFAULT_FORMATS, write_outputs
-    from taichi_voxify.pipeline import run_pipeline
-    from taichi_voxify.render import BUNDLED_MESH
+    from .outputs import DEFAULT_FORMATS, write_outputs
+    from .pipeline import run_pipeline
+    from .render import BUNDLED_MESH
 
     rows = []
     for n in sizes:
@@ -51,8 +50,8 @@ def bench_conversions(sizes, seed=0):
 def bench_lego(n=64):
     """LEGO build plan of a solid n^3 sphere in four colour bands (no Taichi): plan, plan with
     hidden support, and writing STEM_lego/ (BOM, shopping lists, instructions, overview)."""
-    from taichi_voxify import VoxelArt
-    from taichi_voxify.lego import build_plan, catalog, write_lego
+    from . import VoxelArt
+    from .lego import build_plan, catalog, write_lego
 
     centred = np.indices((n, n, n)) + 0.5 - n / 2
     inside = (centred ** 2).sum(0) < (n / 2) ** 2
@@ -77,8 +76,8 @@ def bench_ortho(sizes, repeats=20):
     """Forward + backward of the six axis views on a random half-full grid."""
     import taichi as ti
 
-    from taichi_voxify import backend, ndarrays
-    from taichi_voxify.stage2 import AxisViewRenderer
+    from . import backend, ndarrays
+    from .stage2 import AxisViewRenderer
 
     rows = []
     rng = np.random.default_rng(0)
@@ -106,8 +105,8 @@ def bench_ortho(sizes, repeats=20):
 
 def bench_engines(args):
     """Whole conversions with engine dense and sparse side by side, one child process each."""
-    from taichi_voxify.bench_engines import in_child
-    from taichi_voxify.render import BUNDLED_MESH
+    from .bench_engines import in_child
+    from .render import BUNDLED_MESH
 
     rows = []
     for n in (int(s) for s in args.large_sizes.split(",")):
@@ -124,7 +123,11 @@ def growth_exponent(rows, key):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    return run_command(bench, argv)
+
+
+def bench(argv):
+    p = CommandParser(prog="voxify-bench", description=__doc__.splitlines()[0])
     p.add_argument("--large", action="store_true",
                    help="also N=128, and dense against sparse Stage 2 at N=128 and 256")
     p.add_argument("--large-sizes", default="128,256", help="N of the dense/sparse rows")
@@ -133,11 +136,12 @@ def main(argv=None):
     p.add_argument("--arch", default="auto")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--out", default="benchmark.json")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
     args = p.parse_args(argv)
 
-    from taichi_voxify import backend
-    from taichi_voxify.bench_stage1 import bench_stage1
-    from taichi_voxify.render import bench_render
+    from . import backend
+    from .bench_stage1 import bench_stage1
+    from .render import bench_render
 
     info = backend.init(arch=args.arch, threads=args.threads)
     sizes = [16, 32, 64] + ([128] if args.large else [])
@@ -179,18 +183,15 @@ def main(argv=None):
           f"{lego['write_s']:.2f} s")
     print(f"peak memory {result['peak_memory_mb']:.0f} MB")
     if args.large:
-        from taichi_voxify.bench_engines import side_by_side
+        from .bench_engines import side_by_side
 
         print("dense against sparse Stage 2, whole conversions of the bundled cow, each in a "
               "process of its own (peak = its resident high-water mark; active1/active2 = share "
               "of the grid Stage 1's mask / Stage 2's blocks hold at the end):")
         print(side_by_side(result["engines"]))
-    from taichi_voxify.export.atomic import write_text
+    from .export.atomic import write_text
 
     write_text(args.out, json.dumps(result, indent=2, default=float) + "\n")
     print(f"wrote {args.out}")
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

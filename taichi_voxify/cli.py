@@ -1,16 +1,15 @@
 """The `voxify` command (also examples/convert.py): mesh in, voxel art files out.
 
-Exit codes: 0 success, 2 bad arguments or options, 1 any other failure; errors are one line
-(no traceback unless --debug).
+Exit codes (taichi_voxify.commands): 0 success, 2 bad arguments or options, 1 any other
+failure; errors are one line (no traceback unless --debug).
 """
-import argparse
 import json
 import os
 import sys
 import time
-import warnings
 
-from .errors import OUT_OF_MEMORY, OptionError, VoxifyError
+from .commands import CommandParser, run_command
+from .errors import OptionError
 
 BUNDLED_MESH = os.path.join(os.path.dirname(__file__), "data", "spot", "spot.obj")
 BUNDLED_FRONT = "-z"  # Spot's head points to -z in its OBJ file
@@ -18,16 +17,11 @@ STAGE_LABELS = {"load": "load mesh", "render": "render views", "stage1": "stage 
                 "pixel_art": "pixel art + palette", "stage2": "stage 2 (voxel art)"}
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line and exit 2, instead of usage + message
-        raise OptionError(message)
-
-
 def build_parser():
     """The voxify command line: the mesh, every Options field's flag, and the output flags."""
     from .options import Options
 
-    p = _Parser(prog="voxify", description="Turn a 3D mesh into palette voxel art "
+    p = CommandParser(prog="voxify", description="Turn a 3D mesh into palette voxel art "
                 "(MagicaVoxel .vox, cube mesh, pictures, LEGO build plan).")
     p.add_argument("mesh", nargs="?", default=None,
                    help="mesh file (OBJ/MTL, GLB, glTF, PLY, STL, OFF); default: the bundled cow")
@@ -66,13 +60,6 @@ class ProgressBars:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
-
-
-def _one_line_warnings():
-    def show(message, category, filename, lineno, file=None, line=None):
-        print(f"warning: {str(message).splitlines()[0]}", file=sys.stderr)
-
-    warnings.showwarning = show
 
 
 def options_from_args(args):
@@ -198,31 +185,11 @@ def summary_table(report, out_dir):
 
 
 def main(argv=None):
-    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
-    _one_line_warnings()
-    try:
-        run(argv)
-        return 0
-    except VoxifyError as exc:
-        if debug:
-            raise
-        print(f"error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
-              file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
-    except MemoryError:
-        if debug:
-            raise
-        print(f"error: {OUT_OF_MEMORY}", file=sys.stderr)
-        return 1
-    except Exception as exc:  # an internal failure still gets one line without --debug
-        if debug:
-            raise
-        print(f"error: internal error ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
-              "run with --debug for the traceback", file=sys.stderr)
-        return 1
+    return run_command(_convert, argv)
+
+
+def _convert(argv):
+    run(argv)  # the report is for callers of run(); the command's result is its files
 
 
 if __name__ == "__main__":

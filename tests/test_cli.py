@@ -17,7 +17,7 @@ CONVERT = [sys.executable, str(ROOT / "examples" / "convert.py")]
 
 def run_cli(args, tmp_path):
     proc = subprocess.run(CONVERT + args, capture_output=True, text=True, cwd=tmp_path,
-                          timeout=300)
+                          timeout=300, env=dict(os.environ, PYTHONPATH=str(ROOT)))
     return proc.returncode, proc.stdout, proc.stderr
 
 

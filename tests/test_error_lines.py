@@ -30,18 +30,14 @@ def test_viewer_refuses_broken_files_in_one_line(tmp_path, name, data, needle):
     (tmp_path / name).write_bytes(data)
     proc = subprocess.run([sys.executable, "examples/view.py", str(tmp_path / name),
                            "--headless", "--screenshot", str(tmp_path / "s.png")],
-                          capture_output=True, text=True, cwd=ROOT, timeout=300)
+                          capture_output=True, text=True, cwd=ROOT, timeout=300,
+                          env=dict(os.environ, PYTHONPATH=ROOT))
     assert proc.returncode == 1 and needle in proc.stderr, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "s.png").exists()
 
 
 def test_viewer_memory_error_is_one_line(tmp_path, monkeypatch, capsys):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("view_example", os.path.join(ROOT, "examples",
-                                                                              "view.py"))
-    view = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(view)
+    from taichi_voxify.commands import view
 
     def load_art(path):
         raise MemoryError()

@@ -1,27 +1,20 @@
-"""examples/evaluate.py end to end on one small mesh: the table has a row per method and a mean
+"""voxify-eval (examples/evaluate.py) end to end on one small mesh: the table has a row per method and a mean
 per method, the gallery is written, and our method keeps the mesh's shape at least as well as
 plain voxelisation."""
 import csv
-import importlib.util
 
 import pytest
 
-from conftest import ROOT, mesh_path
+from conftest import mesh_path
 from taichi_voxify.evaluation import METHODS, NO_CLIP_SCORE
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("evaluate", ROOT / "examples" / "evaluate.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
 def evaluation(tmp_path_factory):
     out = tmp_path_factory.mktemp("eval")
-    script = load_script()
-    code = script.main(["--meshes", str(mesh_path("alien.glb")), "--res", "16", "--colors", "5",
+    from taichi_voxify.commands.evaluate import main
+
+    code = main(["--meshes", str(mesh_path("alien.glb")), "--res", "16", "--colors", "5",
                         "--preset", "fast", "--out", str(out)])
     assert code == 0
     return out

@@ -10,7 +10,7 @@ from taichi_voxify.palette import (PALETTE_METHODS, extract_palette, named_palet
 from taichi_voxify.pixelart import (PIXEL_METHODS, apply_palette, cell_colors,
                                     load_pixel_art_dir, make_pixel_art, make_pixel_art_views)
 
-from conftest import ROOT, mesh_path
+from conftest import mesh_path
 
 RENDER = 128
 CELLS = 32
@@ -304,13 +304,9 @@ def test_load_pixel_art_dir_refuses_bad_folders(tmp_path, case, fragment):
 # --- the command-line example ---------------------------------------------------------------
 
 def _example_main():
-    import importlib.util
+    from taichi_voxify.commands.pixelart import main
 
-    path = ROOT / "examples" / "pixelart.py"
-    spec = importlib.util.spec_from_file_location("pixelart_example", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
+    return main
 
 
 def test_example_turns_a_png_into_upscaled_pixel_art(tmp_path, capsys):

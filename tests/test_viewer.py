@@ -150,14 +150,9 @@ def test_interactive_frame_with_control_panel_runs_headless(viewer):
 
 
 def _view_script():
-    import importlib.util
-    import pathlib
+    from taichi_voxify.commands import view
 
-    path = pathlib.Path(__file__).resolve().parents[1] / "examples" / "view.py"
-    spec = importlib.util.spec_from_file_location("view_example", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return view
 
 
 def test_view_script_headless_screenshot_and_one_line_errors(viewer, tmp_path, capsys):

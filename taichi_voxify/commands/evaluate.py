@@ -1,19 +1,17 @@
 """Compare our voxel art with the simple ways of making it, and ablate our parts.
 
-    python examples/evaluate.py --meshes tests/data --res 32 --colors 6 --out eval_out
+    voxify-eval --meshes tests/data --res 32 --colors 6 --out eval_out
+    (or python examples/evaluate.py ...)
 
 Writes results.md and results.csv (per mesh and the mean of each method), summary.md (a table
 per metric: methods by meshes, as in the README) and one
 gallery_<mesh>.png per mesh (the mesh and every method from the front, side and an isometric
 angle). CLIP-IQA needs real CLIP weights (--clip-weights); without them its column says so.
 """
-import argparse
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from taichi_voxify.errors import OptionError, VoxifyError  # noqa: E402
+from ..errors import OptionError
+from . import CommandParser, run_command
 
 MESH_SUFFIXES = (".obj", ".glb", ".gltf", ".ply", ".stl", ".off")
 
@@ -28,9 +26,9 @@ def find_meshes(folder):
 
 
 def parse_args(argv):
-    from taichi_voxify.evaluation import METHODS
+    from ..evaluation import METHODS
 
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = CommandParser(prog="voxify-eval", description=__doc__.splitlines()[0])
     p.add_argument("--meshes", required=True, help="a mesh file or a folder of meshes")
     p.add_argument("--res", type=int, default=32)
     p.add_argument("--colors", type=int, default=6)
@@ -39,17 +37,18 @@ def parse_args(argv):
     p.add_argument("--methods", default=",".join(METHODS))
     p.add_argument("--clip-weights", default=None, help="open_clip ViT-B-32 checkpoint")
     p.add_argument("--out", default="eval_out")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
     return p.parse_args(argv)
 
 
 def evaluate(args):
-    from taichi_voxify import backend
-    from taichi_voxify.evaluation import (format_csv, format_summary, format_table,
-                                          gallery_images, gallery_png, mesh_gallery_images,
-                                          metrics_row, parse_methods, run_method)
-    from taichi_voxify.outputs import prepare_out_dir
-    from taichi_voxify.pipeline import prepare
-    from taichi_voxify.export.atomic import write_text
+    from .. import backend
+    from ..evaluation import (format_csv, format_summary, format_table, gallery_images,
+                              gallery_png, mesh_gallery_images, metrics_row, parse_methods,
+                              run_method)
+    from ..outputs import prepare_out_dir
+    from ..pipeline import prepare
+    from ..export.atomic import write_text
 
     methods = parse_methods(args.methods)
     meshes = [args.meshes] if os.path.isfile(args.meshes) else find_meshes(args.meshes)
@@ -58,7 +57,7 @@ def evaluate(args):
     clip = "required" if args.clip_weights else "off"
     scorer = None
     if args.clip_weights:
-        from taichi_voxify.clip_bridge import clip_iqa_scorer
+        from ..clip_bridge import clip_iqa_scorer
 
         scorer = clip_iqa_scorer(args.clip_weights)
     results = []
@@ -88,13 +87,8 @@ def evaluate(args):
 
 
 def main(argv=None):
-    try:
-        evaluate(parse_args(argv))
-        return 0
-    except VoxifyError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
+    return run_command(_evaluate, argv)
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def _evaluate(argv):
+    evaluate(parse_args(argv))  # the results are for callers of evaluate(); here, the files

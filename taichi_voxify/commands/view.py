@@ -1,24 +1,19 @@
-"""Look at voxel art in a Taichi GGUI window, or render it headless to a PNG.
+"""voxify-view: look at voxel art in a Taichi GGUI window, or render it headless to a PNG.
 
-    python examples/view.py cow.vox
-    python examples/view.py cow.npz --reference cow_views.png
-    python examples/view.py cow.vox --headless --screenshot cow.png --azimuth 30 --elevation 20
+    voxify-view cow.vox                     (or python examples/view.py ...)
+    voxify-view cow.npz --reference cow_views.png
+    voxify-view cow.vox --headless --screenshot cow.png --azimuth 30 --elevation 20
 
 Mouse: left drag orbits, right drag pans, middle drag zooms. Keys: Up/Down layers, R reference,
 P screenshot. GGUI needs Vulkan (CPU machines: apt-get install -y mesa-vulkan-drivers libvulkan1).
 """
-import argparse
 import os
-import sys
 
-try:
-    import taichi_voxify  # noqa: F401  (installed with pip)
-except ImportError:  # run from a source checkout
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from . import CommandParser, run_command
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = CommandParser(prog="voxify-view", description=__doc__.splitlines()[0])
     p.add_argument("file", help="voxel art: a MagicaVoxel .vox or a taichi_voxify .npz")
     p.add_argument("--headless", action="store_true", help="render without a window")
     p.add_argument("--screenshot", help="PNG path (required with --headless)")
@@ -33,8 +28,9 @@ def parse_args(argv):
 
 
 def load_art(path):
-    from taichi_voxify import InputError, VoxelArt
-    from taichi_voxify.export import read_vox
+    from ..errors import InputError
+    from ..export import read_vox
+    from ..voxelart import VoxelArt
 
     if not os.path.isfile(path):
         raise InputError(f"no such file: {path}")
@@ -47,7 +43,7 @@ def load_art(path):
 
 
 def parse_size(text):
-    from taichi_voxify import OptionError
+    from ..errors import OptionError
 
     try:
         w, h = (int(v) for v in text.lower().split("x"))
@@ -59,39 +55,28 @@ def parse_size(text):
 
 
 def main(argv=None):
+    return run_command(view, argv)
+
+
+def view(argv):
     args = parse_args(argv)
-    from taichi_voxify import OptionError, VoxifyError, backend, errors, viewer
+    from .. import backend, viewer
+    from ..errors import OptionError
 
-    try:
-        if args.headless and not args.screenshot:
-            raise OptionError("--headless needs --screenshot PATH")
-        size = parse_size(args.size)
-        art = load_art(args.file)
-        backend.init(arch=args.arch)
-        if args.headless:
-            viewer.screenshot(art, args.screenshot, size, args.azimuth, args.elevation,
-                              args.layers, args.reference)
-            print(args.screenshot)
-            return 0
-        v = viewer.Viewer(art, size, True, args.reference, args.azimuth, args.elevation)
-        if args.layers is not None:
-            v.drawable.set_layers(args.layers)
-        if args.screenshot:
-            v.screenshot_path = args.screenshot
-        v.run()
+    if args.headless and not args.screenshot:
+        raise OptionError("--headless needs --screenshot PATH")
+    size = parse_size(args.size)
+    art = load_art(args.file)
+    backend.init(arch=args.arch)
+    if args.headless:
+        viewer.screenshot(art, args.screenshot, size, args.azimuth, args.elevation,
+                          args.layers, args.reference)
+        print(args.screenshot)
         return 0
-    except VoxifyError as exc:
-        if args.debug:
-            raise
-        print(f"error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
-              file=sys.stderr)
-        return exc.exit_code
-    except MemoryError:
-        if args.debug:
-            raise
-        print(f"error: {errors.OUT_OF_MEMORY}", file=sys.stderr)
-        return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    v = viewer.Viewer(art, size, True, args.reference, args.azimuth, args.elevation)
+    if args.layers is not None:
+        v.drawable.set_layers(args.layers)
+    if args.screenshot:
+        v.screenshot_path = args.screenshot
+    v.run()
+    return 0
