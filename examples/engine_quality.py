@@ -10,14 +10,10 @@ import argparse
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # evaluate.find_meshes
-
 
 def main(argv=None):
-    from evaluate import find_meshes
-
     from taichi_voxify.bench_engines import in_child, quality_table
+    from taichi_voxify.commands.evaluate import find_meshes
     from taichi_voxify.export.atomic import write_text
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
