@@ -6,10 +6,12 @@ own colour source, so a face's albedo is
 
     albedo_linear = material_colour * texture(uv) * corner_colour      (all linear RGB)
 
-where `material_colour` is the glTF base colour factor, the MTL Kd (an MTL texture replaces Kd,
-so the texture shows unchanged whatever default Kd the exporter wrote) or neutral grey when
-nothing gives a colour, `texture` is the
-bilinear, sRGB-decoded lookup in the material's image (1 when it has none) and `corner_colour` is
+where `material_colour` is the glTF base colour factor (the emissive factor of an emissive-only
+material; white when a glTF material gives neither, as the spec says), the MTL Kd (an MTL
+texture replaces Kd, so the texture shows unchanged whatever default Kd the exporter wrote) or
+neutral grey when nothing gives a colour, `texture` is the
+bilinear, sRGB-decoded lookup in the material's image (1 when it has none; glTF UVs as
+gltf_primitives.py reads them: texCoord set, KHR_texture_transform) and `corner_colour` is
 the barycentric blend of the per-corner vertex colours (COLOR_0, PLY vertex colours, or a face
 colour repeated on its three corners; 1 when there are none).
 
@@ -34,6 +36,7 @@ import numpy as np
 from .color import linear_to_srgb, pil_to_rgba8, srgb_to_linear
 from .budgets import MAX_IMAGE_PIXELS, MAX_IMAGE_SIDE, MAX_TEXTURE_PIXELS
 from .errors import MeshError, OptionError
+from .gltf_primitives import colour_texture, read_primitives
 from .mesh_files import MeshFolder, RefusedReference, decode_data_uri
 
 SUPPORTED_EXTENSIONS = (".obj", ".glb", ".gltf", ".ply", ".stl", ".off")
@@ -176,7 +179,7 @@ def load_mesh(path_or_trimesh, up="y", padding=0.0, max_faces=MAX_FACES):
     _check_face_count(name, total, max_faces)
     if total == 0:
         raise MeshError(f"{name}: the file holds no triangle faces{declared.extension_note()}")
-    soup = _build_soup(parts, name, declared, declared.colors_by_geometry(scene.geometry))
+    soup = _build_soup(parts, name, declared, declared.primitives_by_geometry(scene.geometry))
     tris, keep = _drop_degenerate(soup["triangles"])
     if not keep.any():
         raise MeshError(f"{name}: every triangle is degenerate (zero area)")
@@ -312,10 +315,10 @@ def _scene_parts(scene):
 
 class _Declared:
     """What the file itself says, read from its MTL or glTF, that trimesh does not keep: which
-    materials name an image, glTF sampler wrap modes, and glTF COLOR_0 decoded by us
-    (trimesh turns normalised unsigned-short colours, Blender's default, into garbage)."""
+    materials name an image, glTF sampler wrap modes, and each glTF primitive's COLOR_0 and
+    texture UVs read by us (see gltf_primitives.py)."""
 
-    def __init__(self, textured=(), wraps=None, missing_libs=(), vertex_colors=(),
+    def __init__(self, textured=(), wraps=None, missing_libs=(), primitives=(),
                  required_extensions=(), texture_files=None, missing_images=()):
         self.textured = set(textured)
         self.missing_images = list(missing_images)  # glTF image files that are not there
@@ -323,7 +326,7 @@ class _Declared:
         self._images = {}
         self.wraps = dict(wraps or {})
         self.missing_libs = list(missing_libs)
-        self.vertex_colors = list(vertex_colors)  # (positions float32, linear colours) pairs
+        self.primitives = list(primitives)  # gltf_primitives.Primitive, in file order
         self.required_extensions = list(required_extensions)
 
     def extension_note(self):
@@ -348,17 +351,18 @@ class _Declared:
                 self._images[found] = None
         return self._images[found]
 
-    def colors_by_geometry(self, geometries):
-        """Geometry name -> our decoded COLOR_0 (None where the primitive has none). Primitives
-        are paired with trimesh's geometries in file order among those with exactly the same
-        positions, so identical shapes with different colours each keep their own."""
+    def primitives_by_geometry(self, geometries):
+        """Geometry name -> our glTF `Primitive`. Primitives are paired with trimesh's
+        geometries in file order among those with exactly the same positions, so identical
+        shapes with different colours each keep their own."""
         result, used = {}, set()
         for name, geom in geometries.items():
             v = np.asarray(geom.vertices, np.float32)
-            for i, (positions, colors) in enumerate(self.vertex_colors):
-                if i not in used and positions.shape == v.shape and np.array_equal(positions, v):
+            for i, prim in enumerate(self.primitives):
+                if i not in used and prim.positions.shape == v.shape \
+                        and np.array_equal(prim.positions, v):
                     used.add(i)
-                    result[name] = colors
+                    result[name] = prim
                     break
         return result
 
@@ -525,49 +529,11 @@ def _check_node_tree(children, name):
         raise MeshError(f"{name}: glTF node {first} lies on a cycle of nodes[].children")
 
 
-_COMPONENTS = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4}
-_COMPONENT_TYPES = {5120: np.int8, 5121: np.uint8, 5122: np.int16, 5123: np.uint16,
-                    5125: np.uint32, 5126: np.float32}
-
-
-def _read_accessor(doc, buffer, index):
-    acc = doc["accessors"][index]
-    view = doc["bufferViews"][acc["bufferView"]]
-    dtype = np.dtype(_COMPONENT_TYPES[acc["componentType"]])
-    comps = _COMPONENTS[acc["type"]]
-    stride = view.get("byteStride") or dtype.itemsize * comps
-    start = view.get("byteOffset", 0) + acc.get("byteOffset", 0)
-    return np.ndarray((acc["count"], comps), dtype, buffer=buffer(view["buffer"]), offset=start,
-                      strides=(stride, dtype.itemsize)).copy()
-
-
-_GLTF_TRIANGLE_MODES = (4, 5)  # triangles, strips: the primitives trimesh makes Trimeshes of
-
-
-def _gltf_vertex_colors(doc, buffer):
-    """(positions, linear RGB or None) of every triangle primitive in file order, COLOR_0
-    decoded per the spec; primitives without COLOR_0 are kept so pairing stays in step."""
-    found = []
-    for mesh in doc.get("meshes", []):
-        for prim in mesh.get("primitives", []):
-            attrs = prim.get("attributes", {})
-            if "POSITION" not in attrs or prim.get("mode", 4) not in _GLTF_TRIANGLE_MODES:
-                continue
-            colors = None
-            if "COLOR_0" in attrs:
-                raw = _read_accessor(doc, buffer, attrs["COLOR_0"])[:, :3]
-                scale = np.iinfo(raw.dtype).max if raw.dtype.kind in "ui" else 1.0  # normalised
-                colors = np.clip(np.nan_to_num(raw.astype(np.float64) / scale), 0.0, 1.0)
-            found.append((_read_accessor(doc, buffer, attrs["POSITION"]).astype(np.float32),
-                          colors))
-    return found
-
-
 def _declared_gltf(doc, buffer, folder):
     textured, wraps, unnamed_wraps = set(), {}, set()
     textures, samplers = doc.get("textures", []), doc.get("samplers", [])
     for i, mat in enumerate(doc.get("materials", [])):
-        ref = mat.get("pbrMetallicRoughness", {}).get("baseColorTexture")
+        ref = colour_texture(mat)
         if ref is None:
             continue
         sampler_index = textures[ref["index"]].get("sampler")
@@ -585,10 +551,10 @@ def _declared_gltf(doc, buffer, folder):
                if img.get("uri") and not str(img["uri"]).startswith("data:")
                and not _found(folder, str(img["uri"]))]
     try:
-        colors = _gltf_vertex_colors(doc, buffer)
+        primitives = read_primitives(doc, buffer)
     except (OSError, ValueError, KeyError, IndexError, TypeError):
-        colors = []  # unreadable buffers: trimesh reports the file, or its colours stand
-    return _Declared(textured, wraps, vertex_colors=colors,
+        primitives = []  # unreadable buffers: trimesh reports the file, or its colours stand
+    return _Declared(textured, wraps, primitives=primitives,
                      required_extensions=[str(e) for e in doc.get("extensionsRequired", [])],
                      missing_images=missing)
 
@@ -600,9 +566,9 @@ def _found(folder, name):
         return False
 
 
-def _build_soup(parts, name, declared, own_colors):
-    """Concatenate every part's world-space triangles and colour data; `own_colors` maps a
-    geometry name to our decoded glTF COLOR_0."""
+def _build_soup(parts, name, declared, own_primitives):
+    """Concatenate every part's world-space triangles and colour data; `own_primitives` maps a
+    geometry name to what we read of its glTF primitive."""
     palette = _MaterialTable()
     chunks = {k: [] for k in ("triangles", "uvs", "corner_colors", "face_material")}
     warned = set()
@@ -618,7 +584,7 @@ def _build_soup(parts, name, declared, own_colors):
             raise MeshError(f"{name}: vertex coordinates contain NaN or infinity")
         tris = tris @ transform[:3, :3].T + transform[:3, 3]
         uvs, corners, mat_id = _part_colors(geom, faces, palette, declared,
-                                            own_colors.get(geom_name), name, warned)
+                                            own_primitives.get(geom_name), name, warned)
         chunks["triangles"].append(tris)
         chunks["uvs"].append(uvs)
         chunks["corner_colors"].append(corners)
@@ -690,7 +656,8 @@ def _image_to_rgb8(pil_image):
 
 
 def _part_colors(geom, faces, palette, declared, own, name, warned):
-    """Per-corner uvs and colours and the material id of one part (`own`: our COLOR_0)."""
+    """Per-corner uvs and colours and the material id of one part (`own`: what we read of
+    its glTF primitive, or None)."""
     import trimesh
 
     n = len(faces)
@@ -705,7 +672,7 @@ def _part_colors(geom, faces, palette, declared, own, name, warned):
             image = declared.texture_image(mat_name)
             base = None if image is not None else base  # an MTL texture replaces Kd
         corners = _attribute_colors(visual.vertex_attributes.get("color"), faces, from_gltf)
-        uv = visual.uv
+        uv = visual.uv if own is None or own.uvs is None else own.uvs
         has_uv = uv is not None and len(uv) == len(geom.vertices)
         if image is not None and has_uv:
             uvs = np.nan_to_num(np.asarray(uv, np.float64)[faces]).astype(np.float32)
@@ -717,13 +684,15 @@ def _part_colors(geom, faces, palette, declared, own, name, warned):
                                f"using its base colour")
     elif isinstance(visual, trimesh.visual.ColorVisuals):
         corners = _color_visual_colors(visual, faces, from_gltf)
-    if from_gltf and own is not None:
-        corners = own[faces].astype(np.float32)
+    if own is not None and own.colors is not None:
+        corners = own.colors[faces].astype(np.float32)
     if declared.missing_libs:
         _warn_once(warned, f"{name}: material library {declared.missing_libs[0]!r} not found; "
                            f"using grey")
-    if base is None:  # no factor given: vertex/face colours stand alone, else neutral grey
-        base = np.ones(3) if corners is not None else srgb_to_linear([NEUTRAL_GREY_SRGB] * 3)
+    if base is None:  # no factor given: vertex/face colours stand alone; glTF's default
+        # base colour is white (spec), other formats' neutral grey
+        white = corners is not None or from_gltf
+        base = np.ones(3) if white else srgb_to_linear([NEUTRAL_GREY_SRGB] * 3)
     if corners is None:
         corners = np.ones((n, 3, 3), np.float32)
     return uvs, corners, palette.material_id(base, tex_id)
@@ -735,15 +704,26 @@ def _material_color(material, from_gltf):
 
     name = getattr(material, "name", None)
     if isinstance(material, trimesh.visual.material.PBRMaterial):
-        factor = material.baseColorFactor
+        factor, image = material.baseColorFactor, material.baseColorTexture
+        if factor is None and image is None:  # emissive-only: its emission is its colour
+            return _emission(material) + (name,)
         linear = None if factor is None else np.asarray(factor, np.float64)[:3] / 255.0
-        return linear, material.baseColorTexture, name
+        return linear, image, name
     image = getattr(material, "image", None)
     diffuse = getattr(material, "diffuse", None)
     if image is not None or diffuse is None:  # an MTL texture replaces Kd, as Blender does
         return None, image, name
     srgb = np.asarray(diffuse, np.float64)[:3] / 255.0
     return (srgb if from_gltf else srgb_to_linear(srgb)), None, name
+
+
+def _emission(material):
+    """(linear colour or None, PIL image or None) a PBR material emits (the same rule as
+    gltf_primitives.is_emissive_only: a texture alone emits its texels unscaled)."""
+    factor, image = material.emissiveFactor, material.emissiveTexture
+    if factor is not None and np.any(np.asarray(factor, np.float64) > 0):
+        return np.clip(np.asarray(factor, np.float64)[:3], 0.0, 1.0), image
+    return None, image
 
 
 def _attribute_colors(colors, faces, from_gltf):
