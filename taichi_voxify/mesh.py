@@ -16,8 +16,9 @@ the barycentric blend of the per-corner vertex colours (COLOR_0, PLY vertex colo
 colour repeated on its three corners; 1 when there are none).
 
 Colour spaces: glTF factors and COLOR_0 are linear by the glTF spec; images, MTL colours, PLY
-colours and trimesh face/vertex colours from non-glTF files are sRGB. Everything is decoded to
-linear once; what leaves this module (`Mesh.color_at`, the renderer's images) is sRGB.
+and OFF colours (off_file.py reads those) and trimesh face/vertex colours from non-glTF files
+are sRGB. Everything is decoded to linear once; what leaves this module (`Mesh.color_at`, the
+renderer's images) is sRGB.
 
 Coordinates: Y up (glTF's convention), X right, Z toward the viewer of the front (+z) view.
 `up="z"` turns Z-up files (STL/PLY exports of CAD tools) into that frame.
@@ -38,6 +39,7 @@ from .budgets import MAX_IMAGE_PIXELS, MAX_IMAGE_SIDE, MAX_TEXTURE_PIXELS
 from .errors import MeshError, OptionError
 from .gltf_primitives import colour_texture, read_primitives
 from .mesh_files import MeshFolder, RefusedReference, decode_data_uri
+from .off_file import load_off
 
 SUPPORTED_EXTENSIONS = (".obj", ".glb", ".gltf", ".ply", ".stl", ".off")
 MAX_FACES = 5_000_000
@@ -272,8 +274,10 @@ def _open_scene(path_or_trimesh, max_faces=MAX_FACES):
     folder = MeshFolder(path)
     declared = _declared_textures(path, ext, folder)
     try:
-        # our resolver: trimesh reads the files the mesh names by the same rules as we do
-        scene = trimesh.load(str(path), force="scene", process=False, resolver=folder)
+        if ext == ".off":  # ours keeps the colours trimesh's reader drops
+            scene = trimesh.Scene(load_off(path))
+        else:  # our resolver: trimesh reads the files the mesh names by our rules
+            scene = trimesh.load(str(path), force="scene", process=False, resolver=folder)
     except RecursionError:
         raise MeshError(f"cannot read {path.name}: nested too deeply") from None
     except Exception as exc:  # trimesh raises many types for broken files

@@ -180,3 +180,41 @@ def test_draco_compressed_mesh(tmp_path):
     textured = write_glb(tmp_path / "draco_tex.glb", {"TEXCOORD_0": _uvs(AT_BLUE)},
                          _textured({}), [TEXELS], draco=True)
     np.testing.assert_allclose(_colour(load_mesh(textured)), BLUE, atol=0.5)
+
+
+# ---------------------------------------------------------------- OFF colours
+
+
+def test_off_face_colours_integer_and_float(tmp_path):
+    """Per-face colours after the indices (a quad cut into two triangles keeps its colour);
+    trimesh's OFF reader dropped them and the mesh came out grey."""
+    (tmp_path / "faces.off").write_text(
+        "OFF\n# a quad and a triangle\n5 2 0\n0 0 0\n1 0 0\n1 1 0\n0 1 0\n2 2 1\n"
+        "4 0 1 2 3 255 0 0\n3 1 4 2 0 128 255 255\n")
+    mesh = load_mesh(tmp_path / "faces.off")
+    assert mesh.face_count == 3
+    colours = mesh.color_at(np.arange(3), np.full((3, 3), 1 / 3)) * 255
+    np.testing.assert_allclose(colours, [RED, RED, (0, 128, 255)], atol=0.05)
+    (tmp_path / "floats.off").write_text("OFF 3 1 0\n0 0 0\n1 0 0\n0 1 0\n3 0 1 2 0.0 0.5 1\n")
+    np.testing.assert_allclose(_colour(load_mesh(tmp_path / "floats.off")), [0, 128, 255],
+                               atol=0.05)
+
+
+def test_coff_vertex_colours(tmp_path):
+    (tmp_path / "v.off").write_text("COFF\n3 1 0\n0 0 0 255 0 0 255\n1 0 0 0 255 0 255\n"
+                                    "0 1 0 0 0 255 255\n3 0 1 2\n")
+    mesh = load_mesh(tmp_path / "v.off")
+    np.testing.assert_allclose(mesh.color_at([0] * 3, np.eye(3)) * 255, [RED, GREEN, BLUE],
+                               atol=0.05)
+
+
+def test_off_without_colours_stays_grey_and_broken_off_is_one_line(tmp_path):
+    from taichi_voxify.errors import MeshError
+
+    (tmp_path / "plain.off").write_text("OFF\n3 1 0\n0 0 0\n1 0 0\n0 1 0\n3 0 1 2\n")
+    np.testing.assert_allclose(_colour(load_mesh(tmp_path / "plain.off")), [153, 153, 153],
+                               atol=0.05)
+    (tmp_path / "bad.off").write_text("OFF\n3 1 0\n0 0 0\n1 0 0\n0 1 0\n3 0 1 7\n")
+    with pytest.raises(MeshError, match="bad.off: .*vertex that does not exist") as err:
+        load_mesh(tmp_path / "bad.off")
+    assert "\n" not in str(err.value)
