@@ -28,11 +28,18 @@ rest_i = sum_{j>i} w_j c_j + T_end * white (likewise for depth),
 
 The six views run one after another inside one launch (a ti.static loop), so every voxel
 receives its six contributions in the same order on every run: gradients are bit-reproducible.
+
+Voxel colours come from an rgb grid, or from palette logits quantized on the fly where a ray
+visits the voxel (kernels/gumbel.py), so neither pass costs N^3: with early termination a
+step's work follows the surface the views see, and the backward flags the blocks it touched so
+Adam visits only those.
 """
 import taichi as ti
 
 from ..views import LAYOUT, NUM_VIEWS
+from . import gumbel
 from .funcs import box_clip, sigmoid, softplus
+from .grid import BLOCK
 
 BACKGROUND = 1.0  # white
 
@@ -111,44 +118,81 @@ def column_spans(density: ti.types.ndarray(), threshold: float, span: ti.types.n
             span[axis, a, b, 1] = last
 
 
+@ti.func
+def voxel_colour(colour: ti.template(), palette: ti.template(), noise: ti.template(), idx,
+                 quant: ti.template(), from_logits: ti.template()):
+    """The colour voxel idx shows and the quantizer statistics of its logits (zeros when the
+    grid holds colours): `colour` is an rgb grid (N,N,N,3), or logits (N,N,N,C) over the
+    palette quantized on the fly (kernels/gumbel.py; quant = (step key, noise scale, 1/tau,
+    hard)), so a step quantizes only the voxels its rays visit."""
+    rgb = ti.Vector([0.0, 0.0, 0.0])
+    top, total, mix = 0.0, 1.0, ti.Vector([0.0, 0.0, 0.0])
+    if ti.static(from_logits):
+        top, best, total, mix = gumbel.tempered_softmax(colour, palette, noise, idx, quant[0],
+                                                        quant[1], quant[2])
+        rgb = gumbel.quantized_colour(palette, best, mix, quant[3])
+    else:
+        rgb = _voxel_rgb(colour, idx)
+    return rgb, top, total, mix
+
+
 @ti.kernel
-def render_axis_views(density: ti.types.ndarray(), rgb: ti.types.ndarray(),
-                      span: ti.types.ndarray(), shift: float, t_min: float,
+def render_axis_views(density: ti.types.ndarray(), colour: ti.types.ndarray(),
+                      palette: ti.types.ndarray(), noise: ti.types.ndarray(),
+                      span: ti.types.ndarray(), shift: float, t_min: float, step_key: ti.u32,
+                      noise_scale: float, inv_tau: float, hard: ti.i32,
                       out_rgb: ti.types.ndarray(), out_depth: ti.types.ndarray(),
-                      out_opacity: ti.types.ndarray()):
-    """Colour (6,N,N,3), depth (6,N,N) and opacity (6,N,N) of the six axis views."""
+                      out_opacity: ti.types.ndarray(), from_logits: ti.template()):
+    """Colour (6,N,N,3), depth (6,N,N) and opacity (6,N,N) of the six axis views (`colour`,
+    palette, noise and the quantizer scalars: see voxel_colour; palette and noise are unused
+    for an rgb grid)."""
     n = density.shape[0]
+    quant = (step_key, noise_scale, inv_tau, hard)
     for view in ti.static(range(NUM_VIEWS)):
         for r, c in ti.ndrange(n, n):
             s0, s1 = step_range(view, n, r, c, span)
             trans = 1.0
-            colour = ti.Vector([0.0, 0.0, 0.0])
+            rgb = ti.Vector([0.0, 0.0, 0.0])
             depth = 0.0
             for s in range(s0, s1):
                 if trans <= t_min:
                     break
                 idx, _, decay = column_sample(view, density, n, r, c, s, shift)
                 w = trans * (1.0 - decay)
-                colour += w * _voxel_rgb(rgb, idx)
+                c_i, _, _, _ = voxel_colour(colour, palette, noise, idx, quant, from_logits)
+                rgb += w * c_i
                 depth += w * (s + 0.5) / n
                 trans *= decay
             for ch in ti.static(range(3)):
-                out_rgb[view, r, c, ch] = colour[ch] + trans * BACKGROUND
+                out_rgb[view, r, c, ch] = rgb[ch] + trans * BACKGROUND
             out_depth[view, r, c] = depth + trans
             out_opacity[view, r, c] = 1.0 - trans
 
 
 @ti.kernel
-def render_axis_views_backward(density: ti.types.ndarray(), rgb: ti.types.ndarray(),
+def render_axis_views_backward(density: ti.types.ndarray(), colour: ti.types.ndarray(),
+                               palette: ti.types.ndarray(), noise: ti.types.ndarray(),
                                span: ti.types.ndarray(), shift: float, t_min: float,
-                               out_rgb: ti.types.ndarray(), out_depth: ti.types.ndarray(),
-                               out_opacity: ti.types.ndarray(), g_rgb: ti.types.ndarray(),
-                               g_depth: ti.types.ndarray(), g_opacity: ti.types.ndarray(),
-                               grad_density: ti.types.ndarray(),
-                               grad_rgb: ti.types.ndarray()):
-    """Add d loss / d density and d loss / d rgb, given the loss gradients of the outputs of
-    `render_axis_views` (grad_* must be zeroed by the caller; they are accumulated into)."""
+                               step_key: ti.u32, noise_scale: float, inv_tau: float,
+                               hard: ti.i32, out_rgb: ti.types.ndarray(),
+                               out_depth: ti.types.ndarray(), out_opacity: ti.types.ndarray(),
+                               g_rgb: ti.types.ndarray(), g_depth: ti.types.ndarray(),
+                               g_opacity: ti.types.ndarray(), class_target: ti.types.ndarray(),
+                               class_scale: float, grad_density: ti.types.ndarray(),
+                               grad_colour: ti.types.ndarray(), blocks: ti.types.ndarray(),
+                               class_loss: ti.types.ndarray(), from_logits: ti.template()):
+    """Backward of `render_axis_views` for the same inputs, given the loss gradients g_* of
+    its outputs: adds d loss / d density and d loss / d colour (the rgb grid, or the logits
+    through the quantizer) into grad_density / grad_colour and flags the blocks
+    (grid.BLOCK^3 voxels) of every voxel it visits in `blocks`.
+
+    With logits and class_scale > 0 it also adds the palette cross-entropy: each pixel whose
+    class_target (6,N,N) is a palette index t >= 0 asks each voxel its ray crosses for t with
+    weight class_scale * w_i (w_i = T_i alpha_i, the voxel's share of the pixel); the term's
+    value per pixel goes to class_loss (6,N,N), the gradient (logits only, the shares taken as
+    given) to grad_colour."""
     n = density.shape[0]
+    quant = (step_key, noise_scale, inv_tau, hard)
     for view in ti.static(range(NUM_VIEWS)):
         for r, c in ti.ndrange(n, n):
             s0, s1 = step_range(view, n, r, c, span)
@@ -156,15 +200,21 @@ def render_axis_views_backward(density: ti.types.ndarray(), rgb: ti.types.ndarra
             g_col = ti.Vector([g_rgb[view, r, c, ch] for ch in ti.static(range(3))])
             g_dep = g_depth[view, r, c]
             opacity_term = g_opacity[view, r, c] * (1.0 - out_opacity[view, r, c])
+            target = -1
+            if ti.static(from_logits):
+                if class_scale > 0.0:
+                    target = class_target[view, r, c]
             trans = 1.0
             acc_rgb = ti.Vector([0.0, 0.0, 0.0])
             acc_depth = 0.0
+            class_value = 0.0
             for s in range(s0, s1):
                 if trans <= t_min:
                     break
                 idx, x, decay = column_sample(view, density, n, r, c, s, shift)
                 w = trans * (1.0 - decay)
-                c_i = _voxel_rgb(rgb, idx)
+                c_i, top, total, mix = voxel_colour(colour, palette, noise, idx, quant,
+                                                    from_logits)
                 t_i = (s + 0.5) / n
                 acc_rgb += w * c_i
                 acc_depth += w * t_i
@@ -173,34 +223,20 @@ def render_axis_views_backward(density: ti.types.ndarray(), rgb: ti.types.ndarra
                            + g_dep * (trans_next * t_i - (out_depth[view, r, c] - acc_depth))
                            + opacity_term)
                 grad_density[idx[0], idx[1], idx[2]] += d_sigma * sigmoid(x)
-                for ch in ti.static(range(3)):
-                    grad_rgb[idx[0], idx[1], idx[2], ch] += w * g_col[ch]
+                if ti.static(from_logits):
+                    gumbel.add_quantizer_grad(grad_colour, colour, palette, noise, idx,
+                                              w * g_col, quant[0], quant[1], quant[2], top,
+                                              total, mix)
+                    if target >= 0:
+                        class_value += gumbel.add_cross_entropy_grad(
+                            grad_colour, colour, idx, target, class_scale * w)
+                else:
+                    for ch in ti.static(range(3)):
+                        grad_colour[idx[0], idx[1], idx[2], ch] += w * g_col[ch]
+                blocks[idx[0] // BLOCK, idx[1] // BLOCK, idx[2] // BLOCK] = ti.u8(1)
                 trans = trans_next
-
-
-@ti.kernel
-def accumulate_pixel_classes(density: ti.types.ndarray(), span: ti.types.ndarray(), shift: float,
-                             t_min: float, target: ti.types.ndarray(),
-                             weight: ti.types.ndarray(), hist: ti.types.ndarray()):
-    """hist[i, j, k, t] += weight[view, r, c] * w_i for every pixel whose target palette index
-    t = target[view, r, c] is >= 0 and every voxel i its ray crosses, w_i = T_i alpha_i the
-    voxel's share of that pixel (as in render_axis_views): how strongly each view's pixel art
-    asks each voxel for each palette colour. hist must be zeroed by the caller. Each voxel lies
-    in one column per view and the views run in order, so the sums are reproducible."""
-    n = density.shape[0]
-    for view in ti.static(range(NUM_VIEWS)):
-        for r, c in ti.ndrange(n, n):
-            t = target[view, r, c]
-            if t >= 0:
-                s0, s1 = step_range(view, n, r, c, span)
-                scale = weight[view, r, c]
-                trans = 1.0
-                for s in range(s0, s1):
-                    if trans <= t_min:
-                        break
-                    idx, _, decay = column_sample(view, density, n, r, c, s, shift)
-                    hist[idx[0], idx[1], idx[2], t] += scale * trans * (1.0 - decay)
-                    trans *= decay
+            if ti.static(from_logits):
+                class_loss[view, r, c] = class_value
 
 
 # --- perspective variant (only for the paper's "w/o ortho" ablation) ---------------------------

@@ -78,13 +78,14 @@ def test_gradient_reaches_the_voxels_and_lowers_the_loss():
 
     def clip_loss(colours):
         nd["c"].from_numpy(colours.astype(np.float32))
-        return clip.loss_and_grad(renderer.forward(nd["d"], nd["c"]).rgb, reference, picks)
+        renderer.forward(nd["d"], nd["c"])
+        return clip.loss_and_grad(renderer.images().rgb, reference, picks)
 
     loss0, pixel_grad = clip_loss(rgb)
     g_d = ti.ndarray(ti.f32, density.shape)
     g_c = ti.ndarray(ti.f32, rgb.shape)
-    renderer.backward(nd["d"], nd["c"], pixel_grad, np.zeros((6, n, n)), np.zeros((6, n, n)),
-                      g_d, g_c)
+    renderer.set_output_grads(pixel_grad, np.zeros((6, n, n)), np.zeros((6, n, n)))
+    renderer.backward(nd["d"], nd["c"], g_d, g_c)
     grad_rgb, grad_density = g_c.to_numpy(), g_d.to_numpy()
     assert np.count_nonzero(grad_rgb) > 0 and np.count_nonzero(grad_density) > 0
     step = 0.05 * grad_rgb / np.abs(grad_rgb).max()

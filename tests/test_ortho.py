@@ -53,14 +53,16 @@ def reference_axis_views(density, rgb):
 
 
 def _render(renderer, density, rgb):
-    return renderer.forward(_nd(density), _nd(rgb))
+    renderer.forward(_nd(density), _nd(rgb))
+    return renderer.images()
 
 
 def _backward(renderer, density, rgb, weights):
     d_nd, c_nd = _nd(density), _nd(rgb)
     renderer.forward(d_nd, c_nd)
+    renderer.set_output_grads(*weights)
     g_d, g_c = _nd(np.zeros_like(density)), _nd(np.zeros_like(rgb))
-    renderer.backward(d_nd, c_nd, *weights, g_d, g_c)
+    renderer.backward(d_nd, c_nd, g_d, g_c)
     return g_d.to_numpy(), g_c.to_numpy()
 
 
@@ -209,21 +211,125 @@ def reference_pixel_classes(density, target, weight, palette_size):
     return hist
 
 
-def test_pixel_classes_match_camera_twin():
+PALETTE = np.array([[0.9, 0.1, 0.1], [0.1, 0.8, 0.2], [0.2, 0.2, 0.9]])
+
+
+def _quantizer(step=5, tau=0.6, hard=False):
+    from taichi_voxify.stage2 import PaletteQuantizer
+
+    q = PaletteQuantizer(PALETTE, seed=2, table_size=1 << 10)
+    q.set_step(step, tau, hard)
+    return q
+
+
+@pytest.mark.parametrize("hard", [False, True])
+def test_logits_quantized_in_the_march_equal_a_quantized_grid(hard):
+    n = 4
+    density, _ = _random_grid(n, seed=11, empty_fraction=0.3)
+    logits = np.random.default_rng(12).normal(0, 2, (n, n, n, len(PALETTE)))
+    q = _quantizer(hard=hard)
+    renderer = AxisViewRenderer(n, SHIFT)
+    renderer.forward(_nd(density), _nd(logits), q)
+    fused = renderer.images()
+    grid = q.forward(_nd(logits), 5, 0.6, hard).to_numpy()
+    separate = _render(AxisViewRenderer(n, SHIFT), density, grid)
+    for got, want in zip((fused.rgb, fused.depth, fused.opacity),
+                         (separate.rgb, separate.depth, separate.opacity)):
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+
+
+def _logit_grad(density, logits, weights, target, class_scale):
+    n = density.shape[0]
+    renderer = AxisViewRenderer(n, SHIFT, skip_alpha=1e-4, t_min=1e-3)
+    d_nd, l_nd, q = _nd(density), _nd(logits), _quantizer()
+    renderer.forward(d_nd, l_nd, q)
+    renderer.set_output_grads(*weights)
+    g_d, g_l = _nd(np.zeros_like(density)), _nd(np.zeros_like(logits))
     import taichi as ti
 
-    n, colours = 5, 3
-    density, _ = _random_grid(n, seed=6, empty_fraction=0.3)
-    rng = np.random.default_rng(7)
-    target = rng.integers(-1, colours, (6, n, n)).astype(np.int32)
-    weight = rng.random((6, n, n))
-    renderer = AxisViewRenderer(n, SHIFT, skip_alpha=0.0, t_min=0.0)
-    d_nd = _nd(density)
-    renderer.forward(d_nd, _nd(np.zeros((n, n, n, 3))))
-    target_nd = ti.ndarray(ti.i32, target.shape)
-    target_nd.from_numpy(target)
-    hist = _nd(np.zeros((n, n, n, colours)))
-    renderer.pixel_classes(d_nd, target_nd, _nd(weight), hist)
-    want = reference_pixel_classes(density, target, weight, colours)
-    np.testing.assert_allclose(hist.to_numpy(), want, rtol=0, atol=1e-12)
-    assert want.sum() > 1.0
+    t_nd = ti.ndarray(ti.i32, target.shape)
+    t_nd.from_numpy(target)
+    renderer.backward(d_nd, l_nd, g_d, g_l, q, t_nd, class_scale)
+    return g_d.to_numpy(), g_l.to_numpy(), renderer
+
+
+def test_logit_backward_through_the_quantizer_matches_finite_differences():
+    n, eps = 3, 1e-6
+    density, _ = _random_grid(n, seed=13, empty_fraction=0.3)
+    logits = np.random.default_rng(14).normal(0, 1, (n, n, n, len(PALETTE)))
+    weights = _weights(n, seed=15)
+    no_target = np.full((6, n, n), -1, np.int32)
+    g_density, g_logits, renderer = _logit_grad(density, logits, weights, no_target, 0.0)
+
+    def loss(d, lg):
+        renderer.forward(_nd(d), _nd(lg), _quantizer())
+        out = renderer.images()
+        return sum(float(np.sum(w * o)) for w, o in zip(weights, (out.rgb, out.depth,
+                                                                   out.opacity)))
+
+    fd = np.zeros_like(logits)
+    for i in np.ndindex(logits.shape):
+        plus, minus = logits.copy(), logits.copy()
+        plus[i] += eps
+        minus[i] -= eps
+        fd[i] = (loss(density, plus) - loss(density, minus)) / (2 * eps)
+    assert _rel_err(g_logits, fd) < 1e-6 and np.abs(fd).max() > 1e-3
+    fd_d = np.zeros_like(density)
+    for i in np.ndindex(density.shape):
+        plus, minus = density.copy(), density.copy()
+        plus[i] += eps
+        minus[i] -= eps
+        fd_d[i] = (loss(plus, logits) - loss(minus, logits)) / (2 * eps)
+    assert _rel_err(g_density, fd_d) < 1e-6
+
+
+def test_touched_blocks_cover_every_voxel_with_gradient():
+    from taichi_voxify.kernels.grid import BLOCK
+
+    n = BLOCK + 3  # two blocks a side
+    density = np.full((n, n, n), -40.0)
+    density[1:4, 2:5, BLOCK + 1:BLOCK + 3] = 5.0 - SHIFT  # inside blocks (0, 0, 1)
+    renderer = AxisViewRenderer(n, SHIFT)
+    g_d = _backward(renderer, density, np.full((n, n, n, 3), 0.5), _weights(n, 16))[0]
+    touched = renderer.touched.to_numpy()
+    assert touched.tolist() == [[[0, 1], [0, 0]], [[0, 0], [0, 0]]]
+    assert np.abs(g_d[:BLOCK, :BLOCK, BLOCK:]).max() > 0 and not g_d[:, :, :BLOCK].any()
+
+
+def reference_cross_entropy(density, logits, target):
+    """The palette cross-entropy from the camera twin: sum over voxels and colours of
+    -hist log softmax(logits), hist the visibility each pixel's target colour asks for."""
+    hist = reference_pixel_classes(density, target, np.ones(target.shape), logits.shape[-1])
+    z = logits - logits.max(axis=-1, keepdims=True)
+    log_p = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+    return float(-(hist * log_p).sum())
+
+
+def test_fused_cross_entropy_matches_camera_twin_and_finite_differences():
+    n, eps, scale = 3, 1e-6, 0.7
+    density, _ = _random_grid(n, seed=17, empty_fraction=0.3)
+    logits = np.random.default_rng(18).normal(0, 1, (n, n, n, len(PALETTE)))
+    target = np.random.default_rng(19).integers(-1, len(PALETTE), (6, n, n)).astype(np.int32)
+    zero = tuple(np.zeros_like(w) for w in _weights(n, 0))
+    _, g_logits, renderer = _logit_grad(density, logits, zero, target, scale)
+    # the renderer's early stop (t_min) is off in the twin: compare with t_min 0
+    exact = AxisViewRenderer(n, SHIFT, skip_alpha=0.0, t_min=0.0)
+    d_nd, l_nd, q = _nd(density), _nd(logits), _quantizer()
+    exact.forward(d_nd, l_nd, q)
+    import taichi as ti
+
+    t_nd = ti.ndarray(ti.i32, target.shape)
+    t_nd.from_numpy(target)
+    g_exact = _nd(np.zeros_like(logits))
+    exact.backward(d_nd, l_nd, _nd(np.zeros_like(density)), g_exact, q, t_nd, scale)
+    value = reference_cross_entropy(density, logits, target)
+    assert exact.class_loss.to_numpy().sum() == pytest.approx(scale * value, rel=1e-10)
+    fd = np.zeros_like(logits)
+    for i in np.ndindex(logits.shape):
+        plus, minus = logits.copy(), logits.copy()
+        plus[i] += eps
+        minus[i] -= eps
+        fd[i] = scale * (reference_cross_entropy(density, plus, target)
+                         - reference_cross_entropy(density, minus, target)) / (2 * eps)
+    assert _rel_err(g_exact.to_numpy(), fd) < 1e-6
+    assert _rel_err(g_logits, fd) < 1e-2  # early termination drops only the last shares

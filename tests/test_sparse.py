@@ -1,4 +1,4 @@
-"""The block-sparse engine (kernels/sparse.py, taichi_voxify/sparse_grid.py, stage2_sparse.py)
+"""The block-sparse engine (kernels/sparse.py, taichi_voxify/sparse_grid.py, stage2/sparse.py)
 against the dense one, in float64: a sparse grid must render, differentiate and train exactly
 as a dense grid whose absent voxels are empty, through refreshes of its active blocks."""
 import numpy as np
@@ -10,9 +10,8 @@ from taichi_voxify.coarse_field import CoarseField, density_shift
 from taichi_voxify.sparse_grid import BLOCK, Channel, SparseGrid, block_count, blocks_of
 from taichi_voxify.stage2 import (AxisViewRenderer, PaletteQuantizer, Stage2Config,
                                   Stage2Trainer, palette_targets)
-from taichi_voxify.stage2.sparse import (EMPTY_DENSITY, SparseAxisViewRenderer,
-                                         SparseQuantizer, SparseSettings, SparseStage2Trainer,
-                                         sparse_channels, visual_hull)
+from taichi_voxify.stage2.sparse import (EMPTY_DENSITY, SparseAxisViewRenderer, SparseSettings,
+                                         SparseStage2Grid, sparse_channels, visual_hull)
 
 pytestmark = pytest.mark.usefixtures("f64_backend")
 SHIFT = density_shift(1e-6)
@@ -38,22 +37,24 @@ def _random_case(n, seed, fraction=0.6):
 
 def _sparse_render(grid, weights):
     renderer = SparseAxisViewRenderer(grid, SHIFT, skip_alpha=0.0)
-    out = renderer.forward(grid.arrays["density"], grid.arrays["rgb"])
+    renderer.forward(grid.arrays["density"], grid.arrays["rgb"])
     grid.arrays["grad_density"].fill(0)
     grid.arrays["grad_rgb"].fill(0)
-    renderer.backward(grid.arrays["density"], grid.arrays["rgb"], *weights,
+    renderer.set_output_grads(*weights)
+    renderer.backward(grid.arrays["density"], grid.arrays["rgb"],
                       grid.arrays["grad_density"], grid.arrays["grad_rgb"])
-    return out, grid.to_dense("grad_density"), grid.to_dense("grad_rgb")
+    return renderer.images(), grid.to_dense("grad_density"), grid.to_dense("grad_rgb")
 
 
 def _dense_render(density, rgb, weights):
     n = density.shape[0]
     renderer = AxisViewRenderer(n, SHIFT, skip_alpha=0.0)
     d, c = f64_ndarray(density), f64_ndarray(rgb)
-    out = renderer.forward(d, c)
+    renderer.forward(d, c)
+    renderer.set_output_grads(*weights)
     grad_d, grad_c = f64_ndarray(np.zeros((n,) * 3)), f64_ndarray(np.zeros((n,) * 3 + (3,)))
-    renderer.backward(d, c, *weights, grad_d, grad_c)
-    return out, grad_d.to_numpy(), grad_c.to_numpy()
+    renderer.backward(d, c, grad_d, grad_c)
+    return renderer.images(), grad_d.to_numpy(), grad_c.to_numpy()
 
 
 def _weights(rng, n):
@@ -89,7 +90,8 @@ def test_axis_view_gradients_match_finite_differences():
     def loss(d, c):
         grid.from_dense("density", d)
         grid.from_dense("rgb", c)
-        out = renderer.forward(grid.arrays["density"], grid.arrays["rgb"])
+        renderer.forward(grid.arrays["density"], grid.arrays["rgb"])
+        out = renderer.images()
         return sum(float(np.sum(w * o)) for w, o in zip(weights, (out.rgb, out.depth,
                                                                    out.opacity)))
 
@@ -109,50 +111,45 @@ def test_axis_view_gradients_match_finite_differences():
             assert grad[idx] == pytest.approx(fd, rel=1e-5, abs=1e-7)
 
 
-def test_quantizer_and_palette_classes_equal_dense():
+def test_quantized_render_and_cross_entropy_equal_dense():
+    """Logits quantized over the active voxels and the palette cross-entropy through the
+    grid's histogram give the dense renderer's images, gradients and class term."""
     n, colours = 9, len(PALETTE)
     rng, density, rgb, blocks = _random_case(n, seed=5)
     grid = SparseGrid(n, blocks, sparse_channels(colours))
     grid.from_dense("density", density)
-    logits = rng.normal(size=(n, n, n, colours))
-    grid.from_dense("logits", logits)
-    dense_density = grid.to_dense("density")
-    threshold = -SHIFT - 1.0  # some voxels fall below it: both paths must skip the same ones
-    sparse_q = SparseQuantizer(grid, PALETTE, seed=7)
-    dense_q = PaletteQuantizer((n, n, n), PALETTE, seed=7)
-    d_logits, d_density = f64_ndarray(grid.to_dense("logits")), f64_ndarray(dense_density)
-    for hard in (False, True):
-        got = sparse_q.forward(grid.arrays["logits"], 11, 0.5, hard, density=grid.arrays[
-            "density"], threshold=threshold)
-        grid.set("rgb", got.to_numpy())
-        want = dense_q.forward(d_logits, 11, 0.5, hard, density=d_density, threshold=threshold)
-        seen = dense_density > threshold
-        np.testing.assert_allclose(grid.to_dense("rgb")[seen], want.to_numpy()[seen],
-                                   rtol=1e-12, atol=1e-14)
-    grad_rgb = rng.normal(size=(n, n, n, 3))
-    grid.from_dense("rgb_grad", grad_rgb)
-    sparse_q.backward(grid.arrays["rgb_grad"])
-    dense_q.backward(f64_ndarray(grad_rgb))
-    np.testing.assert_allclose(grid.to_dense("logits_grad"), dense_q.grad_logits.to_numpy(),
-                               rtol=1e-10, atol=1e-14)
-    # the palette cross-entropy's histogram and gradient
+    grid.from_dense("logits", rng.normal(size=(n, n, n, colours)))
+    weights = _weights(rng, n)
     target = palette_targets(rng.random((6, n, n, 3)), rng.random((6, n, n)) < 0.7, PALETTE)
-    weight = rng.random((6, n, n))
-    sparse_r = SparseAxisViewRenderer(grid, SHIFT, skip_alpha=0.0)
-    sparse_r.forward(grid.arrays["density"], grid.arrays["rgb"])
-    grid.arrays["hist"].fill(0)
-    sparse_r.pixel_classes(grid.arrays["density"], _int_ndarray(target), f64_ndarray(weight),
-                           grid.arrays["hist"])
-    dense_r = AxisViewRenderer(n, SHIFT, skip_alpha=0.0)
-    dense_r.forward(d_density, f64_ndarray(np.zeros((n, n, n, 3))))
-    hist = f64_ndarray(np.zeros((n, n, n, colours)))
-    dense_r.pixel_classes(d_density, _int_ndarray(target), f64_ndarray(weight), hist)
-    np.testing.assert_allclose(grid.to_dense("hist"), hist.to_numpy(), rtol=1e-12, atol=1e-14)
-    assert hist.to_numpy().sum() > 1.0
-    sparse_q.add_cross_entropy(grid.arrays["logits"], grid.arrays["hist"], 0.3)
-    dense_q.add_cross_entropy(d_logits, hist, 0.3)
-    np.testing.assert_allclose(grid.to_dense("logits_grad"), dense_q.grad_logits.to_numpy(),
-                               rtol=1e-10, atol=1e-14)
+    d_density, d_logits = f64_ndarray(grid.to_dense("density")), f64_ndarray(
+        grid.to_dense("logits"))
+    for hard in (False, True):
+        quantizer = PaletteQuantizer(PALETTE, seed=7)
+        quantizer.set_step(11, 0.5, hard)
+        sparse_r = SparseAxisViewRenderer(grid, SHIFT, skip_alpha=0.0)
+        sparse_r.forward(grid.arrays["density"], grid.arrays["logits"], quantizer)
+        sparse_r.set_output_grads(*weights)
+        for name in ("density_grad", "logits_grad"):
+            grid.arrays[name].fill(0)
+        sparse_r.backward(grid.arrays["density"], grid.arrays["logits"],
+                          grid.arrays["density_grad"], grid.arrays["logits_grad"], quantizer,
+                          _int_ndarray(target), 0.3)
+        dense_r = AxisViewRenderer(n, SHIFT, skip_alpha=0.0)
+        dense_r.forward(d_density, d_logits, quantizer)
+        dense_r.set_output_grads(*weights)
+        grad_d, grad_l = (f64_ndarray(np.zeros((n,) * 3)),
+                          f64_ndarray(np.zeros((n,) * 3 + (colours,))))
+        dense_r.backward(d_density, d_logits, grad_d, grad_l, quantizer, _int_ndarray(target),
+                         0.3)
+        got, want = sparse_r.images(), dense_r.images()
+        for a, b in zip((got.rgb, got.depth, got.opacity), (want.rgb, want.depth, want.opacity)):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(grid.to_dense("density_grad"), grad_d.to_numpy(),
+                                   rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(grid.to_dense("logits_grad"), grad_l.to_numpy(),
+                                   rtol=1e-10, atol=1e-12)
+        assert sparse_r.class_term() == pytest.approx(dense_r.class_term(), rel=1e-10)
+        assert dense_r.class_term() > 0.1 and np.abs(grad_l.to_numpy()).max() > 1e-3
 
 
 def _int_ndarray(array):
@@ -173,8 +170,10 @@ def _sphere_problem(n, radius=0.3, seed=0, inside=None):
         inside = np.sqrt(sum(a * a for a in np.meshgrid(g, g, g, indexing="ij"))) < radius
     density = np.where(inside, 3.0 - SHIFT, -8.0 - SHIFT) + rng.normal(0, 0.5, (n,) * 3)
     coarse = CoarseField(density=density, rgb=rng.random((n, n, n, 3)), alpha_init=1e-6)
-    views = AxisViewRenderer(n, SHIFT).forward(f64_ndarray(np.where(inside, 40.0, -40.0)),
-                                               f64_ndarray(np.zeros((n, n, n, 3))))
+    renderer = AxisViewRenderer(n, SHIFT)
+    renderer.forward(f64_ndarray(np.where(inside, 40.0, -40.0)),
+                     f64_ndarray(np.zeros((n, n, n, 3))))
+    views = renderer.images()
     masks = views.opacity > 0.5
     depth = np.where(masks, views.depth, np.nan)
     pixel_art = np.where(masks[..., None], PALETTE[rng.integers(0, 4, masks.shape)], 1.0)
@@ -185,25 +184,34 @@ def _config(**kw):
     return Stage2Config.preset("fast", iterations=40, skip_alpha=0.0, **kw)
 
 
-def _dense_twin(sparse, coarse, n, config):
+def _sparse_trainer(coarse, n, config, masks, depth, targets, settings=SparseSettings()):
+    """A Stage2Trainer over a SparseStage2Grid; returns (trainer, its grid)."""
+    grid = SparseStage2Grid(coarse, n, PALETTE, config, masks, depth, settings)
+    return Stage2Trainer(None, None, PALETTE, coarse.shift, config, targets, grid=grid), grid
+
+
+def _dense_twin(sparse, coarse, n, config, targets):
     """A dense trainer holding the sparse trainer's state (absent voxels empty)."""
-    dense = Stage2Trainer(sparse.grid.to_dense("density"), np.zeros((n, n, n, 3)), PALETTE,
-                          coarse.shift, config, seed=0)
+    dense = Stage2Trainer(sparse.grid.grid.to_dense("density"), np.zeros((n, n, n, 3)),
+                          PALETTE, coarse.shift, config, targets, seed=0)
     _copy_state(sparse, dense)
     return dense
 
 
+def _params(dense):
+    return dict(density=dense.grid.density, logits=dense.grid.colour)
+
+
 def _copy_state(sparse, dense):
-    for name in ("density", "logits"):
-        param = getattr(dense, name)
+    for name, param in _params(dense).items():
         for suffix, nd in (("", param.value), ("_m", param.m), ("_v", param.v)):
-            nd.from_numpy(sparse.grid.to_dense(name + suffix))
+            nd.from_numpy(sparse.grid.grid.to_dense(name + suffix))
 
 
 def _assert_same_state(sparse, dense, active_only=None):
-    for name in ("density", "logits"):
-        got = sparse.grid.to_dense(name)
-        want = getattr(dense, name).value.to_numpy()
+    for name, param in _params(dense).items():
+        got = sparse.grid.grid.to_dense(name)
+        want = param.value.to_numpy()
         if active_only is not None:
             got, want = got[active_only], want[active_only]
         np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-11)
@@ -217,37 +225,37 @@ def test_training_equals_dense_through_retired_and_activated_blocks():
     n = 12
     coarse, pixel_art, masks, depth = _sphere_problem(n)
     config = _config()
-    sparse = SparseStage2Trainer(coarse, n, PALETTE, config, masks, depth,
-                                 settings=SparseSettings(refresh_every=10 ** 6))
-    dense = _dense_twin(sparse, coarse, n, config)
     targets = (pixel_art, masks, depth)
+    sparse, sgrid = _sparse_trainer(coarse, n, config, masks, depth, targets,
+                                    SparseSettings(refresh_every=10 ** 6))
+    dense = _dense_twin(sparse, coarse, n, config, targets)
     step = 0
     for _ in range(2):
         for _ in range(3):
-            got = sparse.step(step, targets, log=True)
-            want = dense.step(step, targets, log=True)
+            got = sparse.step(step, log=True)
+            want = dense.step(step, log=True)
             assert got.keys() == want.keys() and "class" in got
             for term in got:
                 assert got[term] == pytest.approx(want[term], rel=1e-9, abs=1e-12)
             step += 1
         _assert_same_state(sparse, dense)
         # retire two active blocks and activate every other candidate
-        before = sparse.grid.blocks.copy()
-        new = sparse.candidates.copy()
-        new[tuple(sparse.grid.coords[:2].T)] = False
-        assert sparse.grid.relayout(new, init=sparse._initial_values)
+        before = sgrid.grid.blocks.copy()
+        new = sgrid.candidates.copy()
+        new[tuple(sgrid.grid.coords[:2].T)] = False
+        assert sgrid.grid.relayout(new, init=sgrid._initial_values)
         kept = _voxels_of(before & new, n)
         _assert_same_state(sparse, dense, active_only=kept)  # survivors moved intact
         assert (new & ~before).any() and (before & ~new).any()
         _copy_state(sparse, dense)
-    assert np.abs(sparse.grid.to_dense("density") - coarse.density)[_voxels_of(
-        sparse.grid.blocks, n)].max() > 1e-3  # training really moved the state
+    assert np.abs(sgrid.grid.to_dense("density") - coarse.density)[_voxels_of(
+        sgrid.grid.blocks, n)].max() > 1e-3  # training really moved the state
 
 
 def test_refresh_keeps_opaque_blocks_and_the_target_band_and_drops_empty_space():
     n = 16
     coarse, pixel_art, masks, depth = _sphere_problem(n, radius=0.35)
-    sparse = SparseStage2Trainer(coarse, n, PALETTE, _config(), masks, depth)
+    sparse = SparseStage2Grid(coarse, n, PALETTE, _config(), masks, depth)
     grid = sparse.grid
     opaque = blocks_of(coarse.voxel_alpha() >= sparse.settings.keep_alpha)
     assert np.all(grid.blocks[opaque & sparse.candidates])
@@ -313,16 +321,17 @@ def test_trainer_on_tiny_and_empty_targets(case):
     inside[3, 4, 5] = case == "single_voxel"
     coarse, pixel_art, masks, depth = _sphere_problem(n, inside=inside)
     assert masks.sum() == (6 if case == "single_voxel" else 0)
-    sparse = SparseStage2Trainer(coarse, n, PALETTE, _config(), masks, depth)
+    sparse, sgrid = _sparse_trainer(coarse, n, _config(), masks, depth,
+                                    (pixel_art, masks, depth))
     for step in range(3):
-        terms = sparse.step(step, (pixel_art, masks, depth), log=True)
+        terms = sparse.step(step, log=True)
         assert np.isfinite(terms["loss"])
     density, index, logits, _ = sparse.grids()
     assert density.shape == (n,) * 3 and logits.shape == (n,) * 3 + (len(PALETTE),)
     if case == "empty":
-        assert sparse.grid.slots == 0 and np.all(density == EMPTY_DENSITY)
+        assert sgrid.grid.slots == 0 and np.all(density == EMPTY_DENSITY)
     else:
-        assert 0 < sparse.grid.slots <= 8 and index.shape == (n,) * 3
+        assert 0 < sgrid.grid.slots <= 8 and index.shape == (n,) * 3
         assert density[3, 4, 5] > density.max() - 1e-9  # the voxel the views ask for
 
 

@@ -18,20 +18,26 @@ voxel that two views see and want in different colours (an eye on the face, crea
 then takes the colour most of its visibility asks for, where the squared colour error alone
 settles on the palette colour nearest their mean (grey), which neither view shows.
 
+The package, by job: config (settings, presets), inputs (checks, Stage 1's field on the grid),
+ops (renderers, quantizer), losses (image losses on the device), grid (per-voxel state and its
+passes; dense here, block-sparse elsewhere), trainer (the loop), result (occupancy, indices).
+
 The result is an occupancy grid (voxel opacity above a threshold, optionally with the closed
 interior filled) and one palette index per voxel (argmax of its logits), so every filled voxel
 holds exactly one palette colour.
 """
 from .config import PRESETS, Stage2Config
+from .grid import AdamParam, DenseGrid
 from .inputs import check_inputs, resample_field, stage1_depth
-from .losses import palette_cross_entropy, palette_targets, view_losses
+from .losses import ViewLosses, palette_targets
 from .ops import (AxisViewRenderer, PaletteQuantizer, PerspectiveRenderer, ViewRender,
                   density_threshold, gumbel_noise_table, initial_logits, perspective_cameras)
 from .result import OPAQUE_DENSITY, Stage2Result, fill_interior, render_voxel_art
 from .trainer import Stage2Trainer, train_stage2
 
-__all__ = ["AxisViewRenderer", "OPAQUE_DENSITY", "PRESETS", "PaletteQuantizer",
-           "PerspectiveRenderer", "Stage2Config", "Stage2Result", "Stage2Trainer", "ViewRender",
-           "check_inputs", "density_threshold", "fill_interior", "gumbel_noise_table",
-           "initial_logits", "palette_cross_entropy", "palette_targets", "perspective_cameras",
-           "render_voxel_art", "resample_field", "stage1_depth", "train_stage2", "view_losses"]
+__all__ = ["AdamParam", "AxisViewRenderer", "DenseGrid", "OPAQUE_DENSITY", "PRESETS",
+           "PaletteQuantizer", "PerspectiveRenderer", "Stage2Config", "Stage2Result",
+           "Stage2Trainer", "ViewLosses", "ViewRender", "check_inputs", "density_threshold",
+           "fill_interior", "gumbel_noise_table", "initial_logits", "palette_targets",
+           "perspective_cameras", "render_voxel_art", "resample_field", "stage1_depth",
+           "train_stage2"]

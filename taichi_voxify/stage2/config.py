@@ -34,6 +34,10 @@ class Stage2Config:
     fill: bool = False  # fill the closed interior
     skip_alpha: float = 1e-4  # columns whose voxels are all below this opacity are skipped
     t_min: float = 1e-4  # rays stop when their transmittance falls to this
+    # refresh the skipped columns' spans every k steps (a full pass over the density): a voxel
+    # outside every view's span gets no gradient, so spans only grow through voxels another
+    # view reaches, and a few steps' delay there changes nothing measurable
+    span_every: int = 10
     perspective_distance: float = 2.5  # camera distance of the "w/o ortho" ablation
     noise_table_size: int = 1 << 18
     log_every: int = 10
@@ -53,8 +57,8 @@ class Stage2Config:
             raise OptionError(f"depth_loss must be 'smooth_l1' or 'l1', got {self.depth_loss!r}")
         if not 0.0 < self.occupancy_alpha < 1.0:
             raise OptionError(f"occupancy_alpha must lie in (0, 1), got {self.occupancy_alpha}")
-        if self.clip_every < 1 or self.clip_patch_cells < 1:
-            raise OptionError("clip_every and clip_patch_cells must be at least 1")
+        if self.clip_every < 1 or self.clip_patch_cells < 1 or self.span_every < 1:
+            raise OptionError("clip_every, clip_patch_cells and span_every must be at least 1")
         if any(tau <= 0 for _, tau in self.tau_schedule) or not self.tau_schedule:
             raise OptionError("the temperature schedule needs positive temperatures")
         return self

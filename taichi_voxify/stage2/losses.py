@@ -1,5 +1,9 @@
-"""Stage 2's image losses and their gradients, and the palette cross-entropy's targets."""
+"""Stage 2's image losses on the device (kernels/view_losses.py) and the palette cross-entropy's
+targets."""
 import numpy as np
+
+from .. import ndarrays
+from ..views import NUM_VIEWS
 
 
 def palette_targets(pixel_art, masks, palette):
@@ -8,35 +12,33 @@ def palette_targets(pixel_art, masks, palette):
     return np.where(masks, np.argmin(dist, axis=-1), -1).astype(np.int32)
 
 
-def palette_cross_entropy(hist, logits, count):
-    """The cross-entropy term's value: sum -hist log softmax(logits) / count."""
-    z = logits - logits.max(axis=-1, keepdims=True)
-    log_p = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
-    return float(-(hist * log_p).sum() / max(count, 1))
+class ViewLosses:
+    """The pixel, alpha and depth losses of the six rendered views against their targets,
+    which live on the device; `compute` writes the loss gradients into a renderer's `grads`
+    without a host round trip, `values` reads the terms back (for logging only)."""
 
+    def __init__(self, pixel_art, masks, depth_target, config):
+        n = pixel_art.shape[1]
+        cfg = config
+        use_depth = depth_target is not None and cfg.w_depth > 0
+        valid = masks & np.isfinite(depth_target) if use_depth else np.zeros_like(masks)
+        self.targets = (ndarrays.from_numpy(pixel_art), ndarrays.from_numpy(masks),
+                        ndarrays.from_numpy(np.where(valid, depth_target, 0.0)),
+                        ndarrays.from_numpy(valid))
+        scales = (1.0 / (NUM_VIEWS * n * n * 3), 1.0 / max(int((~masks).sum()), 1),
+                  1.0 / max(int(valid.sum()), 1))
+        self.weights = (cfg.w_pixel, cfg.w_alpha, cfg.w_depth if use_depth else 0.0)
+        self.scalars = scales + self.weights + (cfg.depth_beta, int(cfg.depth_loss == "l1"))
+        self.terms = ndarrays.zeros((NUM_VIEWS, n, n, 3))
 
-def view_losses(out, pixel_art, masks, depth_target, cfg):
-    """Weighted loss terms and their gradients w.r.t. the rendered colour, depth and opacity."""
-    diff = out.rgb - pixel_art
-    pixel = float(np.mean(diff * diff))
-    g_rgb = cfg.w_pixel * 2.0 * diff / diff.size
-    background = ~masks
-    count = max(int(background.sum()), 1)
-    alpha = float(np.sum(out.opacity ** 2 * background)) / count
-    g_opacity = cfg.w_alpha * 2.0 * out.opacity * background / count
-    depth, g_depth = 0.0, np.zeros_like(out.depth)
-    if depth_target is not None and cfg.w_depth > 0:
-        valid = masks & np.isfinite(depth_target)
-        x = np.where(valid, out.depth - np.nan_to_num(depth_target), 0.0)
-        count = max(int(valid.sum()), 1)
-        if cfg.depth_loss == "l1":
-            depth, slope = np.abs(x).sum() / count, np.sign(x)
-        else:
-            beta = cfg.depth_beta
-            small = np.abs(x) < beta
-            depth = np.where(small, 0.5 * x * x / beta, np.abs(x) - 0.5 * beta).sum() / count
-            slope = np.where(small, x / beta, np.sign(x))
-        g_depth = cfg.w_depth * slope * valid / count
-    total = cfg.w_pixel * pixel + cfg.w_alpha * alpha + cfg.w_depth * float(depth)
-    terms = dict(loss=total, pixel=pixel, alpha=alpha, depth=float(depth))
-    return terms, g_rgb, g_depth, g_opacity
+    def compute(self, out, grads):
+        """grads (g_rgb, g_depth, g_opacity) = the loss gradients of the outputs `out`."""
+        from ..kernels.view_losses import axis_view_losses
+
+        axis_view_losses(*out, *self.targets, *self.scalars, *grads, self.terms)
+
+    def values(self):
+        """{'loss', 'pixel', 'alpha', 'depth'} of the last compute."""
+        pixel, alpha, depth = (float(v) for v in self.terms.to_numpy().sum(axis=(0, 1, 2)))
+        total = sum(w * v for w, v in zip(self.weights, (pixel, alpha, depth)))
+        return dict(loss=total, pixel=pixel, alpha=alpha, depth=depth)

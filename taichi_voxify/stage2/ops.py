@@ -1,6 +1,10 @@
 """Stage 2's differentiable operators over device arrays, each owning its buffers: the six
 axis-view renderer (kernels/ortho.py), the perspective renderer of the "w/o ortho" ablation, and
-the palette quantizer (kernels/gumbel.py)."""
+the palette quantizer (kernels/gumbel.py).
+
+The renderers keep their outputs (`out`: colour, depth, opacity) and the loss gradients of
+those outputs (`grads`) on the device; `images()` copies the outputs to numpy when a caller
+wants them (logging, CLIP, tests), so a training step moves no images to the host."""
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,40 +29,82 @@ class ViewRender:
 
 
 class AxisViewRenderer:
-    """The six axis views of an N^3 grid, forward and hand-written backward (kernels/ortho.py)."""
+    """The six axis views of an N^3 grid, forward and hand-written backward (kernels/ortho.py).
+
+    Colours come from an rgb grid (N,N,N,3), or from palette logits (N,N,N,C) with a
+    PaletteQuantizer, quantized where the rays visit. The backward reads the loss gradients of
+    the outputs from `grads` (fill them with set_output_grads or a loss kernel), accumulates
+    the grid gradients and flags every visited grid.BLOCK^3 block in `touched` (for Adam; the
+    caller clears it)."""
 
     def __init__(self, n, shift, skip_alpha=1e-4, t_min=1e-4):
         import taichi as ti
 
         from ..kernels import ortho
+        from ..kernels.grid import block_count
 
         self._k = ortho
         self.n, self.shift, self.t_min = n, float(shift), float(t_min)
         self.threshold = density_threshold(skip_alpha, shift)
         self.span = ndarrays.empty((3, n, n, 2), ti.i32)
-        self.out = (ndarrays.empty((NUM_VIEWS, n, n, 3)), ndarrays.empty((NUM_VIEWS, n, n)),
-                    ndarrays.empty((NUM_VIEWS, n, n)))
-        self.grads = (ndarrays.empty((NUM_VIEWS, n, n, 3)), ndarrays.empty((NUM_VIEWS, n, n)),
-                      ndarrays.empty((NUM_VIEWS, n, n)))
+        self._spans_ready = False
+        self.out = _view_images(n)
+        self.grads = _view_images(n)
+        self.class_loss = ndarrays.zeros((NUM_VIEWS, n, n))
+        self.touched = ndarrays.zeros((block_count(n),) * 3, ti.u8)
+        self._no_target = ndarrays.zeros((1, 1, 1), ti.i32)
 
-    def forward(self, density, rgb):
-        self._k.column_spans(density, self.threshold, self.span)
-        self._k.render_axis_views(density, rgb, self.span, self.shift, self.t_min, *self.out)
+    def _colour_args(self, quantizer):
+        if quantizer is None:  # an rgb grid: palette, noise and the scalars go unused
+            return (self.class_loss, self.class_loss, 0, 0.0, 1.0, 0), False
+        return quantizer.kernel_args(), True
+
+    def forward(self, density, colour, quantizer=None, refresh_spans=True):
+        """Render the grids (raw density (N,N,N) and colour: rgb, or logits with `quantizer`
+        set to this step). refresh_spans: first recompute the occupied span of every column
+        (the marches skip the rest; a full pass over the density); the first call always
+        does."""
+        if refresh_spans or not self._spans_ready:
+            self._spans_ready = True
+            self._k.column_spans(density, self.threshold, self.span)
+        args, from_logits = self._colour_args(quantizer)
+        palette, noise, *scalars = args
+        self._k.render_axis_views(density, colour, palette, noise, self.span, self.shift,
+                                  self.t_min, *scalars, *self.out, from_logits)
+
+    def backward(self, density, colour, grad_density, grad_colour, quantizer=None,
+                 class_target=None, class_scale=0.0):
+        """Accumulate d loss / d density and d loss / d colour (rgb, or logits through the
+        quantizer) for the last forward; with logits, class_target (6,N,N) i32 and
+        class_scale > 0 add the palette cross-entropy (values per pixel in class_loss)."""
+        args, from_logits = self._colour_args(quantizer)
+        palette, noise, *scalars = args
+        target = self._no_target if class_target is None else class_target
+        self._k.render_axis_views_backward(
+            density, colour, palette, noise, self.span, self.shift, self.t_min, *scalars,
+            *self.out, *self.grads, target, float(class_scale if from_logits else 0.0),
+            grad_density, grad_colour, self.touched, self.class_loss, from_logits)
+
+    def images(self):
         return ViewRender(*(a.to_numpy() for a in self.out))
 
-    def pixel_classes(self, density, target, weight, hist):
-        """hist (N,N,N,C) ndarray += how much each voxel is seen by pixels of each target palette
-        index (target (6,N,N) i32 ndarray, -1 for none; weight (6,N,N) per pixel), for the
-        density of the last forward."""
-        self._k.accumulate_pixel_classes(density, self.span, self.shift, self.t_min, target,
-                                         weight, hist)
+    def class_term(self):
+        """The weighted palette cross-entropy of the last backward (0 without one)."""
+        return float(self.class_loss.to_numpy().sum())
 
-    def backward(self, density, rgb, g_rgb, g_depth, g_opacity, grad_density, grad_rgb):
-        """Accumulate into grad_density / grad_rgb (ndarrays) for the last forward's outputs."""
-        for nd, g in zip(self.grads, (g_rgb, g_depth, g_opacity)):
-            nd.from_numpy(np.ascontiguousarray(g, dtype=backend.float_dtype()))
-        self._k.render_axis_views_backward(density, rgb, self.span, self.shift, self.t_min,
-                                           *self.out, *self.grads, grad_density, grad_rgb)
+    def set_output_grads(self, g_rgb, g_depth, g_opacity):
+        """Upload numpy loss gradients of the outputs (6,N,N,3), (6,N,N), (6,N,N)."""
+        _upload(self.grads, (g_rgb, g_depth, g_opacity))
+
+
+def _view_images(n):
+    return (ndarrays.zeros((NUM_VIEWS, n, n, 3)), ndarrays.zeros((NUM_VIEWS, n, n)),
+            ndarrays.zeros((NUM_VIEWS, n, n)))
+
+
+def _upload(device, arrays):
+    for nd, a in zip(device, arrays):
+        nd.from_numpy(np.ascontiguousarray(a, dtype=backend.float_dtype()))
 
 
 def perspective_cameras(distance):
@@ -83,23 +129,22 @@ class PerspectiveRenderer:
         rays = [cam.rays(n, n) for cam in perspective_cameras(distance)]
         self.origins = ndarrays.from_numpy(np.stack([o for o, _ in rays]))
         self.dirs = ndarrays.from_numpy(np.stack([d for _, d in rays]))
-        self.out = (ndarrays.empty((NUM_VIEWS, n, n, 3)), ndarrays.empty((NUM_VIEWS, n, n)),
-                    ndarrays.empty((NUM_VIEWS, n, n)))
-        self.grads = (ndarrays.empty((NUM_VIEWS, n, n, 3)), ndarrays.empty((NUM_VIEWS, n, n)),
-                      ndarrays.empty((NUM_VIEWS, n, n)))
+        self.out = _view_images(n)
+        self.grads = _view_images(n)
 
     def _args(self):
         return self.origins, self.dirs, self.shift, self.step, self.depth_offset
 
     def forward(self, density, rgb):
         self._k.render_perspective_views(density, rgb, *self._args(), *self.out)
-        return ViewRender(*(a.to_numpy() for a in self.out))
 
-    def backward(self, density, rgb, g_rgb, g_depth, g_opacity, grad_density, grad_rgb):
-        for nd, g in zip(self.grads, (g_rgb, g_depth, g_opacity)):
-            nd.from_numpy(np.ascontiguousarray(g, dtype=backend.float_dtype()))
-        self._k.render_perspective_views_backward(density, rgb, *self._args(), *self.out, *self.grads,
-                                     grad_density, grad_rgb)
+    def backward(self, density, rgb, grad_density, grad_rgb):
+        """Accumulate the grid gradients for the last forward, from `grads`."""
+        self._k.render_perspective_views_backward(density, rgb, *self._args(), *self.out,
+                                                  *self.grads, grad_density, grad_rgb)
+
+    images = AxisViewRenderer.images
+    set_output_grads = AxisViewRenderer.set_output_grads
 
 
 def gumbel_noise_table(seed, size):
@@ -115,49 +160,52 @@ def initial_logits(rgb, palette, scale=0.1):
     return -dist / scale
 
 
+def step_key(step):
+    """PCG hash of the step number (u32), as kernels/gumbel.pcg_hash computes it: the kernels
+    mix it with each entry's index to pick its noise slot."""
+    with np.errstate(over="ignore"):
+        x = np.uint32(int(step) & 0xFFFFFFFF)
+        state = x * np.uint32(747796405) + np.uint32(2891336453)
+        word = ((state >> ((state >> np.uint32(28)) + np.uint32(4))) ^ state) \
+            * np.uint32(277803737)
+        return int((word >> np.uint32(22)) ^ word)
+
+
 class PaletteQuantizer:
-    """Per-voxel Gumbel-Softmax over a palette (kernels/gumbel.py): logits -> colours, and back."""
+    """Per-voxel Gumbel-Softmax over a palette (kernels/gumbel.py): logits -> colours, and back.
 
-    def __init__(self, shape, palette, seed=0, table_size=1 << 18):
-        from ..kernels import gumbel
+    set_step(step, tau, hard) fixes this step's noise and temperature; the axis-view renderer
+    then quantizes on the fly (kernel_args), and forward/backward do it for a whole grid (for
+    renderers that read a colour grid)."""
 
-        self._k = gumbel
-        colours = len(palette)
+    def __init__(self, palette, seed=0, table_size=1 << 18):
         self.palette = ndarrays.from_numpy(palette)
         self.noise = ndarrays.from_numpy(gumbel_noise_table(seed, table_size))
-        self.soft = ndarrays.empty(tuple(shape) + (colours,))
-        self.rgb = ndarrays.empty(tuple(shape) + (3,))
-        self.grad_logits = ndarrays.empty(tuple(shape) + (colours,))
-        for nd in (self.soft, self.rgb):
-            nd.fill(0)
-        self.inv_tau = 1.0
-        self._all = None
+        self.set_step(0, 1.0)
+        self.rgb = None
 
-    def _everywhere(self, shape):
-        if self._all is None:
-            self._all = ndarrays.empty(tuple(shape))
-            self._all.fill(0)
-        return self._all
+    def set_step(self, step, tau, hard=False, noise=True):
+        self.step_key = step_key(step)
+        self.noise_scale = 1.0 if noise else 0.0
+        self.inv_tau, self.hard = 1.0 / tau, int(bool(hard))
 
-    def forward(self, logits, step, tau, hard=False, noise=True, density=None, threshold=-1e30):
-        """Fill self.rgb (and self.soft) from the logits ndarray; the noise depends on `step`.
-        With a density ndarray, voxels whose raw density is not above `threshold` are skipped
-        (their colours keep the last value they had; the renderer barely sees them)."""
-        self.inv_tau = 1.0 / tau
-        if density is None:
-            density, threshold = self._everywhere(logits.shape[:3]), -1e30
-        self._active = density, float(threshold)
-        self._k.gumbel_softmax(logits, self.palette, self.noise, int(step) & 0xFFFFFFFF,
-                               1.0 if noise else 0.0, self.inv_tau, int(hard), density,
-                               float(threshold), self.soft, self.rgb)
+    def kernel_args(self):
+        return (self.palette, self.noise, self.step_key, self.noise_scale, self.inv_tau,
+                self.hard)
+
+    def forward(self, logits, step, tau, hard=False, noise=True):
+        """The colour grid (N,N,N,3) of the logits at this step (kept in self.rgb)."""
+        from ..kernels.gumbel import gumbel_softmax
+
+        self.set_step(step, tau, hard, noise)
+        if self.rgb is None or self.rgb.shape != tuple(logits.shape[:3]) + (3,):
+            self.rgb = ndarrays.empty(tuple(logits.shape[:3]) + (3,))
+        gumbel_softmax(logits, *self.kernel_args(), self.rgb)
         return self.rgb
 
-    def backward(self, grad_rgb):
-        """d loss / d logits (self.grad_logits) from d loss / d rgb, for the last forward."""
-        self._k.gumbel_softmax_backward(self.soft, self.palette, grad_rgb, self.inv_tau,
-                                        *self._active, self.grad_logits)
-        return self.grad_logits
+    def backward(self, logits, grad_rgb, grad_logits):
+        """grad_logits += d loss / d logits from d loss / d rgb, for the last forward's step."""
+        from ..kernels.gumbel import gumbel_softmax_backward
 
-    def add_cross_entropy(self, logits, hist, scale):
-        """self.grad_logits += scale * d/d logits sum_n -hist_n log softmax(logits)_n."""
-        self._k.add_palette_cross_entropy(logits, hist, float(scale), self.grad_logits)
+        args = self.kernel_args()
+        gumbel_softmax_backward(logits, *args[:-1], grad_rgb, grad_logits)

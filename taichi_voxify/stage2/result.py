@@ -29,7 +29,8 @@ def render_voxel_art(occupancy, color_index, palette):
     n = occupancy.shape[0]
     density = np.where(occupancy, OPAQUE_DENSITY, -OPAQUE_DENSITY)
     renderer = AxisViewRenderer(n, 0.0, skip_alpha=1e-4, t_min=1e-6)
-    return renderer.forward(ndarrays.from_numpy(density), ndarrays.from_numpy(palette[color_index]))
+    renderer.forward(ndarrays.from_numpy(density), ndarrays.from_numpy(palette[color_index]))
+    return renderer.images()
 
 
 @dataclass

@@ -18,13 +18,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import backend, ndarrays
+from .. import ndarrays
 from ..errors import OptionError
 from ..sparse_grid import BLOCK, Channel, SparseGrid, blocks_of
 from ..views import LAYOUT, NUM_VIEWS
 from .inputs import softplus_inverse
-from .ops import ViewRender, density_threshold, gumbel_noise_table, initial_logits
-from .trainer import Stage2Trainer
+from .ops import AxisViewRenderer, density_threshold, initial_logits
 
 ENGINES = ("auto", "dense", "sparse")
 # `auto` picks sparse from this N when the hull's blocks fill less than this share of the box
@@ -108,7 +107,7 @@ def target_band(masks, depth_target, band):
     return near
 
 
-# --- ops over the sparse grid ----------------------------------------------------------------
+# --- the grid and its passes (stage2/grid.py's interface) ------------------------------------
 
 def sparse_channels(colours):
     names = (("density", 1, EMPTY_DENSITY), ("logits", colours, 0.0))
@@ -121,19 +120,38 @@ def sparse_channels(colours):
 
 
 class SparseAxisViewRenderer:
-    """The six axis views of a SparseGrid (kernels/sparse.py), as stage2.AxisViewRenderer."""
+    """The six axis views of a SparseGrid (kernels/sparse.py), with the interface of
+    stage2.AxisViewRenderer: forward(density, colour, quantizer), backward(...) from `grads`,
+    images(), set_output_grads(...). `colour` is the grid's rgb channel, or its logits with a
+    PaletteQuantizer set to the step: those are quantized over the active voxels above the
+    skip threshold first (grid channels "soft" and "rgb"), and the backward goes through the
+    grid's "rgb_grad" and, for the palette cross-entropy, its "hist"."""
 
     def __init__(self, grid, shift, skip_alpha=1e-4, t_min=1e-4):
         n = grid.n
         self.grid, self.shift, self.t_min = grid, float(shift), float(t_min)
         self.threshold = density_threshold(skip_alpha, shift)
         self.visible = None
-        self.out = (ndarrays.empty((NUM_VIEWS, n, n, 3)), ndarrays.empty((NUM_VIEWS, n, n)),
-                    ndarrays.empty((NUM_VIEWS, n, n)))
-        self.grads = (ndarrays.empty((NUM_VIEWS, n, n, 3)), ndarrays.empty((NUM_VIEWS, n, n)),
-                      ndarrays.empty((NUM_VIEWS, n, n)))
+        self.out = (ndarrays.zeros((NUM_VIEWS, n, n, 3)), ndarrays.zeros((NUM_VIEWS, n, n)),
+                    ndarrays.zeros((NUM_VIEWS, n, n)))
+        self.grads = (ndarrays.zeros((NUM_VIEWS, n, n, 3)), ndarrays.zeros((NUM_VIEWS, n, n)),
+                      ndarrays.zeros((NUM_VIEWS, n, n)))
+        self._class = None  # (logits, scale) of the last cross-entropy, for its value
 
-    def forward(self, density, rgb):
+    def _rgb(self, density, colour, quantizer):
+        """The rgb channel to render: `colour` itself, or the logits quantized."""
+        from ..kernels import sparse
+
+        if quantizer is None:
+            return colour
+        arrays = self.grid.arrays
+        sparse.gumbel_softmax(self.grid.block_coords, self.grid.n, colour, quantizer.palette,
+                              quantizer.noise, quantizer.step_key, quantizer.noise_scale,
+                              quantizer.inv_tau, quantizer.hard, density, self.threshold,
+                              arrays["soft"], arrays["rgb"])
+        return arrays["rgb"]
+
+    def forward(self, density, colour, quantizer=None, refresh_spans=True):
         import taichi as ti
 
         from ..kernels import sparse
@@ -141,65 +159,57 @@ class SparseAxisViewRenderer:
         if self.visible is None or self.visible.shape[0] != self.grid.capacity:
             self.visible = ti.ndarray(ti.u8, (self.grid.capacity,))
         sparse.flag_blocks_above(density, self.threshold, self.visible)
+        rgb = self._rgb(density, colour, quantizer)
         sparse.render_axis_views(self.grid.block_map, self.visible, density, rgb, self.shift,
                                  self.t_min, *self.out)
-        return ViewRender(*(a.to_numpy() for a in self.out))
 
-    def backward(self, density, rgb, g_rgb, g_depth, g_opacity, grad_density, grad_rgb):
+    def backward(self, density, colour, grad_density, grad_colour, quantizer=None,
+                 class_target=None, class_scale=0.0):
         from ..kernels import sparse
 
-        for nd, g in zip(self.grads, (g_rgb, g_depth, g_opacity)):
-            nd.from_numpy(np.ascontiguousarray(g, dtype=backend.float_dtype()))
-        sparse.render_axis_views_backward(self.grid.block_map, self.visible, density, rgb,
-                                          self.shift, self.t_min, *self.out, *self.grads,
-                                          grad_density, grad_rgb)
-
-    def pixel_classes(self, density, target, weight, hist):
-        from ..kernels import sparse
-
-        colours = self.grid.channels["hist"].width
-        sparse.accumulate_pixel_classes(self.grid.block_map, self.visible, density, self.shift,
-                                        self.t_min, target, weight, colours, hist)
-
-
-class SparseQuantizer:
-    """stage2.PaletteQuantizer over the grid's active voxels; the same noise per grid voxel."""
-
-    def __init__(self, grid, palette, seed=0, table_size=1 << 18):
-        self.grid = grid
-        self.palette = ndarrays.from_numpy(palette)
-        self.noise = ndarrays.from_numpy(gumbel_noise_table(seed, table_size))
-        self.inv_tau = 1.0
-
-    @property
-    def grad_logits(self):
-        return self.grid.arrays["logits_grad"]
-
-    def forward(self, logits, step, tau, hard=False, noise=True, density=None,
-                threshold=-1e30):
-        from ..kernels import sparse
-
-        self.inv_tau = 1.0 / tau
-        self._active = density, float(threshold)
+        if quantizer is None:
+            sparse.render_axis_views_backward(self.grid.block_map, self.visible, density,
+                                              colour, self.shift, self.t_min, *self.out,
+                                              *self.grads, grad_density, grad_colour)
+            return
         arrays = self.grid.arrays
-        sparse.gumbel_softmax(self.grid.block_coords, self.grid.n, logits, self.palette,
-                              self.noise, int(step) & 0xFFFFFFFF, 1.0 if noise else 0.0,
-                              self.inv_tau, int(hard), density, float(threshold),
-                              arrays["soft"], arrays["rgb"])
-        return arrays["rgb"]
+        arrays["rgb_grad"].fill(0)
+        sparse.render_axis_views_backward(self.grid.block_map, self.visible, density,
+                                          arrays["rgb"], self.shift, self.t_min, *self.out,
+                                          *self.grads, grad_density, arrays["rgb_grad"])
+        sparse.gumbel_softmax_backward(arrays["soft"], quantizer.palette, arrays["rgb_grad"],
+                                       quantizer.inv_tau, density, self.threshold, grad_colour)
+        self._class = None
+        if class_target is not None and class_scale > 0:
+            colours = self.grid.channels["hist"].width
+            arrays["hist"].fill(0)
+            sparse.accumulate_pixel_classes(self.grid.block_map, self.visible, density,
+                                            self.shift, self.t_min, class_target,
+                                            self._ones(), colours, arrays["hist"])
+            sparse.add_palette_cross_entropy(colour, arrays["hist"], colours,
+                                             float(class_scale), grad_colour)
+            self._class = (colour, float(class_scale))
 
-    def backward(self, grad_rgb):
-        from ..kernels import sparse
+    def _ones(self):
+        n = self.grid.n
+        if getattr(self, "_weight", None) is None:
+            self._weight = ndarrays.full((NUM_VIEWS, n, n), 1.0)
+        return self._weight
 
-        sparse.gumbel_softmax_backward(self.grid.arrays["soft"], self.palette, grad_rgb,
-                                       self.inv_tau, *self._active, self.grad_logits)
-        return self.grad_logits
+    def class_term(self):
+        """The weighted palette cross-entropy of the last backward (0 without one)."""
+        if self._class is None:
+            return 0.0
+        logits, scale = self._class
+        colours = self.grid.channels["hist"].width
+        hist = self.grid.arrays["hist"].to_numpy().reshape(-1, colours)
+        z = logits.to_numpy().reshape(-1, colours)
+        z = z - z.max(axis=-1, keepdims=True)
+        log_p = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+        return float(-(hist * log_p).sum() * scale)
 
-    def add_cross_entropy(self, logits, hist, scale):
-        from ..kernels import sparse
-
-        sparse.add_palette_cross_entropy(logits, hist, self.grid.channels["logits"].width,
-                                         float(scale), self.grad_logits)
+    images = AxisViewRenderer.images
+    set_output_grads = AxisViewRenderer.set_output_grads
 
 
 class _GridParam:
@@ -211,25 +221,25 @@ class _GridParam:
 
     value = property(lambda self: self.grid.arrays[self.name])
     grad = property(lambda self: self.grid.arrays[self.name + "_grad"])
+    m = property(lambda self: self.grid.arrays[self.name + "_m"])
+    v = property(lambda self: self.grid.arrays[self.name + "_v"])
 
     def step(self, t, beta1=0.9, beta2=0.99, eps=1e-12):
+        """Adam on every active entry with gradient (consumed)."""
         from ..kernels.sparse import masked_adam
 
-        a = self.grid.arrays
-        masked_adam(a[self.name], a[self.name + "_grad"], a[self.name + "_m"],
-                         a[self.name + "_v"], self.lr, beta1, beta2, 1.0 - beta1 ** t,
-                         1.0 - beta2 ** t, eps, self.low, self.high)
+        masked_adam(self.value, self.grad, self.m, self.v, self.lr, beta1, beta2,
+                    1.0 - beta1 ** t, 1.0 - beta2 ** t, eps, self.low, self.high)
 
 
-# --- the trainer ------------------------------------------------------------------------------
+class SparseStage2Grid:
+    """Stage 2's grid on a SparseGrid (axis views and palette logits only), with the interface
+    of stage2.grid.DenseGrid; begin_step refreshes the active blocks every refresh_every
+    iterations (see the module docstring)."""
 
-class SparseStage2Trainer(Stage2Trainer):
-    """Stage2Trainer's step over a SparseGrid (axis views and palette logits only)."""
-
-    def __init__(self, coarse, n, palette, config, masks, depth_target, seed=0,
+    def __init__(self, coarse, n, palette, config, masks, depth_target,
                  settings=SparseSettings()):
-        self.config, self.shift, self.palette, self.n = config, coarse.shift, palette, n
-        self.settings = settings
+        self.n, self.config, self.palette, self.settings = n, config, palette, settings
         self._coarse = coarse
         self.keep_density = density_threshold(settings.keep_alpha, coarse.shift)
         self.candidates = blocks_of(dilate_voxels(visual_hull(masks)))
@@ -241,21 +251,12 @@ class SparseStage2Trainer(Stage2Trainer):
         self.grid = SparseGrid(n, self.candidates, sparse_channels(len(palette)),
                                init=self._initial_values)
         self.seen |= self.candidates
-        self.use_gumbel, self.use_class = True, config.w_class > 0
         self.density = _GridParam(self.grid, "density", config.lr_density)
-        self.logits = _GridParam(self.grid, "logits", config.lr_logits)
-        self.quantizer = SparseQuantizer(self.grid, palette, seed, config.noise_table_size)
-        self.renderer_threshold = density_threshold(config.skip_alpha, coarse.shift)
+        self.colour = _GridParam(self.grid, "logits", config.lr_logits)
         self.renderer = SparseAxisViewRenderer(self.grid, coarse.shift, config.skip_alpha,
                                                config.t_min)
-        self.class_weight = ndarrays.empty((NUM_VIEWS, n, n))
-        self.class_weight.fill(1)
-        self.class_target = None
         self.active_history = []
         self.refresh()
-
-    grad_rgb = property(lambda self: self.grid.arrays["rgb_grad"])
-    class_hist = property(lambda self: self.grid.arrays["hist"])
 
     def _initial_values(self, coords):
         """Density and logits of voxels at grid coords (V, 3) from Stage 1's field; a block that
@@ -283,18 +284,17 @@ class SparseStage2Trainer(Stage2Trainer):
         self.seen |= blocks
         self.active_history.append(self.grid.active_fraction())
 
-    def step(self, step, targets, clip=None, mesh_views_hr=None, rng=None, log=False):
+    def begin_step(self, step):
         if step > 0 and step % self.settings.refresh_every == 0:
             self.refresh()
-        return super().step(step, targets, clip, mesh_views_hr, rng, log)
 
-    def grids(self):
-        """(density (N,N,N), colour index (N,N,N), logits (N,N,N,K), palette colour (N,N,N,3)),
-        dense, with absent voxels empty."""
-        density = self.grid.to_dense("density")
-        logits = self.grid.to_dense("logits")
-        index = np.argmax(logits, axis=-1)
-        return density, index, logits, self.palette[index]
+    def adam_step(self, t):
+        self.density.step(t)
+        self.colour.step(t)
+
+    def arrays(self):
+        """Dense (density, logits), absent voxels empty."""
+        return self.grid.to_dense("density"), self.grid.to_dense("logits")
 
 
 def sample_coarse(coarse, n, coords):
