@@ -12,7 +12,7 @@ import sys
 
 
 def main(argv=None):
-    from taichi_voxify.bench_engines import in_child, quality_table
+    from taichi_voxify.benchmarks import in_child, quality_table
     from taichi_voxify.commands.evaluate import find_meshes
     from taichi_voxify.export.atomic import write_text
 

@@ -14,15 +14,14 @@ depth, normal and face_id come from the covered sample nearest the pixel centre.
 import os
 import pathlib
 import tempfile
-import time
 from dataclasses import dataclass
 
 import numpy as np
 
 from . import backend, ndarrays
-from .cameras import Camera, axis_views
+from .cameras import Camera
 from .errors import OptionError, ResourceError
-from .mesh import SRGB8_TO_LINEAR, Mesh, load_mesh
+from .mesh import SRGB8_TO_LINEAR, Mesh
 
 BUNDLED_MESH = pathlib.Path(__file__).resolve().parent / "data" / "spot" / "spot.obj"
 MAX_RENDER_BYTES = 8 * 2**30
@@ -160,50 +159,3 @@ def save_views_png(renders, path, columns=3, label=True):
         if os.path.exists(tmp):
             os.remove(tmp)
     return path
-
-
-def subdivide(mesh):
-    """Split every triangle into four at its edge midpoints (uvs and colours follow)."""
-    def split(a):
-        m01, m12, m20 = (a[:, 0] + a[:, 1]) / 2, (a[:, 1] + a[:, 2]) / 2, (a[:, 2] + a[:, 0]) / 2
-        parts = [(a[:, 0], m01, m20), (m01, a[:, 1], m12), (m20, m12, a[:, 2]), (m01, m12, m20)]
-        return np.concatenate([np.stack(p, axis=1) for p in parts]).astype(a.dtype)
-
-    return Mesh(name=mesh.name, triangles=split(mesh.triangles), uvs=split(mesh.uvs),
-                corner_colors=split(mesh.corner_colors),
-                face_material=np.tile(mesh.face_material, 4),
-                material_colors=mesh.material_colors, material_textures=mesh.material_textures,
-                textures=mesh.textures, source=mesh.source)
-
-
-def benchmark_mesh(face_count=200_000):
-    """The bundled textured Spot, subdivided and cut to exactly `face_count` triangles."""
-    mesh = load_mesh(BUNDLED_MESH)
-    while mesh.face_count < face_count:
-        mesh = subdivide(mesh)
-    keep = slice(0, int(face_count))
-    return Mesh(name=mesh.name, triangles=mesh.triangles[keep], uvs=mesh.uvs[keep],
-                corner_colors=mesh.corner_colors[keep], face_material=mesh.face_material[keep],
-                material_colors=mesh.material_colors, material_textures=mesh.material_textures,
-                textures=mesh.textures, source=mesh.source)
-
-
-def bench_render(mesh=None, face_count=200_000, size=512, cameras=None, supersample=2,
-                 repeats=3):
-    """Time render_views: the first call (compiles or loads kernels), then wall and CPU
-    seconds (all threads) of `repeats` more; CPU time is less sensitive to other load."""
-    mesh = benchmark_mesh(face_count) if mesh is None else mesh
-    cameras = axis_views() if cameras is None else cameras
-    start = time.perf_counter()
-    render_views(mesh, cameras, size, supersample=supersample)
-    first = time.perf_counter() - start
-    times, cpu_times = [], []
-    for _ in range(max(1, int(repeats))):
-        start, cpu_start = time.perf_counter(), time.process_time()
-        render_views(mesh, cameras, size, supersample=supersample)
-        times.append(time.perf_counter() - start)
-        cpu_times.append(time.process_time() - cpu_start)
-    return dict(faces=mesh.face_count, views=len(cameras), size=size, supersample=supersample,
-                first_call_s=first, best_s=min(times), median_s=float(np.median(times)),
-                best_cpu_s=min(cpu_times), arch=backend.info().get("arch"),
-                threads=backend.info().get("threads"))

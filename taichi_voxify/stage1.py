@@ -329,10 +329,11 @@ class Stage1Trainer:
     def field(self, **metadata):
         if self.grid_resolution < self.resolution:
             self.upscale()
+        active = float(np.count_nonzero(self.mask.to_numpy())) / self.resolution ** 3
         return CoarseField(density=self.density.to_numpy(), rgb=self.rgb.to_numpy(),
                            alpha_init=self.config.alpha_init,
                            metadata=dict(metadata, iterations=self.iteration,
-                                         resolution=self.resolution))
+                                         resolution=self.resolution, active_fraction=active))
 
 
 class _PhaseClock:

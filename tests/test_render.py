@@ -8,8 +8,8 @@ from taichi_voxify.cameras import Camera, axis_view, axis_views, random_views
 from taichi_voxify.errors import OptionError, ResourceError
 from taichi_voxify.color import linear_to_srgb
 from taichi_voxify.mesh import WRAP_CLAMP, WRAP_MIRROR, WRAP_REPEAT, Mesh, Texture, load_mesh
-from taichi_voxify.render import (BUNDLED_MESH, bench_render, render_views, save_views_png,
-                                  subdivide)
+from taichi_voxify.benchmarks import bench_render, subdivide
+from taichi_voxify.render import BUNDLED_MESH, render_views, save_views_png
 
 from conftest import mesh_path
 

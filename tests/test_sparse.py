@@ -389,7 +389,7 @@ def test_train_stage2_sparse_gives_the_dense_voxel_art():
 
 
 def test_engine_comparison_tables_pair_dense_and_sparse_rows():
-    from taichi_voxify.bench_engines import quality_gaps, quality_table, side_by_side
+    from taichi_voxify.benchmarks import quality_gaps, quality_table, side_by_side
 
     rows = [dict(mesh="cow", resolution=32, engine="dense", iou=0.98, color_de76=8.0,
                  stage2_s=10.0, stage2_active_fraction=1.0),

@@ -5,7 +5,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from taichi_voxify.bench_stage1 import sphere_renders
+from taichi_voxify.benchmarks import sphere_renders
 from taichi_voxify.cameras import axis_view, random_views
 from taichi_voxify.errors import InputError, OptionError, ResourceError
 from taichi_voxify.stage1 import Stage1Config, Stage1Trainer, train_stage1, training_cameras
@@ -104,7 +104,7 @@ def test_bad_inputs_raise_one_line_errors(renders):
 
 
 def test_visual_hull_keeps_the_sphere_and_carves_the_corners(renders):
-    from taichi_voxify.bench_stage1 import SPHERE_CENTRE, SPHERE_RADIUS
+    from taichi_voxify.benchmarks import SPHERE_CENTRE, SPHERE_RADIUS
     from taichi_voxify.stage1 import visual_hull
 
     hull = visual_hull(renders.cameras, renders.alpha, RES).astype(bool)
