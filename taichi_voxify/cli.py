@@ -185,6 +185,11 @@ def summary_table(report, out_dir):
 
 
 def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["batch"]:  # voxify batch INPUT... --out DIR
+        from .commands.batch import main as batch
+
+        return batch(argv[1:])
     return run_command(_convert, argv)
 
 
