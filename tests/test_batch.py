@@ -1,5 +1,7 @@
 """Batch conversion: inputs, manifest and resume, shared palette, local pool vs Ray, worker
 crashes and the contact sheet. Tiny generated meshes at N=8 with the `test` preset."""
+import contextlib
+import io
 import json
 import os
 import shutil
@@ -15,11 +17,14 @@ import pytest
 from taichi_voxify.batch import make_pool, run_batch
 from taichi_voxify.batch.inputs import collect_assets
 from taichi_voxify.batch.worker import convert_asset
+from taichi_voxify.cli import main
 from taichi_voxify.errors import OptionError
 from taichi_voxify.options import Options
 
 OPTIONS = Options(resolution=8, colors=4, preset="test", clip="off", formats="npz,png",
                   arch="cpu")
+FLAGS = ["--res", "8", "--colors", "4", "--preset", "test", "--clip", "off", "--formats",
+         "npz,png", "--arch", "cpu", "--quiet"]  # the same settings on the command line
 GOOD = ("ball", "box", "post")
 
 
@@ -104,21 +109,42 @@ def test_inputs_folders_globs_and_unique_names(tmp_path):
 
 # --- Ray and the local pool -----------------------------------------------------------------
 
+def _voxify(*argv):
+    """(exit status, what it printed on stderr) of `voxify ARGV...`."""
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        status = main(list(map(str, argv)))
+    return status, err.getvalue()
+
+
+def test_bad_batch_arguments_exit_2(tmp_path, meshes):
+    for argv, message in ((["--out", tmp_path], "at least one INPUT"),
+                          ([meshes, "--out", tmp_path, "--jobs", "0"], "--jobs"),
+                          ([tmp_path / "nope", "--out", tmp_path], "does not exist"),
+                          ([meshes, "--out", tmp_path, "--res", "7"], "resolution"),
+                          ([meshes, "--out", tmp_path, "--pixel-art", tmp_path], "one mesh")):
+        status, err = _voxify("batch", *argv)
+        assert status == 2 and message in err and len(err.strip().splitlines()) == 1, err
+
+
 @pytest.fixture(scope="module")
 def ray_run(meshes, ray_session, tmp_path_factory):
-    """The three meshes and the corrupt one on a local Ray, run twice into one folder."""
+    """`voxify batch` on the three meshes and the corrupt one on a local Ray, run twice into
+    one folder."""
     out = tmp_path_factory.mktemp("ray") / "out"
-    first, _ = _batch([meshes], out, make_pool(ray="local"))
+    first = _voxify("batch", meshes, "--out", out, "--ray", *FLAGS)
     manifest_after_first = _manifest(out)
-    second, _ = _batch([meshes], out, make_pool(ray="local"))
+    second = _voxify("batch", meshes, "--out", out, "--ray", *FLAGS)
     return out, first, manifest_after_first, second
 
 
 def test_ray_batch_manifest_and_resume(ray_run):
-    out, first, (manifest, lines), second = ray_run
-    assert {r["name"]: r["status"] for r in first} == {**dict.fromkeys(GOOD, "ok"),
-                                                       "broken": "failed"}
+    out, (status, err), (manifest, lines), (status2, err2) = ray_run
+    assert status == 1 and status2 == 1
+    assert err.startswith("failed: broken (") and err2.startswith("failed: broken (")
     assert lines == 4 and manifest["broken"]["status"] == "failed"
+    assert {n: r["status"] for n, r in manifest.items()} == {**dict.fromkeys(GOOD, "ok"),
+                                                            "broken": "failed"}
     assert "truncated" in manifest["broken"]["error"] or "broken.glb" in manifest["broken"]["error"]
     for name in GOOD:
         record = manifest[name]
@@ -127,17 +153,20 @@ def test_ray_batch_manifest_and_resume(ray_run):
         assert all((out / f).is_file() for f in record["files"])
         assert np.count_nonzero(_indices(out, name)[0]) == record["voxels"]
     # the re-run skips the three and tries the broken one again
-    assert {r["name"]: r["status"] for r in second} == {**dict.fromkeys(GOOD, "skipped"),
-                                                        "broken": "failed"}
-    assert second[0]["files"] == first[0]["files"]
-    assert _manifest(out)[1] == 4  # rewritten: still one line per asset
+    again, lines = _manifest(out)
+    assert {n: r["status"] for n, r in again.items()} == {**dict.fromkeys(GOOD, "skipped"),
+                                                         "broken": "failed"}
+    assert lines == 4  # rewritten: still one line per asset
+    assert again["ball"]["files"] == manifest["ball"]["files"]
+    assert again["ball"]["finished"] == manifest["ball"]["finished"]
 
 
 def test_local_pool_gives_the_same_voxels_as_ray(ray_run, meshes, tmp_path):
     ray_out = ray_run[0]
-    records, _ = _batch([meshes / f for f in ("ball.glb", "box.ply", "post.glb")],
-                        tmp_path / "local", make_pool(jobs=2))
-    assert [r["status"] for r in records] == ["ok"] * 3
+    status, err = _voxify("batch", meshes / "ball.glb", meshes / "box.ply",
+                          str(meshes / "p*.glb"), "--out", tmp_path / "local", "--jobs", "2",
+                          *FLAGS)
+    assert status == 0 and err == ""
     for name in GOOD:
         local, ray = _indices(tmp_path / "local", name), _indices(ray_out, name)
         assert np.array_equal(local[0], ray[0]) and np.array_equal(local[1], ray[1])
