@@ -6,7 +6,6 @@ failure; errors are one line (no traceback unless --debug).
 import json
 import os
 import sys
-import time
 
 from .commands import CommandParser, run_command
 from .errors import OptionError
@@ -130,7 +129,7 @@ def run(argv=None):
     args = build_parser().parse_args(_join_negative_views(argv))
     options = options_from_args(args)
     mesh = args.mesh or BUNDLED_MESH
-    from .outputs import build_report, write_outputs, write_report
+    from .outputs import write_conversion
     from .pipeline import run_pipeline
 
     outputs = _output_set(args, options, mesh)
@@ -142,16 +141,7 @@ def run(argv=None):
             conv = run_pipeline(mesh, options, progress=bars)
         finally:
             bars.close()
-        t = time.perf_counter()
-        files, numbers = write_outputs(conv, outputs.staging, options.formats)
-        timings = dict(conv.timings_s)
-        timings["export"] = round(time.perf_counter() - t, 3)
-        timings["total"] = round(timings["total"] + timings["export"], 3)
-        stem = conv.mesh_name
-        settings = dict(mesh=mesh, **options.as_dict())
-        report = build_report(conv, settings, files, numbers, timings)
-        report["files"]["report"] = [stem + "_report.json"]
-        write_report(report, os.path.join(outputs.staging, stem + "_report.json"))
+        report = write_conversion(conv, outputs.staging, options, mesh)
         outputs.commit()
     except BaseException:
         outputs.close(remove_lock_file=bool(made))

@@ -8,6 +8,7 @@ import io
 import json
 import os
 import platform
+import time
 
 import numpy as np
 
@@ -151,6 +152,19 @@ def build_report(conv, settings, files, numbers, timings):
         "files": files,
         "timings_s": timings,
     })
+
+
+def write_conversion(conv, folder, options, mesh):
+    """Every requested format and STEM_report.json into `folder`; returns the report."""
+    start = time.perf_counter()
+    files, numbers = write_outputs(conv, folder, options.formats)
+    timings = dict(conv.timings_s)
+    timings["export"] = round(time.perf_counter() - start, 3)
+    timings["total"] = round(timings["total"] + timings["export"], 3)
+    files["report"] = [conv.mesh_name + "_report.json"]
+    report = build_report(conv, dict(mesh=mesh, **options.as_dict()), files, numbers, timings)
+    write_report(report, os.path.join(folder, files["report"][0]))
+    return report
 
 
 def write_report(report, path):

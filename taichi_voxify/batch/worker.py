@@ -34,25 +34,16 @@ def _guarded(job, task):
 
 def _convert(task):
     from ..export.atomic import atomic_dir
-    from ..outputs import build_report, write_outputs, write_report
+    from ..outputs import write_conversion
     from ..pipeline import run_pipeline
 
-    options = task["options"]
-    conv = run_pipeline(task["input"], options)
+    conv = run_pipeline(task["input"], task["options"])
     with atomic_dir(os.path.join(task["out_dir"], task["name"])) as folder:
-        start = time.perf_counter()
-        files, numbers = write_outputs(conv, folder, options.formats)
-        timings = dict(conv.timings_s)
-        timings["export"] = round(time.perf_counter() - start, 3)
-        timings["total"] = round(timings["total"] + timings["export"], 3)
-        files["report"] = [conv.mesh_name + "_report.json"]
-        report = build_report(conv, dict(mesh=task["input"], **options.as_dict()), files,
-                              numbers, timings)
-        write_report(report, os.path.join(folder, files["report"][0]))
+        report = write_conversion(conv, folder, task["options"], task["input"])
     art = conv.art
-    return {"files": [f"{task['name']}/{f}" for names in files.values() for f in names],
+    return {"files": [f"{task['name']}/{f}" for names in report["files"].values() for f in names],
             "voxels": int(art.filled_count), "colors_used": len(art.colors_used()),
-            "palette": art.hex_palette(), "timings_s": timings}
+            "palette": art.hex_palette(), "timings_s": report["timings_s"]}
 
 
 def convert_asset(task):
