@@ -225,3 +225,20 @@ def test_local_pool_timeout(tmp_path, meshes):
                         job=sleep_forever)
     assert records[0]["status"] == "failed" and "timed out after 1 s" in records[0]["error"]
     assert time.monotonic() - start < 30
+
+
+def test_contact_sheet_in_headless_chromium(ray_run, tmp_path):
+    """The page a person opens: one card per asset, every picture found and shown by the
+    browser, the failure with its error."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("no chromium: apt-get install -y chromium")
+    page = (ray_run[0] / "index.html").as_uri()
+    dom = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu",
+                          f"--user-data-dir={tmp_path}", "--virtual-time-budget=5000",
+                          "--dump-dom", page], capture_output=True, text=True, timeout=120).stdout
+    assert dom.count('class="card"') == 4
+    assert dom.count('class="status skipped"') == 3 and dom.count('class="status failed"') == 1
+    assert dom.count('class="loaded"') == 3  # onload ran: each views picture was found
+    error = dom.split('class="error">')[1].split("</p>")[0]
+    assert "broken.glb" in error
