@@ -54,17 +54,31 @@ def _progress_fn(progress):
     return progress if progress is not None else (lambda *a, **k: None)
 
 
+def axis_renders(mesh, resolution):
+    """The six axis views at the pixel-art generator's resolution."""
+    from .render import render_views
+
+    return render_views(mesh, axis_views(), hires_size(resolution))
+
+
+def axis_cells(axis_hires, resolution, method):
+    """The six axis renders reduced to pixel-art cells, before a palette is chosen (the
+    targets start here, and so does a batch's shared palette)."""
+    from .pixelart import view_cells
+
+    return view_cells(axis_hires.covered_rgb, axis_hires.alpha, resolution, method)
+
+
 def _make_targets(clock, axis_hires, resolution, colors, palette, user_art, method, seed,
                   weights):
     """(images, masks, palette) of the six pixel-art targets, ours or the user's (`user_art`:
     loaded images and masks); the user's are snapped to the palette so every target pixel is
     a palette colour."""
     from .palette import resolve_palette
-    from .pixelart import apply_palette, cells_palette, quantise_views, view_cells
+    from .pixelart import apply_palette, cells_palette, quantise_views
 
     if user_art is None:
-        cells = clock.run("pixel_art", view_cells, axis_hires.covered_rgb, axis_hires.alpha,
-                          resolution, method)
+        cells = clock.run("pixel_art", axis_cells, axis_hires, resolution, method)
         pal = clock.run("palette", cells_palette, cells, colors, palette, method, weights, seed)
         art = clock.run("pixel_art", quantise_views, cells, pal)
         return art.images, art.masks, art.palette
@@ -126,7 +140,7 @@ def prepare(mesh_or_path, options=None, *, progress=None, **fields):
     train_views = clock.run("render", render_views, mesh, cams,
                             training_image_size(cfg1, n), supersample=3)
     report("render", 1, 3, {})
-    axis_hires = clock.run("render", render_views, mesh, axis_views(), hires_size(n))
+    axis_hires = clock.run("render", axis_renders, mesh, n)
     report("render", 2, 3, {})
     axis_lowres = clock.run("render", mesh_axis_renders, mesh, n)
     report("render", 3, 3, {})

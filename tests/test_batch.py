@@ -14,10 +14,11 @@ import time
 import numpy as np
 import pytest
 
-from taichi_voxify.batch import make_pool, run_batch
+from taichi_voxify.batch import make_pool, run_batch, shared_palette
 from taichi_voxify.batch.inputs import collect_assets
 from taichi_voxify.batch.worker import convert_asset
 from taichi_voxify.cli import main
+from taichi_voxify.color import delta_e76, srgb_to_lab
 from taichi_voxify.errors import OptionError
 from taichi_voxify.options import Options
 
@@ -172,7 +173,11 @@ def test_local_pool_gives_the_same_voxels_as_ray(ray_run, meshes, tmp_path):
         assert np.array_equal(local[0], ray[0]) and np.array_equal(local[1], ray[1])
 
 
-def test_ray_shared_palette(meshes, ray_session, tmp_path):
+def _rgb(hex_colors):
+    return np.array([[int(c[i:i + 2], 16) for i in (1, 3, 5)] for c in hex_colors], np.uint8)
+
+
+def test_ray_shared_palette(meshes, ray_run, tmp_path):
     records, shared = _batch([meshes], tmp_path, make_pool(ray="local"), shared=True)
     status = {r["name"]: r["status"] for r in records}
     assert status == {**dict.fromkeys(GOOD, "ok"), "broken": "failed"}
@@ -182,9 +187,24 @@ def test_ray_shared_palette(meshes, ray_session, tmp_path):
     for name in GOOD:
         palette = ["#%02x%02x%02x" % tuple(c) for c in _indices(tmp_path, name)[1]]
         assert palette == shared
-    # the set's colours: warm (yellow/red) and cool (blue/green) assets share one palette
-    rgb = np.array([[int(c[i:i + 2], 16) for i in (1, 3, 5)] for c in shared])
-    assert (rgb[:, 2] > rgb[:, 0] + 60).any() and (rgb[:, 0] > rgb[:, 2] + 60).any()
+    # drawn from every asset: each asset's own palette (ray_run) has a colour near a shared one
+    own = _manifest(ray_run[0])[0]
+    for name in GOOD:
+        lab_own, lab_shared = srgb_to_lab(_rgb(own[name]["palette"])), srgb_to_lab(_rgb(shared))
+        assert delta_e76(lab_own[:, None], lab_shared[None]).min() < 20, (name, shared)
+
+
+def test_shared_palette_merges_samples_and_takes_given_colours():
+    red_asset = {"colors": ["#ff0000", "#f00000"], "weights": [0.5, 0.5]}
+    blue_asset = {"colors": ["#0000ff"], "weights": [1.0]}
+    merged = shared_palette.as_hex(shared_palette.from_samples([red_asset, blue_asset],
+                                                               "kmeans", 2, 0))
+    blue, red = sorted(merged)  # red's two shades weigh as much as blue: one colour each
+    assert blue == "#0000ff" and red[3:] == "0000" and "f0" <= red[1:3] <= "ff"
+    assert not shared_palette.needs_samples("#112233,#445566", 4)
+    assert shared_palette.needs_samples("#112233,#445566,#778899", 2)  # must pick 2 of 3
+    assert shared_palette.needs_samples("pico8", 4)
+    assert shared_palette.given("#112233,#445566", 4) == ["#112233", "#445566"]
 
 
 def convert_killed_once(task):

@@ -32,7 +32,8 @@ def start_local_ray(**init_options):
     init_options.setdefault("include_dashboard", False)
     init_options.setdefault("log_to_driver", False)
     init_options.setdefault("logging_level", logging.WARNING)
-    ray.init(runtime_env={"env_vars": {"PYTHONPATH": path}}, **init_options)
+    # "local": a Ray of our own even when another runs here (plain ray.init() would join it)
+    ray.init(address="local", runtime_env={"env_vars": {"PYTHONPATH": path}}, **init_options)
     return ray
 
 

@@ -55,20 +55,17 @@ def _palette_sample(task):
     import numpy as np
 
     from .. import backend
-    from ..cameras import axis_views
     from ..color import lab_to_srgb
     from ..mesh import load_mesh
     from ..palette import weighted_colors
-    from ..pipeline import hires_size
-    from ..pixelart import view_cells
-    from ..render import render_views
+    from ..pipeline import axis_cells, axis_renders
     from ..views import view_weights
 
     options = task["options"]
     backend.ensure_init(arch=options.arch, threads=options.threads)
     mesh = load_mesh(task["input"], up=options.up)
-    views = render_views(mesh, axis_views(), hires_size(options.resolution))
-    cells = view_cells(views.rgb, views.alpha, options.resolution, options.pixel_method)
+    cells = axis_cells(axis_renders(mesh, options.resolution), options.resolution,
+                       options.pixel_method)
     colors, weights = weighted_colors(lab_to_srgb(np.stack([c.lab for c in cells])),
                                       np.stack([c.mask for c in cells]),
                                       view_weights(options.front))
