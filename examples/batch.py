@@ -1,13 +1,10 @@
-"""Convert many meshes with the same settings: `python examples/batch.py INPUT... --out DIR`.
-
-The same as `voxify batch`; `--help` lists the options.
+"""Convert many meshes with the same settings (voxify batch):
+`python examples/batch.py INPUT... --out DIR`; `--help` lists the options.
+Needs taichi_voxify installed (pip install -e . from the repository).
 """
-import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from taichi_voxify.cli import main  # noqa: E402
+from taichi_voxify.commands.batch import main
 
 if __name__ == "__main__":
-    sys.exit(main(["batch"] + sys.argv[1:]))
+    sys.exit(main())

@@ -49,7 +49,8 @@ def test_internal_failures_share_one_tail(capsys):
         run_command(broken, ["--debug"])
 
 
-@pytest.mark.parametrize("script", ["convert", "view", "pixelart", "evaluate", "benchmark"])
+@pytest.mark.parametrize("script", ["convert", "batch", "view", "pixelart", "evaluate",
+                                    "benchmark"])
 def test_examples_are_thin_scripts_over_the_commands(script):
     path = ROOT / "examples" / f"{script}.py"
     assert "sys.path" not in path.read_text()

@@ -2,6 +2,7 @@
 one line, and `run_command`, the one error tail every command ends in.
 
     voxify           taichi_voxify.cli          mesh in, voxel art files out
+    voxify batch     commands/batch.py          many meshes, one folder each (local or Ray)
     voxify-view      commands/view.py           GGUI viewer, or a headless screenshot
     voxify-pixelart  commands/pixelart.py       any picture to pixel art
     voxify-eval      commands/evaluate.py       baselines and ablations, tables and galleries

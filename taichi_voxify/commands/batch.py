@@ -1,16 +1,18 @@
 """`voxify batch INPUT... --out DIR` (also examples/batch.py): every conversion option of
 `voxify` applies to every asset. Exit 0 when every asset is ok or skipped, 1 when any failed
 (the summary names them), 2 for bad arguments."""
+import os
+import sys
 import time
 
 from ..errors import OptionError
+from . import CommandParser, run_command
 
 
 def build_parser():
-    from ..cli import _Parser
     from ..options import Options
 
-    p = _Parser(prog="voxify batch", description="Convert many meshes with the same settings: "
+    p = CommandParser(prog="voxify batch", description="Convert many meshes with the same settings: "
                 "one folder per asset in --out, a manifest to resume from, a contact sheet.")
     p.add_argument("inputs", nargs="*", metavar="INPUT",
                    help="mesh files, folders (searched recursively for every mesh format) or "
@@ -69,10 +71,7 @@ def summary(records, seconds, out_dir):
 
 
 def run(argv):
-    import os
-    import sys
-
-    from .driver import Progress, make_pool, run_batch
+    from ..batch.driver import Progress, make_pool, run_batch
 
     args, options = parse(argv)
     start = time.perf_counter()
@@ -91,3 +90,7 @@ def run(argv):
     elif failed:
         print("\n".join(text.splitlines()[1:]), file=sys.stderr)
     return 1 if failed else 0
+
+
+def main(argv=None):
+    return run_command(run, argv)
