@@ -5,7 +5,11 @@ bands of ROWS_PER_ITEM sample rows and processes the bands in parallel (so one h
 does not stall a thread); each band walks the samples between its edges. The key
 `(float32 bits of view depth) << 32 | face id` goes into the sample with `atomic_min`: the depth
 bits of a non-negative float sort like the float, so the nearest face wins, and ties go to the
-lower face id. The result does not depend on thread order.
+lower face id. The result does not depend on thread order. Faces of glTF alpha materials
+(mesh.py ALPHA_MASK, ALPHA_BLEND) take part only in the samples where their alpha (base alpha *
+texture alpha) passes: at least the cutoff for MASK (a cut-out: what lies behind shows), above a
+4 x 4 ordered-dither threshold for BLEND (alpha becomes the covered fraction of the samples, as
+alpha-to-coverage does on a GPU), so coverage and the covered samples' colours follow alpha.
 
 Pass 2 (`resolve`) runs per output pixel over its S x S samples: it decodes the winning face,
 recomputes its (perspective-correct) barycentric weights at the sample, looks up the albedo
@@ -25,6 +29,7 @@ behind the near distance (no clipping).
 import taichi as ti
 
 EMPTY_KEY = 0x7FFFFFFFFFFFFFFF
+ALPHA_OPAQUE, ALPHA_MASK = 0, 1  # mesh.py's alpha modes (the third, BLEND, dithers)
 NEAR = 1e-4
 ROWS_PER_ITEM = 8
 
@@ -182,8 +187,12 @@ def _column_span(xs, ys, sign, py, x0, x1):
 
 
 @ti.func
-def _raster_band(proj: ti.template(), f, band, ortho, keys: ti.template()):
+def _raster_band(proj: ti.template(), f, band, ortho, keys: ti.template(), uvs: ti.template(),
+                 face_mat: ti.template(), mat_tex: ti.template(), alpha_modes: ti.template(),
+                 alphas: ti.template(), tex: ti.template(), table: ti.template()):
     height, width = keys.shape[0], keys.shape[1]
+    m = face_mat[f]
+    mode = alpha_modes[m]
     xs, ys, zs = _load_projection(proj, f)
     area = _edge_weights(xs, ys, xs[0], ys[0])[0]
     sign = 1.0 if area > 0.0 else -1.0
@@ -196,23 +205,36 @@ def _raster_band(proj: ti.template(), f, band, ortho, keys: ti.template()):
         for px in range(c0, c1 + 1):
             w = _edge_weights(xs, ys, float(px), float(py)) * sign
             if w.min() >= 0.0:
-                z, _ = _view_depth_and_bary(w / (area * sign), zs, ortho)
-                if z >= 0.0:
+                z, bary = _view_depth_and_bary(w / (area * sign), zs, ortho)
+                passes = True
+                if mode != ALPHA_OPAQUE:
+                    alpha = alphas[m, 0]
+                    t = mat_tex[m]
+                    if t >= 0 and table[t, 5] >= 0:
+                        alpha *= _sample_alpha(tex, table, t, _face_uv(uvs, f, bary))
+                    cutoff = alphas[m, 1] if mode == ALPHA_MASK else _dither(px, py)
+                    passes = alpha >= cutoff
+                if z >= 0.0 and passes:
                     ti.atomic_min(keys[py, px], _depth_key(z, f))
 
 
 @ti.kernel
 def rasterize(proj: ti.types.ndarray(), items: ti.types.ndarray(),
               offsets: ti.types.ndarray(), big_total: ti.i32, ortho: ti.i32,
-              keys: ti.types.ndarray()):
-    """Write the nearest face's depth key into every covered sample of `keys`: one loop over
-    the faces of a single band, one over the bands of the larger faces."""
+              keys: ti.types.ndarray(), uvs: ti.types.ndarray(), face_mat: ti.types.ndarray(),
+              mat_tex: ti.types.ndarray(), alpha_modes: ti.types.ndarray(),
+              alphas: ti.types.ndarray(), tex: ti.types.ndarray(), table: ti.types.ndarray()):
+    """Write the nearest face's depth key into every covered sample of `keys` (where its
+    alpha passes): one loop over the faces of a single band, one over the bands of the larger
+    faces."""
     for f in range(items.shape[0]):
         if items[f] == 1:
-            _raster_band(proj, f, 0, 1.0 * ortho, keys)
+            _raster_band(proj, f, 0, 1.0 * ortho, keys, uvs, face_mat, mat_tex, alpha_modes,
+                         alphas, tex, table)
     for item in range(big_total):
         f = _face_of_item(offsets, item)
-        _raster_band(proj, f, ti.cast(item - offsets[f], ti.i32), 1.0 * ortho, keys)
+        _raster_band(proj, f, ti.cast(item - offsets[f], ti.i32), 1.0 * ortho, keys, uvs,
+                     face_mat, mat_tex, alpha_modes, alphas, tex, table)
 
 
 @ti.func
@@ -240,24 +262,59 @@ def _texel(tex: ti.template(), lut: ti.template(), offset, width, x, y):
 
 
 @ti.func
-def _sample_texture(tex: ti.template(), table: ti.template(), lut: ti.template(), t, uv):
-    """Bilinear, sRGB-decoded lookup; uv has v up, image row 0 is v = 1."""
-    offset, width, height = table[t, 0], table[t, 1], table[t, 2]
+def _bilinear_taps(table: ti.template(), t, uv):
+    """Columns xa, xb, rows ya, yb (wrapped) and weights fx, fy of a bilinear lookup in
+    texture t; uv has v up, image row 0 is v = 1."""
+    width, height = table[t, 1], table[t, 2]
     wrap_u, wrap_v = table[t, 3], table[t, 4]
     x = ti.min(ti.max(uv[0] * width - 0.5, -1e9), 1e9)
     y = ti.min(ti.max((1.0 - uv[1]) * height - 0.5, -1e9), 1e9)
     fx0, fy0 = ti.floor(x), ti.floor(y)
-    fx, fy = x - fx0, y - fy0
     ix, iy = ti.cast(fx0, ti.i64), ti.cast(fy0, ti.i64)
     xa = ti.cast(_wrap(ix, ti.cast(width, ti.i64), wrap_u), ti.i32)
     xb = ti.cast(_wrap(ix + 1, ti.cast(width, ti.i64), wrap_u), ti.i32)
     ya = ti.cast(_wrap(iy, ti.cast(height, ti.i64), wrap_v), ti.i32)
     yb = ti.cast(_wrap(iy + 1, ti.cast(height, ti.i64), wrap_v), ti.i32)
+    return xa, xb, ya, yb, x - fx0, y - fy0
+
+
+@ti.func
+def _sample_texture(tex: ti.template(), table: ti.template(), lut: ti.template(), t, uv):
+    """Bilinear, sRGB-decoded lookup; uv has v up, image row 0 is v = 1."""
+    offset, width = table[t, 0], table[t, 1]
+    xa, xb, ya, yb, fx, fy = _bilinear_taps(table, t, uv)
     top = (_texel(tex, lut, offset, width, xa, ya) * (1 - fx)
            + _texel(tex, lut, offset, width, xb, ya) * fx)
     bottom = (_texel(tex, lut, offset, width, xa, yb) * (1 - fx)
               + _texel(tex, lut, offset, width, xb, yb) * fx)
     return top * (1 - fy) + bottom * fy
+
+
+@ti.func
+def _sample_alpha(tex: ti.template(), table: ti.template(), t, uv):
+    """Bilinear lookup in texture t's alpha plane (linear, 0..1)."""
+    offset, width = table[t, 5], table[t, 1]
+    xa, xb, ya, yb, fx, fy = _bilinear_taps(table, t, uv)
+    top = tex[offset + ya * width + xa] * (1 - fx) + tex[offset + ya * width + xb] * fx
+    bottom = tex[offset + yb * width + xa] * (1 - fx) + tex[offset + yb * width + xb] * fx
+    return (top * (1 - fy) + bottom * fy) / 255.0
+
+
+@ti.func
+def _face_uv(uvs: ti.template(), f, bary):
+    uv = ti.Vector([0.0, 0.0])
+    for k in ti.static(range(3)):
+        uv += bary[k] * ti.Vector([uvs[f, k, 0], uvs[f, k, 1]])
+    return uv
+
+
+@ti.func
+def _dither(px, py):
+    """Threshold in (0, 1) of sample (px, py) from the 4 x 4 Bayer matrix: each aligned 2 x 2
+    block (one pixel at supersample 2) holds four thresholds a quarter apart."""
+    v = px ^ py
+    rank = ((v & 1) << 3) | ((py & 1) << 2) | (v & 2) | ((py & 2) >> 1)
+    return (rank + 0.5) / 16.0
 
 
 @ti.func
@@ -273,10 +330,7 @@ def _albedo(f, bary, uvs: ti.template(), corners: ti.template(), face_mat: ti.te
     color *= corner
     t = mat_tex[m]
     if t >= 0:
-        uv = ti.Vector([0.0, 0.0])
-        for k in ti.static(range(3)):
-            uv += bary[k] * ti.Vector([uvs[f, k, 0], uvs[f, k, 1]])
-        color *= _sample_texture(tex, table, lut, t, uv)
+        color *= _sample_texture(tex, table, lut, t, _face_uv(uvs, f, bary))
     return color
 
 

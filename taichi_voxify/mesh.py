@@ -50,6 +50,12 @@ WRAP_REPEAT, WRAP_CLAMP, WRAP_MIRROR = 0, 1, 2
 _GLTF_WRAP = {10497: WRAP_REPEAT, 33071: WRAP_CLAMP, 33648: WRAP_MIRROR}
 _UP_AXES = ("y", "z")
 
+# glTF alphaMode of a material: OPAQUE ignores alpha, MASK cuts out where alpha < cutoff, BLEND
+# turns alpha into coverage (the rasterizer covers that fraction of a pixel's samples)
+ALPHA_OPAQUE, ALPHA_MASK, ALPHA_BLEND = 0, 1, 2
+_GLTF_ALPHA_MODES = {"MASK": ALPHA_MASK, "BLEND": ALPHA_BLEND}
+OPAQUE = (ALPHA_OPAQUE, 1.0, 0.5)  # (mode, base alpha, cutoff) of a material without alpha
+
 
 SRGB8_TO_LINEAR = srgb_to_linear(np.arange(256) / 255.0).astype(np.float32)
 
@@ -61,6 +67,7 @@ class Texture:
     image: np.ndarray  # (H, W, 3) uint8
     wrap_u: int = WRAP_REPEAT
     wrap_v: int = WRAP_REPEAT
+    alpha: np.ndarray = None  # (H, W) uint8 linear alpha; None where the image has none
 
 
 @dataclass
@@ -77,6 +84,15 @@ class Mesh:
     textures: list = field(default_factory=list)
     dropped_degenerate: int = 0
     source: str = ""
+    material_alpha_modes: np.ndarray = None  # (M,) int32 ALPHA_*; None: all opaque
+    material_alphas: np.ndarray = None  # (M, 2) float32 base alpha, MASK cutoff
+
+    def __post_init__(self):
+        count = len(self.material_colors)
+        if self.material_alpha_modes is None:
+            self.material_alpha_modes = np.full(count, OPAQUE[0], np.int32)
+        if self.material_alphas is None:
+            self.material_alphas = np.tile(np.float32(OPAQUE[1:]), (count, 1))
 
     @property
     def face_count(self):
@@ -116,16 +132,21 @@ class Mesh:
         return linear_to_srgb(linear).astype(np.float32)
 
     def packed_textures(self):
-        """All texture images in one flat uint8 array plus a (T, 5) int32 table of
-        [offset, width, height, wrap_u, wrap_v]; a dummy 1-texel entry when there are none."""
+        """All texture images in one flat uint8 array plus a (T, 6) int32 table of
+        [offset, width, height, wrap_u, wrap_v, alpha offset (-1: none)]; the alpha plane
+        follows its image. A dummy 1-texel entry when there are none."""
         if not self.textures:
-            return np.zeros(3, np.uint8), np.array([[0, 1, 1, 0, 0]], np.int32)
+            return np.zeros(3, np.uint8), np.array([[0, 1, 1, 0, 0, -1]], np.int32)
         table, chunks, offset = [], [], 0
         for t in self.textures:
             h, w = t.image.shape[:2]
-            table.append([offset, w, h, t.wrap_u, t.wrap_v])
+            alpha_offset = -1 if t.alpha is None else offset + h * w * 3
+            table.append([offset, w, h, t.wrap_u, t.wrap_v, alpha_offset])
             chunks.append(np.ascontiguousarray(t.image, dtype=np.uint8).reshape(-1))
             offset += h * w * 3
+            if t.alpha is not None:
+                chunks.append(np.ascontiguousarray(t.alpha, dtype=np.uint8).reshape(-1))
+                offset += h * w
         if offset >= 2**31:
             raise MeshError("textures too large: more than 2 GB of texels in one mesh")
         return np.concatenate(chunks), np.asarray(table, np.int32)
@@ -197,6 +218,8 @@ def load_mesh(path_or_trimesh, up="y", padding=0.0, max_faces=MAX_FACES):
         material_colors=soup["material_colors"],
         material_textures=soup["material_textures"],
         textures=soup["textures"],
+        material_alpha_modes=soup["material_alpha_modes"],
+        material_alphas=soup["material_alphas"],
         dropped_degenerate=int((~keep).sum()),
         source=source,
     )
@@ -606,7 +629,7 @@ class _MaterialTable:
     """Deduplicated (linear colour, texture) materials and their textures."""
 
     def __init__(self):
-        self.keys, self.colors, self.tex_ids = {}, [], []
+        self.keys, self.colors, self.tex_ids, self.alphas = {}, [], [], []
         self.textures, self.tex_keys = [], {}
         self.texels = 0  # pixels of the textures decoded so far, against MAX_TEXTURE_PIXELS
 
@@ -630,33 +653,35 @@ class _MaterialTable:
                 raise MeshError(f"{mesh_name}: its textures hold more than the limit of "
                                 f"{MAX_TEXTURE_PIXELS:,} pixels together")
             try:
-                rgb = _image_to_rgb8(pil_image)
+                rgba = pil_to_rgba8(pil_image)
             except (OSError, ValueError, SyntaxError) as exc:  # PIL's errors for broken images
                 warnings.warn(f"{mesh_name}: a texture image cannot be decoded ({_one_line(exc)});"
                               " using base colours", stacklevel=5)
                 self.tex_keys[key] = -1
                 return -1
             self.tex_keys[key] = len(self.textures)
-            self.textures.append(Texture(np.ascontiguousarray(rgb), *wrap))
+            alpha = rgba[..., 3] if (rgba[..., 3] < 255).any() else None
+            self.textures.append(Texture(np.ascontiguousarray(rgba[..., :3]), *wrap,
+                                         alpha=None if alpha is None else alpha.copy()))
         return self.tex_keys[key]
 
-    def material_id(self, linear_rgb, tex_id):
-        key = (tuple(np.round(np.asarray(linear_rgb, np.float64), 7)), tex_id)
+    def material_id(self, linear_rgb, tex_id, alpha=OPAQUE):
+        """Index of the material (linear colour, texture, (alpha mode, base alpha, cutoff))."""
+        key = (tuple(np.round(np.asarray(linear_rgb, np.float64), 7)), tex_id, alpha)
         if key not in self.keys:
             self.keys[key] = len(self.colors)
             self.colors.append(np.asarray(linear_rgb, np.float32))
             self.tex_ids.append(tex_id)
+            self.alphas.append(alpha)
         return self.keys[key]
 
     def arrays(self):
+        alphas = np.asarray(self.alphas, np.float64).reshape(-1, 3)
         return dict(material_colors=np.asarray(self.colors, np.float32).reshape(-1, 3),
                     material_textures=np.asarray(self.tex_ids, np.int32),
+                    material_alpha_modes=alphas[:, 0].astype(np.int32),
+                    material_alphas=alphas[:, 1:].astype(np.float32),
                     textures=self.textures)
-
-
-def _image_to_rgb8(pil_image):
-    """(H, W, 3) uint8 of any PIL image, 16-bit greyscale included (see color.pil_to_rgba8)."""
-    return np.ascontiguousarray(pil_to_rgba8(pil_image)[..., :3])
 
 
 def _part_colors(geom, faces, palette, declared, own, name, warned):
@@ -668,10 +693,11 @@ def _part_colors(geom, faces, palette, declared, own, name, warned):
     from_gltf = "from_gltf_primitive" in geom.metadata
     uvs = np.zeros((n, 3, 2), np.float32)
     corners = None
-    base, tex_id = None, -1
+    base, tex_id, alpha = None, -1, OPAQUE
     visual = geom.visual
     if isinstance(visual, trimesh.visual.TextureVisuals):
         base, image, mat_name = _material_color(visual.material, from_gltf)
+        alpha = _material_alpha(visual.material)
         if image is None and mat_name in declared.textured:
             image = declared.texture_image(mat_name)
             base = None if image is not None else base  # an MTL texture replaces Kd
@@ -699,7 +725,7 @@ def _part_colors(geom, faces, palette, declared, own, name, warned):
         base = np.ones(3) if white else srgb_to_linear([NEUTRAL_GREY_SRGB] * 3)
     if corners is None:
         corners = np.ones((n, 3, 3), np.float32)
-    return uvs, corners, palette.material_id(base, tex_id)
+    return uvs, corners, palette.material_id(base, tex_id, alpha)
 
 
 def _material_color(material, from_gltf):
@@ -719,6 +745,17 @@ def _material_color(material, from_gltf):
         return None, image, name
     srgb = np.asarray(diffuse, np.float64)[:3] / 255.0
     return (srgb if from_gltf else srgb_to_linear(srgb)), None, name
+
+
+def _material_alpha(material):
+    """(alpha mode, base alpha, cutoff) of a glTF material; OPAQUE for every other kind."""
+    mode = _GLTF_ALPHA_MODES.get(getattr(material, "alphaMode", None), ALPHA_OPAQUE)
+    if mode == ALPHA_OPAQUE:
+        return OPAQUE
+    factor = material.baseColorFactor  # RGBA uint8 in trimesh
+    base = 1.0 if factor is None or len(factor) < 4 else float(factor[3]) / 255.0
+    cutoff = 0.5 if material.alphaCutoff is None else float(material.alphaCutoff)  # spec default
+    return mode, base, cutoff
 
 
 def _emission(material):

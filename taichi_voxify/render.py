@@ -81,6 +81,8 @@ def _device_mesh(mesh):
         face_mat=ndarrays.for_kernels(mesh.face_material.astype(np.int32)),
         mat_col=ndarrays.for_kernels(mesh.material_colors.astype(fnp).reshape(-1, 3)),
         mat_tex=ndarrays.for_kernels(mesh.material_textures.astype(np.int32)),
+        alpha_modes=ndarrays.for_kernels(mesh.material_alpha_modes.astype(np.int32)),
+        alphas=ndarrays.for_kernels(mesh.material_alphas.astype(fnp).reshape(-1, 2)),
         tex=ndarrays.for_kernels(tex.astype(np.uint8, copy=False)),
         table=ndarrays.for_kernels(table.astype(np.int32, copy=False)),
         lut=ndarrays.for_kernels(SRGB8_TO_LINEAR.astype(fnp)),
@@ -117,7 +119,9 @@ def render_views(mesh, cameras, width, height=None, supersample=2):
         total = int(offsets[n_faces])
         if total >= 2**31:
             raise ResourceError(f"view {cam.name}: {total:,} raster work items is too many")
-        raster.rasterize(proj, items, offsets, total, int(cam.ortho), keys)
+        raster.rasterize(proj, items, offsets, total, int(cam.ortho), keys, dev["uvs"],
+                         dev["face_mat"], dev["mat_tex"], dev["alpha_modes"], dev["alphas"],
+                         dev["tex"], dev["table"])
         raster.resolve(dev["tris"], proj, dev["uvs"], dev["corners"], dev["face_mat"],
                        dev["mat_col"], dev["mat_tex"], dev["tex"], dev["table"], dev["lut"],
                        cams, v, keys, ss, out["rgb"], out["covered_rgb"], out["alpha"],

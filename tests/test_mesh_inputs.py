@@ -182,6 +182,89 @@ def test_draco_compressed_mesh(tmp_path):
     np.testing.assert_allclose(_colour(load_mesh(textured)), BLUE, atol=0.5)
 
 
+# ---------------------------------------------------------------- texture alpha
+
+# alpha 0 on the left half of the texture, 255 on the right; the quad's UVs are its x, y
+HALF_CUT = np.concatenate([np.full((2, 8, 3), 200, np.uint8),
+                           np.repeat([[0] * 4 + [255] * 4], 2, axis=0)[..., None].astype(np.uint8)],
+                          axis=2)
+SIZE = 32
+
+
+def _render_front(mesh):
+    from taichi_voxify.cameras import axis_view
+    from taichi_voxify.render import render_views
+
+    return render_views(mesh, [axis_view("+z")], SIZE, supersample=2)
+
+
+def _alpha_quad(tmp_path, alpha_mode, image=HALF_CUT, **extra):
+    pbr = {"baseColorTexture": {"index": 0}, **extra.pop("pbr", {})}
+    material = {"pbrMetallicRoughness": pbr, **extra}
+    if alpha_mode is not None:
+        material["alphaMode"] = alpha_mode
+    return load_mesh(write_glb(tmp_path / "alpha.glb", {"TEXCOORD_0": QUAD[:, :2]}, material,
+                               [image]))
+
+
+# pixel columns whose texels are wholly transparent / opaque (bilinear blends the middle)
+LEFT, RIGHT = slice(3, 13), slice(19, 29)
+ROWS = slice(2, 30)
+
+
+def test_alpha_mask_cuts_out_below_the_cutoff(tmp_path):
+    mesh = _alpha_quad(tmp_path, "MASK")
+    assert mesh.textures[0].alpha is not None
+    r = _render_front(mesh)
+    assert (r.alpha[0][ROWS, LEFT] == 0).all() and (r.face_id[0][ROWS, LEFT] == -1).all()
+    assert (r.alpha[0][ROWS, RIGHT] == 1).all()
+    np.testing.assert_allclose(r.covered_rgb[0][ROWS, RIGHT], 200 / 255, atol=2 / 255)
+    # a cutoff above every texel's alpha cuts out the whole quad
+    mesh = _alpha_quad(tmp_path, "MASK", image=np.dstack([HALF_CUT[..., :3],
+                                                          np.full((2, 8), 128, np.uint8)]),
+                       alphaCutoff=0.6)
+    assert _render_front(mesh).alpha.max() == 0
+
+
+def test_opaque_material_ignores_texture_alpha(tmp_path):
+    r = _render_front(_alpha_quad(tmp_path, None))
+    assert (r.alpha[0][ROWS, LEFT] == 1).all() and (r.alpha[0][ROWS, RIGHT] == 1).all()
+
+
+@pytest.mark.parametrize("factor_alpha, texel_alpha", [(0.5, 255), (1.0, 128), (0.25, 255)])
+def test_alpha_blend_becomes_coverage(tmp_path, factor_alpha, texel_alpha):
+    """BLEND: base alpha * texture alpha is the covered fraction of each pixel's samples (at
+    supersample 2, each pixel's four dither thresholds lie a quarter apart)."""
+    image = np.dstack([HALF_CUT[..., :3], np.full((2, 8), texel_alpha, np.uint8)])
+    mesh = _alpha_quad(tmp_path, "BLEND", image=image,
+                       pbr={"baseColorFactor": [1, 1, 1, factor_alpha]})
+    r = _render_front(mesh)
+    expected = np.floor(factor_alpha * texel_alpha / 255 * 4 + 0.01) / 4
+    np.testing.assert_allclose(r.alpha[0][1:-1, 1:-1], expected)
+    np.testing.assert_allclose(r.covered_rgb[0][1:-1, 1:-1], 200 / 255, atol=2 / 255)
+
+
+def test_what_lies_behind_a_cut_out_shows_through():
+    """A masked quad in front of an opaque red one: where it is cut out, the red quad is the
+    covered surface (the z-buffer skips the cut-out samples)."""
+    from taichi_voxify.mesh import ALPHA_MASK, ALPHA_OPAQUE, Mesh, Texture
+
+    quad = (QUAD - [0.5, 0.5, 0])[QUAD_FACES]
+    tris = np.concatenate([quad, quad - [0, 0, 0.4]]).astype(np.float32)
+    mesh = Mesh(name="two", triangles=tris, uvs=np.tile(quad[..., :2] + 0.5, (2, 1, 1)),
+                corner_colors=np.ones((4, 3, 3), np.float32),
+                face_material=np.array([0, 0, 1, 1], np.int32),
+                material_colors=np.array([[1, 1, 1], [1, 0, 0]], np.float32),
+                material_textures=np.array([0, -1], np.int32),
+                textures=[Texture(HALF_CUT[..., :3].copy(), alpha=HALF_CUT[..., 3].copy())],
+                material_alpha_modes=np.array([ALPHA_MASK, ALPHA_OPAQUE], np.int32),
+                material_alphas=np.array([[1, 0.5], [1, 0.5]], np.float32))
+    r = _render_front(mesh)
+    assert set(np.unique(r.face_id[0][ROWS, LEFT])) <= {2, 3}
+    assert set(np.unique(r.face_id[0][ROWS, RIGHT])) <= {0, 1}
+    assert np.allclose(r.covered_rgb[0][ROWS, LEFT], [1, 0, 0], atol=1e-6)
+
+
 # ---------------------------------------------------------------- OFF colours
 
 
