@@ -406,7 +406,7 @@ def _declared_textures(path, ext, folder):
         raise MeshError(f"cannot read {path.name}: nested too deeply") from None
     except RefusedReference:
         raise  # a buffer the geometry needs: the run cannot go on without it
-    except (OSError, ValueError, KeyError, IndexError, TypeError, struct.error):
+    except (OSError, ValueError, KeyError, IndexError, TypeError, AttributeError, struct.error):
         pass  # a broken header is reported by trimesh's own reader
     return _Declared()
 
@@ -579,8 +579,12 @@ def _declared_gltf(doc, buffer, folder):
                and not _found(folder, str(img["uri"]))]
     try:
         primitives = read_primitives(doc, buffer)
-    except (OSError, ValueError, KeyError, IndexError, TypeError):
+    except (OSError, ValueError, KeyError, IndexError, TypeError, AttributeError):
         primitives = []  # unreadable buffers: trimesh reports the file, or its colours stand
+    except RefusedReference:
+        raise  # names the file already
+    except MeshError as exc:  # an undecodable Draco primitive
+        raise MeshError(f"{folder.name}: {exc}") from None
     return _Declared(textured, wraps, primitives=primitives,
                      required_extensions=[str(e) for e in doc.get("extensionsRequired", [])],
                      missing_images=missing)

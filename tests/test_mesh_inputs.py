@@ -182,6 +182,20 @@ def test_draco_compressed_mesh(tmp_path):
     np.testing.assert_allclose(_colour(load_mesh(textured)), BLUE, atol=0.5)
 
 
+def test_corrupt_draco_blob_is_one_line_naming_the_file(tmp_path):
+    from taichi_voxify.errors import MeshError
+
+    pytest.importorskip("DracoPy", reason="DracoPy (an install requirement) is not installed")
+    path = write_glb(tmp_path / "broken.glb", {}, draco=True)
+    data = bytearray(path.read_bytes())
+    start = data.find(b"DRACO")  # the blob's magic
+    data[start:start + 40] = b"\xff" * 40
+    path.write_bytes(bytes(data))
+    with pytest.raises(MeshError, match="broken.glb: .*Draco") as err:
+        load_mesh(path)
+    assert "\n" not in str(err.value)
+
+
 # ---------------------------------------------------------------- texture alpha
 
 # alpha 0 on the left half of the texture, 255 on the right; the quad's UVs are its x, y
