@@ -38,14 +38,15 @@ def empty(shape, dtype=None):
 
 
 def zeros(shape, dtype=None):
-    out = empty(shape, dtype)
-    out.fill(0)
-    return out
+    return full(shape, 0, dtype)
 
 
 def full(shape, value, dtype=None):
     out = empty(shape, dtype)
-    out.fill(value)
+    if dtype == _ti().u8:  # Taichi's fill kernel warns "u8 <- i32" in the host's log
+        out.from_numpy(np.full(out.shape, value, np.uint8))
+    else:
+        out.fill(value)
     return out
 
 
