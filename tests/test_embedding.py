@@ -51,6 +51,40 @@ def test_f64_host(tmp_path):
     assert report["shape"] == [8, 8, 8]
 
 
+VULKAN_HOST = """
+import json, sys
+import numpy as np, taichi as ti
+ti.init(arch=ti.vulkan)
+if ti.lang.impl.current_cfg().arch != ti.vulkan:
+    print(json.dumps(None)); sys.exit()
+import taichi_voxify as tv
+idx = np.zeros((6, 6, 6), np.uint8)
+idx[2:4, 2:4, 2:4] = 1
+art = tv.VoxelArt(idx, [[200, 30, 30]])
+back = tv.VoxelArt.from_field(art.to_field(), art.palette_field())
+try:
+    tv.convert(sys.argv[1], resolution=8, preset="test", clip="off")
+    refusal = None
+except tv.BackendError as exc:
+    refusal = str(exc)
+print(json.dumps(dict(round_trip=bool(np.array_equal(back.indices, idx)), refusal=refusal)))
+"""
+
+
+def test_vulkan_host_keeps_fields_and_is_refused_conversions_in_one_line(tmp_path):
+    mesh = str(mesh_path("BoxVertexColors.glb"))
+    proc = subprocess.run([sys.executable, "-c", VULKAN_HOST, mesh], capture_output=True,
+                          text=True, cwd=tmp_path, timeout=300,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    if report is None:
+        pytest.skip("no Vulkan driver: apt-get install -y mesa-vulkan-drivers libvulkan1")
+    assert report["round_trip"]
+    assert "needs Taichi on cpu or cuda" in report["refusal"] and "vulkan" in report["refusal"]
+    assert "\n" not in report["refusal"]
+
+
 def test_public_names_from_the_top_level():
     import taichi_voxify as tv
 
@@ -81,3 +115,26 @@ def test_from_field_takes_a_palette_field_and_refuses_bad_indices():
     wide.fill(-1)
     with pytest.raises(InputError, match="0..2"):
         VoxelArt.from_field(wide, art.palette)
+
+
+def test_embed_example_renders_the_voxels_with_its_own_kernel(tmp_path):
+    """examples/embed.py: its own ti.init, a conversion, its own ray-marching kernel."""
+    import numpy as np
+    from PIL import Image
+
+    shot = tmp_path / "embed.png"
+    env = dict(os.environ, PYTHONPATH=str(ROOT),  # this checkout; the library's kernel cache
+               TI_OFFLINE_CACHE_FILE_PATH=os.path.join(os.path.expanduser("~"), ".cache",
+                                                       "taichi_voxify", "ti_cache"))
+    proc = subprocess.run([sys.executable, str(ROOT / "examples" / "embed.py"), "--headless",
+                           "--screenshot", str(shot), "--res", "16", "--preset", "test",
+                           "--size", "96", "64"], capture_output=True, text=True, cwd=tmp_path,
+                          env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    image = np.asarray(Image.open(shot).convert("RGB")).astype(int)
+    assert image.shape == (64, 96, 3)
+    # floor, shadows and hazy sky have a saturation (max - min channel) up to 30; the cow's
+    # muzzle and horns are the strongly coloured pixels (253 of them when measured), in the
+    # middle of the frame
+    ys, xs = np.nonzero(image.max(axis=-1) - image.min(axis=-1) > 40)
+    assert len(ys) > 50 and 24 < xs.mean() < 72 and 8 < ys.mean() < 48, (len(ys), xs, ys)
