@@ -28,7 +28,8 @@ def _png(pixels):
 
 
 def write_glb(path, attributes, material=None, images=(), draco=False):
-    """A one-primitive GLB of the unit quad. `attributes`: glTF name -> per-vertex array
+    """A one-primitive GLB of the unit quad (0 errors in the Khronos glTF validator).
+    `attributes`: glTF name -> per-vertex array
     (POSITION defaults to the quad); `images`: pixel arrays, texture i shows image i;
     `draco`: POSITION, TEXCOORD_0 and COLOR_0 compressed with DracoPy, as exporters do."""
     attributes = {"POSITION": QUAD, **attributes}
@@ -39,27 +40,34 @@ def write_glb(path, attributes, material=None, images=(), draco=False):
         data.extend(blob + b"\0" * (-len(blob) % 4))
         return len(views) - 1
 
-    def accessor(array, stored):
+    def accessor(array, stored, bounds=False):
         a = np.asarray(array)
         acc = {"componentType": _TYPES[a.dtype.type], "count": len(a),
                "type": "SCALAR" if a.ndim == 1 else f"VEC{a.shape[1]}"}
         if a.dtype.kind == "u" and a.ndim == 2:
             acc["normalized"] = True
+        if bounds:  # the spec requires them on POSITION
+            acc.update(min=a.min(axis=0).tolist(), max=a.max(axis=0).tolist())
         if stored:
             acc["bufferView"] = view(a.tobytes())
         accessors.append(acc)
         return len(accessors) - 1
 
-    prim = {"attributes": {name: accessor(a, not draco) for name, a in attributes.items()},
+    prim = {"attributes": {name: accessor(a, not draco, name == "POSITION")
+                           for name, a in attributes.items()},
             "indices": accessor(QUAD_FACES.reshape(-1), not draco)}
     doc = {"asset": {"version": "2.0"}, "scene": 0, "scenes": [{"nodes": [0]}],
            "nodes": [{"mesh": 0}], "meshes": [{"primitives": [prim]}]}
     if draco:
         prim["extensions"] = {"KHR_draco_mesh_compression": _draco(attributes, view)}
-        doc["extensionsUsed"] = doc["extensionsRequired"] = ["KHR_draco_mesh_compression"]
+        doc["extensionsRequired"] = ["KHR_draco_mesh_compression"]
     if material is not None:
         prim["material"] = 0
         doc["materials"] = [material]
+    used = [e for e in ("KHR_draco_mesh_compression", "KHR_texture_transform")
+            if e in json.dumps(doc)]
+    if used:
+        doc["extensionsUsed"] = used
     if len(images):
         doc["images"] = [{"bufferView": view(_png(im)), "mimeType": "image/png"} for im in images]
         doc["textures"] = [{"source": i} for i in range(len(images))]
