@@ -45,10 +45,26 @@ def step_past_block(view: ti.template(), n, s):
     march = ti.static(LAYOUT[view][0])
     out = 0
     if ti.static(march[1] > 0):
-        out = (s // BLOCK + 1) * BLOCK
+        out = ti.min((s // BLOCK + 1) * BLOCK, n)  # the last block may pass the grid's end
     else:  # the march coordinate n - 1 - s runs down: leave through the block's low face
         out = n - ((n - 1 - s) // BLOCK) * BLOCK
     return out
+
+
+def march_stride(view):
+    """How a view's flat voxel id moves per step inside a block (ids run (i, j, k) in order)."""
+    axis, sign = LAYOUT[view][0]
+    return (BLOCK * BLOCK, BLOCK, 1)[axis] * sign
+
+
+@ti.func
+def block_segment(block_map: ti.template(), visible: ti.template(), view: ti.template(), n, r,
+                  c, s):
+    """The ray of pixel (r, c) at step s: the flat voxel id there (-1 when its block is absent
+    or invisible) and the first step past its block; in between, the id moves by
+    march_stride(view) a step, so a ray looks the block map up once per block."""
+    return (voxel_id(block_map, visible, column_voxel(view, n, r, c, s)),
+            step_past_block(view, n, s))
 
 
 @ti.func
@@ -83,16 +99,18 @@ def render_axis_views(block_map: ti.types.ndarray(), visible: ti.types.ndarray()
             depth = 0.0
             s = 0
             while s < n and trans > t_min:
-                v = voxel_id(block_map, visible, column_voxel(view, n, r, c, s))
-                if v < 0:
-                    s = step_past_block(view, n, s)
-                    continue
-                decay = ti.exp(-softplus(density[v] + shift))
-                w = trans * (1.0 - decay)
-                colour += w * _rgb_at(rgb, v)
-                depth += w * (s + 0.5) / n
-                trans *= decay
-                s += 1
+                first, end = block_segment(block_map, visible, view, n, r, c, s)
+                if first >= 0:
+                    for k in range(end - s):
+                        if trans <= t_min:
+                            break
+                        v = first + k * ti.static(march_stride(view))
+                        decay = ti.exp(-softplus(density[v] + shift))
+                        w = trans * (1.0 - decay)
+                        colour += w * _rgb_at(rgb, v)
+                        depth += w * (s + k + 0.5) / n
+                        trans *= decay
+                s = end
             for ch in ti.static(range(3)):
                 out_rgb[view, r, c, ch] = colour[ch] + trans * BACKGROUND
             out_depth[view, r, c] = depth + trans
@@ -123,26 +141,28 @@ def render_axis_views_backward(block_map: ti.types.ndarray(), visible: ti.types.
             acc_depth = 0.0
             s = 0
             while s < n and trans > t_min:
-                v = voxel_id(block_map, visible, column_voxel(view, n, r, c, s))
-                if v < 0:
-                    s = step_past_block(view, n, s)
-                    continue
-                x = density[v] + shift
-                decay = ti.exp(-softplus(x))
-                w = trans * (1.0 - decay)
-                c_i = _rgb_at(rgb, v)
-                t_i = (s + 0.5) / n
-                acc_rgb += w * c_i
-                acc_depth += w * t_i
-                trans_next = trans * decay
-                d_sigma = (g_col.dot(trans_next * c_i - (final_rgb - acc_rgb))
-                           + g_dep * (trans_next * t_i - (final_depth - acc_depth))
-                           + opacity_term)
-                grad_density[v] += d_sigma * sigmoid(x)
-                for ch in ti.static(range(3)):
-                    grad_rgb[v * 3 + ch] += w * g_col[ch]
-                trans = trans_next
-                s += 1
+                first, end = block_segment(block_map, visible, view, n, r, c, s)
+                if first >= 0:
+                    for k in range(end - s):
+                        if trans <= t_min:
+                            break
+                        v = first + k * ti.static(march_stride(view))
+                        x = density[v] + shift
+                        decay = ti.exp(-softplus(x))
+                        w = trans * (1.0 - decay)
+                        c_i = _rgb_at(rgb, v)
+                        t_i = (s + k + 0.5) / n
+                        acc_rgb += w * c_i
+                        acc_depth += w * t_i
+                        trans_next = trans * decay
+                        d_sigma = (g_col.dot(trans_next * c_i - (final_rgb - acc_rgb))
+                                   + g_dep * (trans_next * t_i - (final_depth - acc_depth))
+                                   + opacity_term)
+                        grad_density[v] += d_sigma * sigmoid(x)
+                        for ch in ti.static(range(3)):
+                            grad_rgb[v * 3 + ch] += w * g_col[ch]
+                        trans = trans_next
+                s = end
 
 
 @ti.kernel
@@ -161,14 +181,16 @@ def accumulate_pixel_classes(block_map: ti.types.ndarray(), visible: ti.types.nd
                 trans = 1.0
                 s = 0
                 while s < n and trans > t_min:
-                    v = voxel_id(block_map, visible, column_voxel(view, n, r, c, s))
-                    if v < 0:
-                        s = step_past_block(view, n, s)
-                        continue
-                    decay = ti.exp(-softplus(density[v] + shift))
-                    hist[v * colours + t] += scale * trans * (1.0 - decay)
-                    trans *= decay
-                    s += 1
+                    first, end = block_segment(block_map, visible, view, n, r, c, s)
+                    if first >= 0:
+                        for k in range(end - s):
+                            if trans <= t_min:
+                                break
+                            v = first + k * ti.static(march_stride(view))
+                            decay = ti.exp(-softplus(density[v] + shift))
+                            hist[v * colours + t] += scale * trans * (1.0 - decay)
+                            trans *= decay
+                    s = end
 
 
 @ti.func
