@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .color import rgb_to_hex
 from .errors import InputError, OptionError
 
 PALETTE_FILE_SUFFIXES = (".gpl", ".hex", ".txt", ".png")
@@ -96,7 +97,7 @@ def _parse_gpl(text, path):
         if len(rgb) != 3 or not all(0 <= v <= 255 for v in rgb):
             raise InputError(f"{path} line {number}: expected 'R G B name' with values 0..255")
         name = parts[3].strip() if len(parts) > 3 else ""
-        placeholder = name in ("", "Untitled") or name.lower() == "#" + _hex(rgb)  # as we write
+        placeholder = name in ("", "Untitled") or name.lower() == rgb_to_hex(rgb)  # as we write
         entries.append((rgb, None if placeholder else name))
     return entries
 
@@ -150,23 +151,19 @@ def _image_colors(path):
 
 # --- writing ----------------------------------------------------------------------------------
 
-def _hex(rgb):
-    return "%02x%02x%02x" % tuple(int(v) for v in rgb)
-
-
 def gpl_text(palette, title, names=None):
     """A GIMP palette: each colour named by `names` where given, else by its hex code."""
     palette = np.asarray(palette, np.uint8).reshape(-1, 3)
     names = names or (None,) * len(palette)
     lines = ["GIMP Palette", f"Name: {title}", f"Columns: {min(len(palette), 8)}", "#"]
-    lines += ["%3d %3d %3d\t%s" % (*map(int, rgb), name or "#" + _hex(rgb))
+    lines += ["%3d %3d %3d\t%s" % (*map(int, rgb), name or rgb_to_hex(rgb))
               for rgb, name in zip(palette, names)]
     return "\n".join(lines) + "\n"
 
 
 def hex_text(palette):
     """One rrggbb a line (Lospec's .hex)."""
-    return "".join(_hex(rgb) + "\n" for rgb in np.asarray(palette, np.uint8).reshape(-1, 3))
+    return "".join(rgb_to_hex(rgb)[1:] + "\n" for rgb in np.asarray(palette, np.uint8).reshape(-1, 3))
 
 
 def strip_image(palette):

@@ -6,6 +6,7 @@ import os
 
 import numpy as np
 
+from ..color import hex_to_rgb, rgb_to_hex
 from ..export.atomic import write_text
 
 PALETTE_JSON = "palette.json"
@@ -43,11 +44,11 @@ def from_samples(samples, palette, colors, seed):
 
 
 def _rgb(hex_colors):
-    return np.array([[int(c[i:i + 2], 16) for i in (1, 3, 5)] for c in hex_colors], np.uint8)
+    return np.array([hex_to_rgb(c) for c in hex_colors], np.uint8)
 
 
 def as_hex(rgb):
-    return ["#%02x%02x%02x" % tuple(int(v) for v in c) for c in rgb]
+    return [rgb_to_hex(c) for c in rgb]
 
 
 def load_if_same(out_dir, source):

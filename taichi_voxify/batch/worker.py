@@ -8,6 +8,7 @@ import os
 import socket
 import time
 
+from ..color import rgb_to_hex
 from ..errors import OUT_OF_MEMORY, VoxifyError
 
 
@@ -69,7 +70,7 @@ def _palette_sample(task):
     colors, weights = weighted_colors(lab_to_srgb(np.stack([c.lab for c in cells])),
                                       np.stack([c.mask for c in cells]),
                                       view_weights(options.front))
-    return {"colors": ["#%02x%02x%02x" % tuple(c) for c in colors.tolist()],
+    return {"colors": [rgb_to_hex(c) for c in colors.tolist()],
             "weights": (weights / weights.sum()).round(8).tolist()}
 
 

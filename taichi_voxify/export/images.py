@@ -8,6 +8,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from ..cameras import BOX_RADIUS, VIEW_NAMES, Camera, axis_views
+from ..color import rgb_to_hex
 from .atomic import atomic_path
 
 BACKGROUND = np.array([0.93, 0.93, 0.93])
@@ -211,7 +212,7 @@ def palette_image(palette, counts=None, swatch=48):
         y = 6 + i * row_h
         draw.rectangle([6, y, 6 + swatch - 1, y + swatch - 1], fill=tuple(int(v) for v in rgb),
                        outline=(0, 0, 0))
-        text = "%d  #%02x%02x%02x" % (i + 1, *rgb)
+        text = f"{i + 1}  {rgb_to_hex(rgb)}"
         if counts is not None:
             text += f"\n{int(counts[i])} voxels"
         draw.text((swatch + 14, y + swatch // 2 - 10), text, fill=(0, 0, 0), font=font)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..color import srgb_to_linear
+from ..color import rgb_to_hex, srgb_to_linear
 from ..errors import OptionError
 from ..palette_files import strip_image
 from .atomic import atomic_path, write_bytes, write_text
@@ -249,7 +249,7 @@ def _material_primitives(mesh, buf):
         srgb = mesh.palette[c]
         linear = srgb_to_linear(srgb.astype(np.float64) / 255.0)
         materials.append(dict(
-            name="color_%d_%02x%02x%02x" % (c + 1, *srgb),
+            name=f"color_{c + 1}_{rgb_to_hex(srgb)[1:]}",
             pbrMetallicRoughness=dict(baseColorFactor=[*map(float, linear), 1.0],
                                       metallicFactor=0.0, roughnessFactor=1.0)))
     return primitives, materials, {}
