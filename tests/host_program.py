@@ -1,7 +1,7 @@
 """A Taichi program that embeds taichi_voxify the way a Taichi user would (run by
 test_embedding.py in its own process: Taichi has one runtime per process).
 
-    python tests/host_program.py f32|f64 MESH RESOLUTION CONVERSIONS
+    python tests/host_program.py f32|f64 MESH RESOLUTION CONVERSIONS [cpu|cuda [nowindow]]
 
 It starts Taichi itself and makes its own fields first, converts MESH (CONVERSIONS times, the
 resident memory measured after each), counts the voxels in its own kernel, draws them into its
@@ -15,9 +15,10 @@ import numpy as np
 import taichi as ti
 
 precision, mesh_path, resolution, conversions = sys.argv[1:5]
+arch = sys.argv[5] if len(sys.argv) > 5 else "cpu"
 # the library's kernel cache, so the test does not compile every kernel again (a host would
 # use its own cache or none; nothing else below depends on it)
-ti.init(arch=ti.cpu, default_fp=getattr(ti, precision), log_level=ti.WARN,
+ti.init(arch=getattr(ti, arch), default_fp=getattr(ti, precision), log_level=ti.WARN,
         offline_cache_file_path=os.path.join(os.path.expanduser("~"), ".cache",
                                              "taichi_voxify", "ti_cache"))
 runtime = ti.lang.impl.get_runtime()
@@ -64,6 +65,8 @@ def frame_pixels(window, scene, camera, canvas, art):
 
 
 try:
+    if "nowindow" in sys.argv[6:]:
+        raise RuntimeError("no window asked for")
     window = ti.ui.Window("host", (96, 96), show_window=False, vsync=False)
     scene, canvas, camera = window.get_scene(), window.get_canvas(), ti.ui.Camera()
     camera.position(0.0, 0.6, 2.4)
