@@ -1,9 +1,12 @@
 """taichi_voxify: turn 3D meshes into palette voxel art with a differentiable Taichi engine.
 
     import taichi_voxify as tv
-    tv.init(arch="auto")                       # CUDA when present, else CPU
-    art = tv.convert("model.glb", resolution=32, colors=6, seed=0)   # or tv.convert(path, tv.Options(...))
+    art = tv.convert("model.glb", resolution=32, colors=6, seed=0)  # or (path, tv.Options(...))
     art.indices, art.palette                   # uint8 (X, Y, Z) grid and (K, 3) sRGB palette
+    art.to_field(), art.palette_field()        # Taichi fields for your own kernels
+
+A program that called ti.init keeps its Taichi as it is; otherwise the first conversion starts
+one (CUDA when present, else CPU), or call tv.init(arch=...) first.
 """
 import importlib.util
 import os
