@@ -6,7 +6,7 @@
 every value of its type is allowed, one check in `__post_init__`.
 """
 import os
-from dataclasses import MISSING, asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 
 import numpy as np
 
@@ -177,10 +177,6 @@ class Options:
                  if "flag" in f.metadata and getattr(args, f.name, None) is not None}
         given.update(overrides)
         return cls(**given)
-
-    @classmethod
-    def defaults(cls):
-        return {f.name: f.default for f in fields(cls) if f.default is not MISSING}
 
 
 def check_memory(resolution, colors, budget_gb=8.0):

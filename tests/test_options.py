@@ -53,8 +53,8 @@ def test_command_line_is_built_from_the_fields():
                                       "--formats", "vox"])
     opts = Options.from_args(args)
     assert (opts.resolution, opts.fill, opts.front, opts.formats) == (16, True, "-x", ("vox",))
-    untouched = {k: v for k, v in Options.defaults().items()
-                 if k not in ("resolution", "fill", "front", "formats")}
+    untouched = {f.name: getattr(Options(), f.name) for f in dataclasses.fields(Options)
+                 if f.name not in ("resolution", "fill", "front", "formats")}
     assert {k: getattr(opts, k) for k in untouched} == untouched
     flagged = [f.name for f in dataclasses.fields(Options) if "flag" in f.metadata]
     assert all(f.dest in flagged or f.dest in ("help", "mesh", "out", "quiet", "json", "debug")
