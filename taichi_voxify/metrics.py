@@ -28,7 +28,7 @@ def color_error_de76(img_a, img_b, mask):
     return float(delta_e76(lab_a, lab_b).mean())
 
 
-# --- small features: what a viewer recognises a model by ---------------------------------------
+# --- small features: what a viewer recognises a model by -----------------------------------
 FEATURE_CONTRAST = 20.0  # ΔE76 a small feature's cell keeps from the cells around it
 FEATURE_MAX_CELLS = 6  # a small feature: an eye, a mouth, a button
 FEATURE_MIN_NEIGHBOURS = 5  # foreground 8-neighbours: features inside the silhouette, not its rim
@@ -97,8 +97,8 @@ def _same_family(lab, feature, surround):
 def feature_recall(images, masks, mesh_rgb, mesh_masks, contrast=FEATURE_CONTRAST):
     """(fraction kept, number) of the mesh's small features (small_features of the mesh's
     N x N axis views) that the voxel views keep in the right place (the same cell or a
-    4-neighbour) and colour family (see _same_family). images/mesh_rgb (V, N, N, 3) sRGB, masks/mesh_masks (V, N, N) bool; nan when
-    the mesh shows no feature."""
+    4-neighbour) and colour family (see _same_family). images/mesh_rgb (V, N, N, 3) sRGB,
+    masks/mesh_masks (V, N, N) bool; nan when the mesh shows no feature."""
     mesh_lab = srgb_to_lab(np.asarray(mesh_rgb, np.float64))
     features, surround = small_features(mesh_lab, np.asarray(mesh_masks, bool), contrast)
     total = int(features.sum())
