@@ -6,6 +6,7 @@ every asset, with this worker's share of threads).
 """
 import os
 import socket
+import sys
 import time
 
 from ..color import rgb_to_hex
@@ -30,7 +31,18 @@ def _guarded(job, task):
     except Exception as exc:  # noqa: BLE001 - every failure becomes this asset's record
         record.update(status="failed", error=error_line(exc))
     record["seconds"] = round(time.perf_counter() - start, 3)
+    record["peak_rss_mb"] = _peak_rss_mb()
     return record
+
+
+def _peak_rss_mb():
+    """This worker process's peak resident memory so far (over all the assets it ran)."""
+    try:
+        import resource
+    except ImportError:  # not on Windows
+        return None
+    scale = 1 / 1024 if sys.platform != "darwin" else 1 / 2**20  # Linux: KiB, macOS: bytes
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale, 1)
 
 
 def _convert(task):
