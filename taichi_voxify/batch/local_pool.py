@@ -101,14 +101,15 @@ class LocalPool:
                         if tries[name] <= self.retries:
                             queue.appendleft(task)
                             continue
-                        yield task, failed(task, f"worker died (exit code {code}) on each of "
-                                                 f"{tries[name]} tries")
+                        record = failed(task, f"worker died (exit code {code}) on each of "
+                                              f"{tries[name]} tries")
                     elif outcome == "timeout":
                         worker.stop(kill=True)
-                        yield task, failed(task, f"timed out after {self.timeout:g} s")
+                        record = failed(task, f"timed out after {self.timeout:g} s")
                     else:
                         idle.append(worker)
-                        yield task, dict(outcome, attempts=tries[name])
+                        record = outcome
+                    yield task, dict(record, attempts=tries[name])
         finally:
             for worker in idle + busy:
                 worker.stop(kill=worker in busy)
