@@ -21,7 +21,8 @@ def build_parser():
     from .options import Options
 
     p = CommandParser(prog="voxify", description="Turn a 3D mesh into palette voxel art "
-                "(MagicaVoxel .vox, cube mesh, pictures, LEGO build plan).")
+                "(MagicaVoxel .vox, cube mesh, pictures, LEGO build plan).",
+                epilog="Many meshes with the same settings: voxify batch --help")
     p.add_argument("mesh", nargs="?", default=None,
                    help="mesh file (OBJ/MTL, GLB, glTF, PLY, STL, OFF); default: the bundled cow")
     Options.add_arguments(p)
