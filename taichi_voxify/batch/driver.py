@@ -23,6 +23,7 @@ class Progress:
         self.counts = {"ok": 0, "failed": 0, "skipped": 0}
 
     def start(self, total, what):
+        self.counts = dict.fromkeys(self.counts, 0)  # each pass counts its own assets
         if self.enabled:
             from tqdm import tqdm
 
@@ -83,11 +84,13 @@ def _hash_inputs(assets):
 
 def settings_of(options):
     """What the manifest records and a re-run compares: every setting that changes the
-    outputs (not the thread count), and the package version."""
+    outputs (not the thread count, nor --force, which only allows overwriting), and the
+    package version."""
     from .. import __version__
 
     settings = options.as_dict()
-    del settings["threads"]
+    for name in ("threads", "force"):
+        settings.pop(name, None)
     return dict(settings, version=__version__)
 
 
