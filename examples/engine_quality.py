@@ -27,7 +27,7 @@ def main(argv=None):
     for n in (int(r) for r in args.res.split(",")):
         for mesh in meshes:
             rows += in_child("compare", mesh=os.path.abspath(mesh), resolution=n, arch=args.arch)
-            print(rows[-1], flush=True)
+            print(*rows[-2:], sep="\n", flush=True)
     table = quality_table(rows)
     print(table)
     write_text(args.out, table + "\n")
