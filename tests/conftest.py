@@ -14,13 +14,17 @@ def mesh_path(name):
     return p
 
 
+# The suite runs on the CPU; VOXIFY_TEST_ARCH=cuda runs the same tests on a GPU machine.
+TEST_ARCH = os.environ.get("VOXIFY_TEST_ARCH", "cpu")
+
+
 @pytest.fixture(scope="session", autouse=True)
-def _taichi_cpu():
-    """Every test runs on the CPU backend in f32 unless it re-initialises (gradient tests)."""
-    os.environ.setdefault("VOXIFY_ARCH", "cpu")
+def _taichi_backend():
+    """Every test runs on TEST_ARCH in f32 unless it re-initialises (gradient tests)."""
+    os.environ.setdefault("VOXIFY_ARCH", TEST_ARCH)
     from taichi_voxify import backend
 
-    backend.init(arch="cpu", precision="f32")
+    backend.init(arch=TEST_ARCH, precision="f32")
     yield
 
 
@@ -29,9 +33,9 @@ def f64_backend():
     """Float64 Taichi for the finite-difference gradient tests of a module; f32 again after."""
     from taichi_voxify import backend
 
-    backend.init(arch="cpu", precision="f64")
+    backend.init(arch=TEST_ARCH, precision="f64")
     yield
-    backend.init(arch="cpu", precision="f32")
+    backend.init(arch=TEST_ARCH, precision="f32")
 
 
 def f64_ndarray(array):
