@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import ROOT, mesh_path
+from conftest import ROOT, TEST_ARCH, mesh_path
 from taichi_voxify.cli import main
 from taichi_voxify.voxelart import VoxelArt
 
@@ -126,7 +126,7 @@ def test_report_matches_the_result(alien_run):
     assert art.shape == (16, 16, 16) and len(art.palette) <= 4
     # the silhouettes of the voxel art match the mesh's: the pipeline really worked
     assert report["metrics"]["iou_mean"] >= 0.85
-    assert report["backend"]["arch"] == "cpu"
+    assert report["backend"]["arch"] == TEST_ARCH
 
 
 def test_json_flag_prints_only_json(tmp_path):
