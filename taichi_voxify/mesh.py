@@ -499,7 +499,9 @@ def _gltf_json(path, ext, folder):
             elif uri.startswith("data:"):
                 cache[i] = decode_data_uri(uri)
             else:
-                cache[i] = folder.read(uri, limit=max(0, int(declared.get("byteLength", 0))))
+                with warnings.catch_warnings():  # a refused buffer is the run's error line,
+                    warnings.simplefilter("ignore")  # so it is not also warned about
+                    cache[i] = folder.read(uri, limit=max(0, int(declared.get("byteLength", 0))))
         return cache[i]
 
     return doc, buffer

@@ -44,10 +44,13 @@ def _gltf_case(tmp_path, buffer_uri="tri.bin", image_uri=None):
 def test_gltf_buffer_outside_the_folder_is_a_one_line_error(tmp_path, uri):
     path = _gltf_case(tmp_path, buffer_uri=uri)
     (path.parent / "tri.bin").unlink()  # nothing of that name beside the mesh
-    with pytest.raises(MeshError, match="not followed") as e, warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with pytest.raises(MeshError, match="not followed") as e, \
+            warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         load_mesh(path)
     assert "\n" not in str(e.value)
+    # said once, as the error line, not also as a warning before it
+    assert not [w for w in caught if "not followed" in str(w.message)]
 
 
 def test_gltf_buffer_fifo_is_refused_without_hanging(tmp_path):
