@@ -30,7 +30,7 @@ VULKAN_HINT = ("the viewer needs Vulkan for Taichi GGUI: install a Vulkan driver
 FOV_DEGREES = 35.0
 BACKGROUND = (1.0, 1.0, 1.0)
 AMBIENT = (0.45, 0.45, 0.45)
-PALETTE_SETS = ("original", "lego", "pico8")  # what the palette slider switches between
+PALETTE_SETS = ("original", "lego", "pico8", "minecraft")  # what the palette slider offers
 PANEL = (0.01, 0.01, 0.3, 0.36)  # control panel: x, y from the top-left, width, height
 
 
@@ -392,7 +392,7 @@ class Viewer:
 
 def snapped_palette(palette, name):
     """The palette itself ("original"), or each entry replaced by its Lab-nearest colour of a
-    named palette ("lego", "pico8")."""
+    named palette ("lego", "pico8", "minecraft")."""
     if name == "original":
         return np.asarray(palette, np.uint8)
     from .palette import named_palette_rgb, nearest_palette_index

@@ -121,6 +121,16 @@ def test_missing_vulkan_names_what_to_install():
     assert "BackendError" in out.stdout and "mesa-vulkan-drivers" in out.stdout
 
 
+def test_palette_set_snaps_to_minecraft_blocks(viewer):
+    from taichi_voxify.palette import named_palette_rgb
+
+    blocks = {tuple(rgb) for rgb in named_palette_rgb("minecraft")}
+    snapped = viewer.snapped_palette(np.array([[220, 30, 20], [250, 250, 250]], np.uint8),
+                                     "minecraft")
+    assert {tuple(rgb) for rgb in snapped} <= blocks and len({tuple(c) for c in snapped}) == 2
+    assert "minecraft" in viewer.PALETTE_SETS
+
+
 def test_palette_set_snaps_to_lego_colours(viewer):
     from taichi_voxify.palette import named_palette
 
