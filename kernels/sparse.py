@@ -68,6 +68,17 @@ def block_segment(block_map: ti.template(), visible: ti.template(), view: ti.tem
 
 
 @ti.func
+def segment_sample(view: ti.template(), density: ti.template(), first, k, shift):
+    """Step k into a block segment that starts at flat voxel id `first`: the voxel's id, its
+    activation argument x = density + shift and the light it lets through, exp(-softplus(x)).
+    The sparse twin of ortho.column_sample: the three sparse marches read their voxels here,
+    so they cannot drift apart."""
+    v = first + k * ti.static(march_stride(view))
+    x = density[v] + shift
+    return v, x, ti.exp(-softplus(x))
+
+
+@ti.func
 def _rgb_at(rgb: ti.template(), v):
     return ti.Vector([rgb[v * 3 + ch] for ch in ti.static(range(3))])
 
@@ -104,8 +115,7 @@ def render_axis_views(block_map: ti.types.ndarray(), visible: ti.types.ndarray()
                     for k in range(end - s):
                         if trans <= t_min:
                             break
-                        v = first + k * ti.static(march_stride(view))
-                        decay = ti.exp(-softplus(density[v] + shift))
+                        v, _, decay = segment_sample(view, density, first, k, shift)
                         w = trans * (1.0 - decay)
                         colour += w * _rgb_at(rgb, v)
                         depth += w * (s + k + 0.5) / n
@@ -146,9 +156,7 @@ def render_axis_views_backward(block_map: ti.types.ndarray(), visible: ti.types.
                     for k in range(end - s):
                         if trans <= t_min:
                             break
-                        v = first + k * ti.static(march_stride(view))
-                        x = density[v] + shift
-                        decay = ti.exp(-softplus(x))
+                        v, x, decay = segment_sample(view, density, first, k, shift)
                         w = trans * (1.0 - decay)
                         c_i = _rgb_at(rgb, v)
                         t_i = (s + k + 0.5) / n
@@ -186,8 +194,7 @@ def accumulate_pixel_classes(block_map: ti.types.ndarray(), visible: ti.types.nd
                         for k in range(end - s):
                             if trans <= t_min:
                                 break
-                            v = first + k * ti.static(march_stride(view))
-                            decay = ti.exp(-softplus(density[v] + shift))
+                            v, _, decay = segment_sample(view, density, first, k, shift)
                             hist[v * colours + t] += scale * trans * (1.0 - decay)
                             trans *= decay
                     s = end
