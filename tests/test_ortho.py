@@ -76,19 +76,20 @@ def _weights(n, seed):
     return rng.normal(size=(6, n, n, 3)), rng.normal(size=(6, n, n)), rng.normal(size=(6, n, n))
 
 
-def _finite_difference(renderer, density, rgb, weights, eps=1e-6):
-    def fd(array, other_first):
-        grad = np.zeros_like(array)
-        for i in np.ndindex(array.shape):
-            plus, minus = array.copy(), array.copy()
-            plus[i] += eps
-            minus[i] -= eps
-            args = lambda a: (density, a) if other_first else (a, rgb)  # noqa: E731
-            grad[i] = (_loss(renderer, *args(plus), weights)
-                       - _loss(renderer, *args(minus), weights)) / (2 * eps)
-        return grad
+def _central_difference(f, array, eps):
+    """d f / d array by central differences; f takes a perturbed copy of the array."""
+    grad = np.zeros_like(array)
+    for i in np.ndindex(array.shape):
+        plus, minus = array.copy(), array.copy()
+        plus[i] += eps
+        minus[i] -= eps
+        grad[i] = (f(plus) - f(minus)) / (2 * eps)
+    return grad
 
-    return fd(density, False), fd(rgb, True)
+
+def _finite_difference(renderer, density, rgb, weights, eps=1e-6):
+    return (_central_difference(lambda d: _loss(renderer, d, rgb, weights), density, eps),
+            _central_difference(lambda c: _loss(renderer, density, c, weights), rgb, eps))
 
 
 def _rel_err(a, b):
@@ -267,19 +268,9 @@ def test_logit_backward_through_the_quantizer_matches_finite_differences():
         return sum(float(np.sum(w * o)) for w, o in zip(weights, (out.rgb, out.depth,
                                                                    out.opacity)))
 
-    fd = np.zeros_like(logits)
-    for i in np.ndindex(logits.shape):
-        plus, minus = logits.copy(), logits.copy()
-        plus[i] += eps
-        minus[i] -= eps
-        fd[i] = (loss(density, plus) - loss(density, minus)) / (2 * eps)
+    fd = _central_difference(lambda lg: loss(density, lg), logits, eps)
     assert _rel_err(g_logits, fd) < 1e-6 and np.abs(fd).max() > 1e-3
-    fd_d = np.zeros_like(density)
-    for i in np.ndindex(density.shape):
-        plus, minus = density.copy(), density.copy()
-        plus[i] += eps
-        minus[i] -= eps
-        fd_d[i] = (loss(plus, logits) - loss(minus, logits)) / (2 * eps)
+    fd_d = _central_difference(lambda d: loss(d, logits), density, eps)
     assert _rel_err(g_density, fd_d) < 1e-6
 
 
@@ -324,12 +315,7 @@ def test_fused_cross_entropy_matches_camera_twin_and_finite_differences():
     exact.backward(d_nd, l_nd, _nd(np.zeros_like(density)), g_exact, q, t_nd, scale)
     value = reference_cross_entropy(density, logits, target)
     assert exact.class_loss.to_numpy().sum() == pytest.approx(scale * value, rel=1e-10)
-    fd = np.zeros_like(logits)
-    for i in np.ndindex(logits.shape):
-        plus, minus = logits.copy(), logits.copy()
-        plus[i] += eps
-        minus[i] -= eps
-        fd[i] = scale * (reference_cross_entropy(density, plus, target)
-                         - reference_cross_entropy(density, minus, target)) / (2 * eps)
+    fd = _central_difference(lambda lg: scale * reference_cross_entropy(density, lg, target),
+                             logits, eps)
     assert _rel_err(g_exact.to_numpy(), fd) < 1e-6
     assert _rel_err(g_logits, fd) < 1e-2  # early termination drops only the last shares
