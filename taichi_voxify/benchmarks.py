@@ -20,7 +20,6 @@
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -39,8 +38,14 @@ ENGINES = ("dense", "sparse")  # the table gets a row per engine: one more name,
 
 
 def peak_rss_mb():
-    """Peak resident memory of this process so far (Linux reports kilobytes)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """Peak resident memory of this process so far, in MB to 0.1 (None where the platform has
+    no `resource` module, i.e. Windows). Linux reports kilobytes, macOS bytes."""
+    try:
+        import resource
+    except ImportError:
+        return None
+    scale = 1 / 1024 if sys.platform != "darwin" else 1 / 2**20
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale, 1)
 
 
 # --- whole conversions, one process each ---------------------------------------------------

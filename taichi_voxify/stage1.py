@@ -13,7 +13,6 @@ Empty space is skipped from the first step with the visual hull of the training 
 as DVGO does, with a mask of cells whose opacity passed a threshold, refreshed every few steps.
 """
 import math
-import resource
 import time
 from dataclasses import asdict, dataclass, replace
 
@@ -371,8 +370,3 @@ def train_stage1(renders, resolution, config=None, seed=0, progress=None):
     mse = float(trainer.batch_losses()[0])
     return trainer.field(seconds=time.perf_counter() - start, final_mse=mse,
                          config=asdict(cfg), seed=seed)
-
-
-def peak_memory_bytes():
-    """Peak resident memory of this process so far (Linux reports kilobytes)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024

@@ -6,7 +6,6 @@ every asset, with this worker's share of threads).
 """
 import os
 import socket
-import sys
 import time
 
 from ..color import rgb_to_hex
@@ -24,6 +23,8 @@ def error_line(exc):
 
 
 def _guarded(job, task):
+    from ..benchmarks import peak_rss_mb  # imported here: the driver imports this module too
+
     start = time.perf_counter()
     record = {"name": task["name"], "worker": f"{socket.gethostname()}:{os.getpid()}"}
     try:
@@ -31,18 +32,8 @@ def _guarded(job, task):
     except Exception as exc:  # noqa: BLE001 - every failure becomes this asset's record
         record.update(status="failed", error=error_line(exc))
     record["seconds"] = round(time.perf_counter() - start, 3)
-    record["peak_rss_mb"] = _peak_rss_mb()
+    record["peak_rss_mb"] = peak_rss_mb()  # over all the assets this worker ran
     return record
-
-
-def _peak_rss_mb():
-    """This worker process's peak resident memory so far (over all the assets it ran)."""
-    try:
-        import resource
-    except ImportError:  # not on Windows
-        return None
-    scale = 1 / 1024 if sys.platform != "darwin" else 1 / 2**20  # Linux: KiB, macOS: bytes
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale, 1)
 
 
 def _convert(task):
