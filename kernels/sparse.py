@@ -19,7 +19,7 @@ import taichi as ti
 from ..views import LAYOUT, NUM_VIEWS
 from .adam import _adam_entry
 from .funcs import sigmoid, softplus
-from .gumbel import noise_slot
+from .gumbel import noise_slot, palette_colour
 from .ortho import BACKGROUND, column_voxel
 
 BLOCK = 4
@@ -71,7 +71,7 @@ def block_segment(block_map: ti.template(), visible: ti.template(), view: ti.tem
 def segment_sample(view: ti.template(), density: ti.template(), first, k, shift):
     """Step k into a block segment that starts at flat voxel id `first`: the voxel's id, its
     activation argument x = density + shift and the light it lets through, exp(-softplus(x)).
-    The sparse twin of ortho.column_sample: the three sparse marches read their voxels here,
+    The sparse twin of ortho.column_sample: both sparse marches read their voxels here,
     so they cannot drift apart."""
     v = first + k * ti.static(march_stride(view))
     x = density[v] + shift
@@ -95,14 +95,64 @@ def flag_blocks_above(density: ti.types.ndarray(), threshold: float,
         flags[slot] = ti.u8(hit)
 
 
+@ti.func
+def _grid_index(block_coords: ti.template(), v):
+    slot = v // BLOCK_VOXELS
+    q = v - slot * BLOCK_VOXELS
+    local = ti.Vector([q // (BLOCK * BLOCK), (q // BLOCK) % BLOCK, q % BLOCK])
+    block = ti.Vector([block_coords[slot, a] for a in ti.static(range(3))])
+    return block * BLOCK + local
+
+
+@ti.func
+def quantize_voxel(block_coords: ti.template(), n, logits: ti.template(),
+                   palette: ti.template(), noise: ti.template(), quant: ti.template(), v,
+                   soft: ti.template(), rgb: ti.template()):
+    """gumbel.tempered_softmax of voxel v into soft (its probabilities) and rgb (the colour
+    it shows): the noise is drawn from the voxel's grid index, so sparse and dense grids
+    sample the same noise. quant = (step key, noise scale, 1/tau, hard)."""
+    colours = palette.shape[0]
+    idx = _grid_index(block_coords, v)
+    base = ((idx[0] * n + idx[1]) * n + idx[2]) * colours
+    top, best = -1e30, 0
+    for c in range(colours):
+        g = quant[1] * noise[noise_slot(quant[0], base + c, noise.shape[0])]
+        y = (logits[v * colours + c] + g) * quant[2]
+        soft[v * colours + c] = y
+        if y > top:
+            top, best = y, c
+    total = 0.0
+    for c in range(colours):
+        e = ti.exp(soft[v * colours + c] - top)
+        soft[v * colours + c] = e
+        total += e
+    mix = ti.Vector([0.0, 0.0, 0.0])
+    for c in range(colours):
+        p = soft[v * colours + c] / total
+        soft[v * colours + c] = p
+        mix += p * palette_colour(palette, c)
+    if quant[3] != 0:
+        mix = palette_colour(palette, best)
+    for ch in ti.static(range(3)):
+        rgb[v * 3 + ch] = mix[ch]
+
+
 @ti.kernel
 def render_axis_views(block_map: ti.types.ndarray(), visible: ti.types.ndarray(),
                       density: ti.types.ndarray(), rgb: ti.types.ndarray(), shift: float,
                       t_min: float, out_rgb: ti.types.ndarray(), out_depth: ti.types.ndarray(),
-                      out_opacity: ti.types.ndarray()):
+                      out_opacity: ti.types.ndarray(), block_coords: ti.types.ndarray(),
+                      logits: ti.types.ndarray(), palette: ti.types.ndarray(),
+                      noise: ti.types.ndarray(), step_key: ti.u32, noise_scale: float,
+                      inv_tau: float, hard: ti.i32, stamp: ti.types.ndarray(), pass_id: ti.i32,
+                      soft: ti.types.ndarray(), from_logits: ti.template()):
     """Colour (6,N,N,3), depth (6,N,N) and opacity (6,N,N) of the six axis views, as
-    ortho.render_axis_views computes them."""
+    ortho.render_axis_views computes them. Colours are read from `rgb`; with from_logits, a
+    voxel is quantized into soft and rgb (quantize_voxel) when a ray first visits it in this
+    pass: stamp[v] != pass_id, then set to it. Each voxel lies in one column per view and the
+    views run in order, so no two threads quantize the same voxel."""
     n = out_depth.shape[1]
+    quant = (step_key, noise_scale, inv_tau, hard)
     for view in ti.static(range(NUM_VIEWS)):
         for r, c in ti.ndrange(n, n):
             trans = 1.0
@@ -116,6 +166,11 @@ def render_axis_views(block_map: ti.types.ndarray(), visible: ti.types.ndarray()
                         if trans <= t_min:
                             break
                         v, _, decay = segment_sample(view, density, first, k, shift)
+                        if ti.static(from_logits):
+                            if stamp[v] != pass_id:
+                                quantize_voxel(block_coords, n, logits, palette, noise, quant,
+                                               v, soft, rgb)
+                                stamp[v] = pass_id
                         w = trans * (1.0 - decay)
                         colour += w * _rgb_at(rgb, v)
                         depth += w * (s + k + 0.5) / n
@@ -134,10 +189,15 @@ def render_axis_views_backward(block_map: ti.types.ndarray(), visible: ti.types.
                                out_depth: ti.types.ndarray(), out_opacity: ti.types.ndarray(),
                                g_rgb: ti.types.ndarray(), g_depth: ti.types.ndarray(),
                                g_opacity: ti.types.ndarray(), grad_density: ti.types.ndarray(),
-                               grad_rgb: ti.types.ndarray()):
+                               grad_rgb: ti.types.ndarray(), touched: ti.types.ndarray(),
+                               class_target: ti.types.ndarray(), colours: ti.i32,
+                               hist: ti.types.ndarray(), with_classes: ti.template()):
     """Add d loss / d density and d loss / d rgb of the last forward (the maths of
-    ortho.render_axis_views_backward; the caller zeroes grad_*). Each voxel lies in one column
-    per view and the views run in order, so the sums are reproducible."""
+    ortho.render_axis_views_backward; the caller zeroes grad_*) and flag the slot of every
+    voxel visited in `touched`. with_classes: also hist[v * colours + t] += w_v for every
+    foreground pixel of class_target t (6,N,N) and every voxel v its ray crosses (w_v the
+    voxel's share of the pixel; the caller zeroes hist). Each voxel lies in one column per
+    view and the views run in order, so the sums are reproducible."""
     n = out_depth.shape[1]
     for view in ti.static(range(NUM_VIEWS)):
         for r, c in ti.ndrange(n, n):
@@ -146,6 +206,9 @@ def render_axis_views_backward(block_map: ti.types.ndarray(), visible: ti.types.
             g_dep = g_depth[view, r, c]
             final_depth = out_depth[view, r, c]
             opacity_term = g_opacity[view, r, c] * (1.0 - out_opacity[view, r, c])
+            target = -1
+            if ti.static(with_classes):
+                target = class_target[view, r, c]
             trans = 1.0
             acc_rgb = ti.Vector([0.0, 0.0, 0.0])
             acc_depth = 0.0
@@ -153,6 +216,7 @@ def render_axis_views_backward(block_map: ti.types.ndarray(), visible: ti.types.
             while s < n and trans > t_min:
                 first, end = block_segment(block_map, visible, view, n, r, c, s)
                 if first >= 0:
+                    touched[first // BLOCK_VOXELS] = ti.u8(1)
                     for k in range(end - s):
                         if trans <= t_min:
                             break
@@ -169,123 +233,71 @@ def render_axis_views_backward(block_map: ti.types.ndarray(), visible: ti.types.
                         grad_density[v] += d_sigma * sigmoid(x)
                         for ch in ti.static(range(3)):
                             grad_rgb[v * 3 + ch] += w * g_col[ch]
+                        if ti.static(with_classes):
+                            if target >= 0:
+                                hist[v * colours + target] += w
                         trans = trans_next
                 s = end
 
 
 @ti.kernel
-def accumulate_pixel_classes(block_map: ti.types.ndarray(), visible: ti.types.ndarray(),
-                             density: ti.types.ndarray(), shift: float, t_min: float,
-                             target: ti.types.ndarray(), weight: ti.types.ndarray(),
-                             colours: ti.i32, hist: ti.types.ndarray()):
-    """hist[v * colours + t] += weight * w_v for every foreground pixel of target index t and
-    every voxel v its ray crosses (ortho.accumulate_pixel_classes; the caller zeroes hist)."""
-    n = target.shape[1]
-    for view in ti.static(range(NUM_VIEWS)):
-        for r, c in ti.ndrange(n, n):
-            t = target[view, r, c]
-            if t >= 0:
-                scale = weight[view, r, c]
-                trans = 1.0
-                s = 0
-                while s < n and trans > t_min:
-                    first, end = block_segment(block_map, visible, view, n, r, c, s)
-                    if first >= 0:
-                        for k in range(end - s):
-                            if trans <= t_min:
-                                break
-                            v, _, decay = segment_sample(view, density, first, k, shift)
-                            hist[v * colours + t] += scale * trans * (1.0 - decay)
-                            trans *= decay
-                    s = end
+def logit_grads(touched: ti.types.ndarray(), stamp: ti.types.ndarray(), pass_id: ti.i32,
+                soft: ti.types.ndarray(), palette: ti.types.ndarray(),
+                rgb_grad: ti.types.ndarray(), inv_tau: float, logits: ti.types.ndarray(),
+                hist: ti.types.ndarray(), class_scale: float, grad_logits: ti.types.ndarray(),
+                class_value: ti.types.ndarray()):
+    """d loss / d logits of the voxels the last pass quantized (stamp == pass_id; they lie in
+    touched slots), added to grad_logits:
+      the quantizer, gumbel.add_quantizer_grad: soft_n (q_n - sum_m soft_m q_m) / tau with
+        q_n = rgb_grad . palette_n (rgb_grad is consumed: set to 0);
+      with class_scale > 0 the palette cross-entropy (gumbel.add_cross_entropy_grad summed):
+        class_scale * (sum(hist) softmax(logits) - hist), hist consumed; the term's value
+        -class_scale * sum_t hist_t log softmax_t goes to class_value[slot] (0 elsewhere).
+    One thread per slot, so each slot's value is summed in a fixed order."""
+    colours = palette.shape[0]
+    for slot in range(touched.shape[0]):
+        value = 0.0
+        if touched[slot] != 0:
+            for q in range(BLOCK_VOXELS):
+                v = slot * BLOCK_VOXELS + q
+                if stamp[v] == pass_id:
+                    g = _rgb_at(rgb_grad, v)
+                    mean_q = 0.0
+                    for c in range(colours):
+                        mean_q += soft[v * colours + c] * g.dot(palette_colour(palette, c))
+                    for c in range(colours):
+                        q_c = g.dot(palette_colour(palette, c))
+                        grad_logits[v * colours + c] += soft[v * colours + c] * (
+                            q_c - mean_q) * inv_tau
+                    for ch in ti.static(range(3)):
+                        rgb_grad[v * 3 + ch] = 0.0
+                    if class_scale > 0.0:
+                        value += _add_cross_entropy(logits, hist, colours, class_scale, v,
+                                                    grad_logits)
+        class_value[slot] = value
 
 
 @ti.func
-def _grid_index(block_coords: ti.template(), v):
-    slot = v // BLOCK_VOXELS
-    q = v - slot * BLOCK_VOXELS
-    local = ti.Vector([q // (BLOCK * BLOCK), (q // BLOCK) % BLOCK, q % BLOCK])
-    block = ti.Vector([block_coords[slot, a] for a in ti.static(range(3))])
-    return block * BLOCK + local
-
-
-@ti.kernel
-def gumbel_softmax(block_coords: ti.types.ndarray(), n: ti.i32, logits: ti.types.ndarray(),
-                   palette: ti.types.ndarray(), noise_table: ti.types.ndarray(),
-                   step_key: ti.u32, noise_scale: float, inv_tau: float, hard: ti.i32,
-                   density: ti.types.ndarray(), threshold: float, soft: ti.types.ndarray(),
-                   rgb: ti.types.ndarray()):
-    """gumbel.gumbel_softmax on the active voxels: the noise of a voxel is drawn from its grid
-    index, so sparse and dense grids sample the same noise."""
-    colours = palette.shape[0]
-    table_size = noise_table.shape[0]
-    for v in range(density.shape[0]):
-        idx = _grid_index(block_coords, v)
-        if density[v] <= threshold or ti.max(idx[0], idx[1], idx[2]) >= n:
-            continue
-        base = ((idx[0] * n + idx[1]) * n + idx[2]) * colours
-        top, best = -1e30, 0
+def _add_cross_entropy(logits: ti.template(), hist: ti.template(), colours, scale, v,
+                       grad_logits: ti.template()):
+    """Voxel v's palette cross-entropy over its class histogram (consumed): adds its
+    gradient, returns its value."""
+    total, top = 0.0, -1e30
+    for c in range(colours):
+        total += hist[v * colours + c]
+        top = ti.max(top, logits[v * colours + c])
+    value = 0.0
+    if total > 0.0:
+        norm = 0.0
         for c in range(colours):
-            g = noise_scale * noise_table[noise_slot(step_key, base + c, table_size)]
-            y = (logits[v * colours + c] + g) * inv_tau
-            soft[v * colours + c] = y
-            if y > top:
-                top, best = y, c
-        total = 0.0
+            norm += ti.exp(logits[v * colours + c] - top)
         for c in range(colours):
-            e = ti.exp(soft[v * colours + c] - top)
-            soft[v * colours + c] = e
-            total += e
-        mix = ti.Vector([0.0, 0.0, 0.0])
-        for c in range(colours):
-            p = soft[v * colours + c] / total
-            soft[v * colours + c] = p
-            mix += p * ti.Vector([palette[c, ch] for ch in ti.static(range(3))])
-        if hard:
-            mix = ti.Vector([palette[best, ch] for ch in ti.static(range(3))])
-        for ch in ti.static(range(3)):
-            rgb[v * 3 + ch] = mix[ch]
-
-
-@ti.kernel
-def gumbel_softmax_backward(soft: ti.types.ndarray(), palette: ti.types.ndarray(),
-                            grad_rgb: ti.types.ndarray(), inv_tau: float,
-                            density: ti.types.ndarray(), threshold: float,
-                            grad_logits: ti.types.ndarray()):
-    """gumbel.gumbel_softmax_backward on the active voxels (overwrites grad_logits)."""
-    colours = palette.shape[0]
-    for v in range(density.shape[0]):
-        g = _rgb_at(grad_rgb, v)
-        skip = g.norm_sqr() == 0.0 or density[v] <= threshold
-        mean_q = 0.0
-        for c in range(colours):
-            q = g.dot(ti.Vector([palette[c, ch] for ch in ti.static(range(3))]))
-            mean_q += soft[v * colours + c] * q
-        for c in range(colours):
-            out = 0.0
-            if not skip:
-                q = g.dot(ti.Vector([palette[c, ch] for ch in ti.static(range(3))]))
-                out = soft[v * colours + c] * (q - mean_q) * inv_tau
-            grad_logits[v * colours + c] = out
-
-
-@ti.kernel
-def add_palette_cross_entropy(logits: ti.types.ndarray(), hist: ti.types.ndarray(),
-                              colours: ti.i32, scale: float, grad_logits: ti.types.ndarray()):
-    """gumbel.add_palette_cross_entropy on the active voxels:
-    grad_logits += scale * (sum(hist) softmax(logits) - hist) where a voxel has any hist."""
-    for v in range(logits.shape[0] // colours):
-        total, top = 0.0, -1e30
-        for c in range(colours):
-            total += hist[v * colours + c]
-            top = ti.max(top, logits[v * colours + c])
-        if total > 0.0:
-            norm = 0.0
-            for c in range(colours):
-                norm += ti.exp(logits[v * colours + c] - top)
-            for c in range(colours):
-                p = ti.exp(logits[v * colours + c] - top) / norm
-                grad_logits[v * colours + c] += scale * (total * p - hist[v * colours + c])
+            z = logits[v * colours + c] - top
+            h = hist[v * colours + c]
+            grad_logits[v * colours + c] += scale * (total * ti.exp(z) / norm - h)
+            value -= scale * h * (z - ti.log(norm))
+            hist[v * colours + c] = 0.0
+    return value
 
 
 @ti.kernel
@@ -301,11 +313,14 @@ def move_slots(src: ti.types.ndarray(), new_slot: ti.types.ndarray(), per_slot: 
 
 @ti.kernel
 def masked_adam(param: ti.types.ndarray(), grad: ti.types.ndarray(),
-                exp_avg: ti.types.ndarray(), exp_avg_sq: ti.types.ndarray(), lr: float,
-                beta1: float, beta2: float, bias1: float, bias2: float, eps: float, low: float,
-                high: float):
-    """adam.masked_adam on flat per-voxel arrays of the active blocks: entries with a nonzero
-    gradient move (clamped to [low, high]); the gradient is consumed (set to 0)."""
-    for q in range(param.shape[0]):
-        _adam_entry(param, grad, exp_avg, exp_avg_sq, q, lr, beta1, beta2, bias1, bias2, eps,
-                    low, high)
+                exp_avg: ti.types.ndarray(), exp_avg_sq: ti.types.ndarray(),
+                touched: ti.types.ndarray(), lr: float, beta1: float, beta2: float,
+                bias1: float, bias2: float, eps: float, low: float, high: float):
+    """adam.masked_adam on flat per-voxel arrays of the slots flagged in `touched` (the only
+    ones a backward writes gradient into): entries with a nonzero gradient move (clamped to
+    [low, high]); the gradient is consumed (set to 0)."""
+    per_slot = param.shape[0] // touched.shape[0]
+    for slot, q in ti.ndrange(touched.shape[0], per_slot):
+        if touched[slot] != 0:
+            _adam_entry(param, grad, exp_avg, exp_avg_sq, slot * per_slot + q, lr, beta1,
+                        beta2, bias1, bias2, eps, low, high)

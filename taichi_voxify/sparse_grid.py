@@ -65,6 +65,7 @@ class SparseGrid:
         if blocks.shape != (nb,) * 3:
             raise ValueError(f"block mask must be {(nb,) * 3}, got {blocks.shape}")
         self.blocks = blocks
+        self.layout_version = getattr(self, "layout_version", -1) + 1  # buffers fit to slots
         self.coords = np.argwhere(blocks).astype(np.int32)  # (S, 3), slot order
         self.slots = len(self.coords)
         # one spare slot keeps every array non-empty (Taichi has no zero-size ndarray); no

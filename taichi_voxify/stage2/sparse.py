@@ -123,90 +123,83 @@ class SparseAxisViewRenderer:
     """The six axis views of a SparseGrid (kernels/sparse.py), with the interface of
     stage2.AxisViewRenderer: forward(density, colour, quantizer), backward(...) from `grads`,
     images(), set_output_grads(...). `colour` is the grid's rgb channel, or its logits with a
-    PaletteQuantizer set to the step: those are quantized over the active voxels above the
-    skip threshold first (grid channels "soft" and "rgb"), and the backward goes through the
-    grid's "rgb_grad" and, for the palette cross-entropy, its "hist"."""
+    PaletteQuantizer set to the step: then the forward quantizes each voxel it visits once
+    (into the grid's "soft" and "rgb"), the backward collects d loss / d rgb ("rgb_grad") and
+    the palette cross-entropy's class histogram ("hist") of the voxels it visits, and one pass
+    over the touched slots turns them into logit gradients. `touched` flags the slots the
+    backward visited (for Adam; the grid clears it)."""
 
     def __init__(self, grid, shift, skip_alpha=1e-4, t_min=1e-4):
+        import taichi as ti
+
         n = grid.n
         self.grid, self.shift, self.t_min = grid, float(shift), float(t_min)
         self.threshold = density_threshold(skip_alpha, shift)
-        self.visible = None
         self.out = (ndarrays.zeros((NUM_VIEWS, n, n, 3)), ndarrays.zeros((NUM_VIEWS, n, n)),
                     ndarrays.zeros((NUM_VIEWS, n, n)))
         self.grads = (ndarrays.zeros((NUM_VIEWS, n, n, 3)), ndarrays.zeros((NUM_VIEWS, n, n)),
                       ndarrays.zeros((NUM_VIEWS, n, n)))
-        self._class = None  # (logits, scale) of the last cross-entropy, for its value
+        self._layout = None  # the grid layout the per-slot and per-voxel buffers below fit
+        self._pass_id = 0  # stamps the voxels a forward quantized
+        self._class_scale = 0.0  # of the last backward's cross-entropy, for its value
+        self._no_target = ndarrays.zeros((1, 1, 1), ti.i32)
 
-    def _rgb(self, density, colour, quantizer):
-        """The rgb channel to render: `colour` itself, or the logits quantized."""
-        from ..kernels import sparse
-
-        if quantizer is None:
-            return colour
-        arrays = self.grid.arrays
-        sparse.gumbel_softmax(self.grid.block_coords, self.grid.n, colour, quantizer.palette,
-                              quantizer.noise, quantizer.step_key, quantizer.noise_scale,
-                              quantizer.inv_tau, quantizer.hard, density, self.threshold,
-                              arrays["soft"], arrays["rgb"])
-        return arrays["rgb"]
-
-    def forward(self, density, colour, quantizer=None, refresh_spans=True):
+    def _fit_layout(self):
+        """(Re)make the buffers sized by the grid's slots after a relayout."""
         import taichi as ti
 
+        if self._layout == self.grid.layout_version:
+            return
+        self._layout = self.grid.layout_version
+        self.visible = ndarrays.empty((self.grid.capacity,), ti.u8)
+        self.touched = ndarrays.zeros((self.grid.capacity,), ti.u8)
+        self.class_value = ndarrays.zeros((self.grid.capacity,))
+        self._stamp = ndarrays.full((self.grid.voxels,), -1, ti.i32)
+
+    def forward(self, density, colour, quantizer=None, refresh_spans=True):
         from ..kernels import sparse
 
-        if self.visible is None or self.visible.shape[0] != self.grid.capacity:
-            self.visible = ti.ndarray(ti.u8, (self.grid.capacity,))
+        self._fit_layout()
         sparse.flag_blocks_above(density, self.threshold, self.visible)
-        rgb = self._rgb(density, colour, quantizer)
-        sparse.render_axis_views(self.grid.block_map, self.visible, density, rgb, self.shift,
-                                 self.t_min, *self.out)
+        self._pass_id += 1
+        arrays = self.grid.arrays
+        if quantizer is None:  # an rgb grid: the logits, palette, noise and soft go unused
+            sparse.render_axis_views(self.grid.block_map, self.visible, density, colour,
+                                     self.shift, self.t_min, *self.out, self.grid.block_coords,
+                                     density, density, density, 0, 0.0, 1.0, 0, self._stamp,
+                                     self._pass_id, density, False)
+            return
+        sparse.render_axis_views(self.grid.block_map, self.visible, density, arrays["rgb"],
+                                 self.shift, self.t_min, *self.out, self.grid.block_coords,
+                                 colour, *quantizer.kernel_args(), self._stamp, self._pass_id,
+                                 arrays["soft"], True)
 
     def backward(self, density, colour, grad_density, grad_colour, quantizer=None,
                  class_target=None, class_scale=0.0):
         from ..kernels import sparse
 
-        if quantizer is None:
-            sparse.render_axis_views_backward(self.grid.block_map, self.visible, density,
-                                              colour, self.shift, self.t_min, *self.out,
-                                              *self.grads, grad_density, grad_colour)
-            return
         arrays = self.grid.arrays
-        arrays["rgb_grad"].fill(0)
-        sparse.render_axis_views_backward(self.grid.block_map, self.visible, density,
-                                          arrays["rgb"], self.shift, self.t_min, *self.out,
-                                          *self.grads, grad_density, arrays["rgb_grad"])
-        sparse.gumbel_softmax_backward(arrays["soft"], quantizer.palette, arrays["rgb_grad"],
-                                       quantizer.inv_tau, density, self.threshold, grad_colour)
-        self._class = None
-        if class_target is not None and class_scale > 0:
-            colours = self.grid.channels["hist"].width
-            arrays["hist"].fill(0)
-            sparse.accumulate_pixel_classes(self.grid.block_map, self.visible, density,
-                                            self.shift, self.t_min, class_target,
-                                            self._ones(), colours, arrays["hist"])
-            sparse.add_palette_cross_entropy(colour, arrays["hist"], colours,
-                                             float(class_scale), grad_colour)
-            self._class = (colour, float(class_scale))
-
-    def _ones(self):
-        n = self.grid.n
-        if getattr(self, "_weight", None) is None:
-            self._weight = ndarrays.full((NUM_VIEWS, n, n), 1.0)
-        return self._weight
+        with_classes = quantizer is not None and class_target is not None and class_scale > 0
+        self._class_scale = float(class_scale) if with_classes else 0.0
+        colours = self.grid.channels["hist"].width if "hist" in self.grid.channels else 1
+        rgb, grad_rgb = ((colour, grad_colour) if quantizer is None
+                         else (arrays["rgb"], arrays["rgb_grad"]))
+        sparse.render_axis_views_backward(
+            self.grid.block_map, self.visible, density, rgb, self.shift, self.t_min,
+            *self.out, *self.grads, grad_density, grad_rgb, self.touched,
+            class_target if with_classes else self._no_target, colours,
+            arrays["hist"] if with_classes else density, with_classes)
+        if quantizer is not None:
+            sparse.logit_grads(self.touched, self._stamp, self._pass_id, arrays["soft"],
+                               quantizer.palette, arrays["rgb_grad"], quantizer.inv_tau, colour,
+                               arrays["hist"], self._class_scale, grad_colour,
+                               self.class_value)
 
     def class_term(self):
         """The weighted palette cross-entropy of the last backward (0 without one)."""
-        if self._class is None:
+        if self._class_scale <= 0:
             return 0.0
-        logits, scale = self._class
-        colours = self.grid.channels["hist"].width
-        hist = self.grid.arrays["hist"].to_numpy().reshape(-1, colours)
-        z = logits.to_numpy().reshape(-1, colours)
-        z = z - z.max(axis=-1, keepdims=True)
-        log_p = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
-        return float(-(hist * log_p).sum() * scale)
+        return float(self.class_value.to_numpy().sum())
 
     images = AxisViewRenderer.images
     set_output_grads = AxisViewRenderer.set_output_grads
@@ -224,11 +217,11 @@ class _GridParam:
     m = property(lambda self: self.grid.arrays[self.name + "_m"])
     v = property(lambda self: self.grid.arrays[self.name + "_v"])
 
-    def step(self, t, beta1=0.9, beta2=0.99, eps=1e-12):
-        """Adam on every active entry with gradient (consumed)."""
+    def step(self, t, touched, beta1=0.9, beta2=0.99, eps=1e-12):
+        """Adam on the entries with gradient (consumed) in the slots flagged in `touched`."""
         from ..kernels.sparse import masked_adam
 
-        masked_adam(self.value, self.grad, self.m, self.v, self.lr, beta1, beta2,
+        masked_adam(self.value, self.grad, self.m, self.v, touched, self.lr, beta1, beta2,
                     1.0 - beta1 ** t, 1.0 - beta2 ** t, eps, self.low, self.high)
 
 
@@ -289,8 +282,10 @@ class SparseStage2Grid:
             self.refresh()
 
     def adam_step(self, t):
-        self.density.step(t)
-        self.colour.step(t)
+        touched = self.renderer.touched
+        self.density.step(t, touched)
+        self.colour.step(t, touched)
+        touched.fill(0)
 
     def arrays(self):
         """Dense (density, logits), absent voxels empty."""
