@@ -114,7 +114,8 @@ def prepare(mesh_or_path, options=None, *, progress=None, **fields):
     from .metrics import mesh_axis_renders
     from .pixelart import load_pixel_art_dir
     from .render import render_views
-    from .stage1 import Stage1Config, train_stage1, training_cameras, training_image_size
+    from .stage1 import (Stage1Config, field_resolution, train_stage1, training_cameras,
+                         training_image_size)
 
     opts = Options.make(options, **fields)
     n, seed = opts.resolution, opts.seed
@@ -136,16 +137,17 @@ def prepare(mesh_or_path, options=None, *, progress=None, **fields):
 
     report("render", 0, 3, {})
     cams = training_cameras(cfg1, seed)
+    coarse_n = field_resolution(cfg1, n)
     # odd supersampling: no edge pixel has coverage exactly 0.5 (a tie for "alpha > 0.5")
     train_views = clock.run("render", render_views, mesh, cams,
-                            training_image_size(cfg1, n), supersample=3)
+                            training_image_size(cfg1, coarse_n), supersample=3)
     report("render", 1, 3, {})
     axis_hires = clock.run("render", axis_renders, mesh, n)
     report("render", 2, 3, {})
     axis_lowres = clock.run("render", mesh_axis_renders, mesh, n)
     report("render", 3, 3, {})
 
-    coarse = clock.run("stage1", train_stage1, train_views, n, cfg1, seed, report)
+    coarse = clock.run("stage1", train_stage1, train_views, coarse_n, cfg1, seed, report)
 
     images, masks, pal = _make_targets(clock, axis_hires, n, opts.colors, opts.palette,
                                        user_art, opts.pixel_method, seed, weights)

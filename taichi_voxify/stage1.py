@@ -61,6 +61,10 @@ class Stage1Config:
     # only for R above half_res_above (at R = 32 it cost ~0.005 IoU and saved only seconds)
     half_res_fraction: float = 0.5
     half_res_above: int = 32
+    # the coarse field has the voxel art's resolution N up to this N and N/2 above it (0:
+    # always N); Stage 2 resamples it to N. Measured on the cow at N=128 (sparse Stage 2):
+    # IoU 0.9985 vs 0.9986, colour error 1.139 vs 1.146, peak memory 980 vs 1419 MB, 30 s less
+    full_resolution_up_to: int = 64
     memory_budget_gb: float = 4.0
     report_every: int = 25
 
@@ -92,6 +96,12 @@ PRESETS = {
 def training_cameras(config, seed=0):
     """The random orthographic cameras Stage 1 expects its renders from."""
     return random_views(config.views, seed=seed, ortho=True)
+
+
+def field_resolution(config, resolution):
+    """The coarse field's resolution when the voxel art has `resolution` voxels a side."""
+    limit = config.full_resolution_up_to
+    return int(resolution) // 2 if 0 < limit < resolution else int(resolution)
 
 
 def training_image_size(config, resolution):

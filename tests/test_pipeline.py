@@ -150,3 +150,17 @@ def test_fill_reaches_stage2_and_leaves_no_closed_cavity():
     filled = conv.art.filled
     assert filled.any()
     np.testing.assert_array_equal(ndimage.binary_fill_holes(filled), filled)
+
+
+def test_large_grids_train_a_half_resolution_coarse_field():
+    """Above Stage1Config.full_resolution_up_to the coarse field has N/2 voxels a side (the
+    memory of Stage 1 at N=256), and Stage 2 still makes N^3 voxel art that follows the mesh."""
+    from dataclasses import replace
+
+    from taichi_voxify.stage1 import Stage1Config
+
+    config = replace(Stage1Config.preset("test"), full_resolution_up_to=8)
+    conv = run_pipeline(str(mesh_path("Fox.glb")), resolution=16, colors=5, clip="off",
+                        preset="test", seed=7, stage1_config=config)
+    assert conv.coarse.resolution == 8 and conv.art.shape == (16, 16, 16)
+    assert conv.metrics["iou_mean"] >= 0.85
