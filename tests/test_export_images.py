@@ -3,9 +3,12 @@ import pytest
 from PIL import Image
 
 from taichi_voxify import VoxelArt
-from taichi_voxify.cameras import axis_view
-from taichi_voxify.export.images import (BACKGROUND, iso_camera, palette_png, raycast,
-                                         render_voxels, turntable_gif, views_image, views_png)
+from taichi_voxify.cameras import Camera, axis_view, axis_views
+from taichi_voxify.errors import OptionError
+from taichi_voxify.export import images
+from taichi_voxify.export.images import (BACKGROUND, EDGE_DARKEN, VoxelSurface, iso_camera,
+                                         palette_png, render_voxels, turntable_gif, views_image,
+                                         views_png)
 
 
 def _random_art(n=6, seed=0):
@@ -14,11 +17,125 @@ def _random_art(n=6, seed=0):
     return VoxelArt(idx, rng.integers(0, 256, size=(3, 3)))
 
 
+def _first_hits_by_brute_force(art, camera, width, height, grow=0.0):
+    """Reference for VoxelSurface.hits: every pixel's ray against the box of every filled voxel
+    (slab test), the nearest entry wins; the normal is the entry face's. A ray that runs
+    exactly along a slab sees [cell, cell + 1) of it; the other sides of the boxes move out by
+    `grow` voxels."""
+    full = np.array(art.shape, np.float64)
+    voxel = 1.0 / full.max()
+    origins, dirs = camera.rays(width, height)
+    o = (origins.reshape(-1, 1, 3) + 0.5 * voxel * full) / voxel  # from the grid corner
+    d = dirs.reshape(-1, 1, 3)
+    cells = np.argwhere(art.indices > 0)[None]  # (1, V, 3)
+    parallel = d == 0  # inside that slab for every t, or for none
+    lo, hi = cells - grow * ~parallel, cells + 1 + grow * ~parallel
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ta, tb = (lo - o) / d, (hi - o) / d
+    within = (o >= lo) & (o < hi)
+    near = np.where(parallel, np.where(within, -np.inf, np.inf), np.minimum(ta, tb))
+    far = np.where(parallel, np.where(within, np.inf, -np.inf), np.maximum(ta, tb))
+    t_in, t_out = near.max(-1), far.min(-1)
+    t_in = np.where((t_in < t_out) & (t_in >= -1e-6), t_in, np.inf)
+    best = t_in.argmin(1)
+    rays = np.arange(len(o))
+    t = t_in[rays, best]
+    hit = np.isfinite(t)
+    label = np.where(hit, art.indices[tuple(cells[0, best].T)], 0).astype(np.uint8)
+    entry = np.sort(near[rays, best], -1)
+    with np.errstate(invalid="ignore"):  # inf - inf on rays that miss
+        edge = hit & (entry[:, 2] - entry[:, 1] < 1e-9)  # by an edge: either normal is right
+    axis = near[rays, best].argmax(-1)
+    normal = np.zeros((len(o), 3))
+    normal[rays[hit], axis[hit]] = -np.sign(d[rays, 0, axis])[hit]
+    point = np.where(hit[:, None], o[:, 0] + d[:, 0] * np.where(hit, t, 0)[:, None], 0.0)
+    return (label.reshape(height, width), normal.reshape(height, width, 3),
+            point.reshape(height, width, 3), edge.reshape(height, width))
+
+
+def _assert_same_hits(art, camera, width, height=None):
+    """VoxelSurface.hits equals the reference at every pixel but ties, where any answer is
+    right: rays that meet an edge, so that boxes a hair larger or smaller give another voxel,
+    or that enter a voxel by an edge (either face's normal)."""
+    height = height or width
+    got = VoxelSurface(art).hits(camera, width, height)
+    *want, edge = _first_hits_by_brute_force(art, camera, width, height)
+    clear = ~edge
+    for grow in (1e-7, -1e-7):
+        other = _first_hits_by_brute_force(art, camera, width, height, grow)
+        clear &= (other[0] == want[0]) & (other[1] == want[1]).all(-1)
+    assert clear.mean() > 0.75  # the comparison is not empty
+    np.testing.assert_array_equal(got[0][clear], want[0][clear])
+    np.testing.assert_array_equal(got[1][clear], want[1][clear])
+    np.testing.assert_allclose(got[2][clear], want[2][clear], atol=1e-6)
+    return got[0]
+
+
+TURNTABLE_AND_ODD_ANGLES = [(15.0 * i, 25.0) for i in range(0, 24, 5)] + [
+    (45.0, 30.0), (37.0, 21.0), (200.0, -35.0), (300.0, 60.0), (0.0, 0.0)]
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_hits_match_a_brute_force_ray_caster_from_every_camera(seed):
+    art = _random_art(7, seed)
+    # cubic, and not: there the pixel centres of odd sizes lie on voxel boundaries
+    for a in (art, VoxelArt(art.indices[:, :5, 1:], art.palette)):
+        for camera in axis_views():
+            for width in (7, 22):
+                assert (_assert_same_hits(a, camera, width) > 0).any()
+        for azimuth, elevation in TURNTABLE_AND_ODD_ANGLES:
+            for framed in (a, None):  # on the filled voxels, on the whole box
+                _assert_same_hits(a, iso_camera(azimuth, elevation, art=framed), 32, 28)
+
+
+def test_a_ray_along_an_edge_sees_the_voxel_it_runs_into_not_the_one_it_grazes():
+    idx = np.zeros((2, 2, 2), np.uint8)
+    idx[1, 1, 0] = 1  # x [1, 2), z [0, 1): the ray below only touches its edge x = z = 1
+    camera = Camera("diagonal", (0.5, 0.25, 0.5), (-1, 0, -1), (0, 1, 0), True, 0.5, 0.5)
+    # one pixel: its ray runs from (2, 1.5, 2) in voxel units along -x -z, through x = z = 1
+    palette = [[255, 0, 0], [0, 0, 255]]
+    assert VoxelSurface(VoxelArt(idx, palette)).hits(camera, 1, 1)[0][0, 0] == 0
+    idx[0, 1, 0] = 2  # x [0, 1), z [0, 1): the ray goes on into it from that edge
+    label, normal, point = VoxelSurface(VoxelArt(idx, palette)).hits(camera, 1, 1)
+    assert label[0, 0] == 2 and normal[0, 0, 1] == 0 and abs(normal[0, 0]).sum() == 1
+    np.testing.assert_array_equal(point[0, 0], [1, 1.5, 1])
+
+
+def test_non_cubic_grid_drawn_at_its_size_shows_every_voxel_row():
+    idx = np.zeros((5, 4, 3), np.uint8)  # 4 rows in a box 5 tall: pixel rows meet voxel rows on
+    idx[:, :, :] = (np.arange(4) + 1)[None, :, None]  # their boundaries; each row its colour
+    art = VoxelArt(idx, [[10, 0, 0], [20, 0, 0], [30, 0, 0], [40, 0, 0]])
+    label, _, _ = VoxelSurface(art).hits(axis_view("+z"), 5, 5)
+    np.testing.assert_array_equal(label[:, 0], [0, 4, 3, 2, 1])
+
+
+def test_hits_of_full_empty_and_single_voxel_grids():
+    full = VoxelArt(np.full((3, 4, 5), 2, np.uint8), [[9, 9, 9], [200, 0, 0]])  # fills the box
+    one = np.zeros((5, 5, 5), np.uint8)
+    one[4, 0, 2] = 1  # touches three box faces
+    for art in (full, VoxelArt(one, [[0, 0, 255]])):
+        for camera in [*axis_views(), iso_camera(37, 21), iso_camera(37, 21, art=art)]:
+            assert (_assert_same_hits(art, camera, 30) > 0).any()
+    empty = VoxelArt(np.zeros((4, 4, 4), np.uint8), [[1, 2, 3]])
+    label, _, _ = VoxelSurface(empty).hits(iso_camera(), 16, 16)
+    assert not label.any()
+    np.testing.assert_allclose(render_voxels(empty, iso_camera(), 8), np.broadcast_to(
+        BACKGROUND, (8, 8, 3)), atol=1e-6)
+
+
+def test_pictures_drawn_in_many_small_batches_are_the_same(monkeypatch):
+    art = _random_art(8, 5)
+    camera = iso_camera(37, 21, art=art)
+    whole = render_voxels(art, camera, 64)
+    monkeypatch.setattr(images, "_CHUNK", 7)  # a few faces at a time
+    np.testing.assert_array_equal(render_voxels(art, camera, 64), whole)
+    _assert_same_hits(art, camera, 64)
+
+
 def test_front_view_sees_the_first_voxel_of_every_column():
     art = _random_art()
     n = art.shape[0]
-    origins, dirs = axis_view("+z").rays(n, n)  # right = +x, up = +y, looking along -z
-    label, normal, _ = raycast(art.indices, origins, dirs)
+    label, normal, _ = VoxelSurface(art).hits(axis_view("+z"), n, n)  # right +x, up +y, to -z
     for x in range(n):
         for y in range(n):
             column = art.indices[x, y, ::-1]  # from the front (+z) backwards
@@ -30,22 +147,34 @@ def test_front_view_sees_the_first_voxel_of_every_column():
 def test_non_cubic_grid_is_centred_in_the_box():
     rng = np.random.default_rng(4)
     idx = rng.integers(1, 3, size=(4, 2, 3)).astype(np.uint8)  # full, two colours
-    origins, dirs = axis_view("+z").rays(4, 4)
-    label, _, _ = raycast(idx, origins, dirs)
+    label, _, _ = VoxelSurface(VoxelArt(idx, [[1, 1, 1], [2, 2, 2]])).hits(axis_view("+z"), 4, 4)
     assert np.all(label[[0, 3]] == 0)  # 2 voxels tall in a box 4 voxels tall: rows 1-2
     np.testing.assert_array_equal(label[1:3], idx[:, ::-1, -1].T)  # front slice, top row first
 
 
-def test_oblique_ray_walks_the_grid():
-    idx = np.zeros((4, 4, 4), np.uint8)
-    idx[3, 0, 3] = 2  # only the corner voxel at +x, bottom, front
-    art = VoxelArt(idx, [[0, 0, 0], [255, 0, 0]])
-    d = -np.ones(3) / np.sqrt(3)
-    label, normal, point = raycast(art.indices, np.array([[0.9, 0.9, 0.9]]), d[None])
-    assert label[0] == 0  # the diagonal through the box centre misses it
-    start = np.array([[0.45, -0.2, 0.45]]) + 0.5 * np.array([[-0.3, 0.9, -0.3]])
-    label, normal, point = raycast(art.indices, start, np.array([[0.3, -0.9, 0.3]]))
-    assert label[0] == 2 and np.allclose(normal[0], [0, 1, 0])
+def test_axis_view_draws_each_voxel_as_a_square_with_a_darker_rim_from_3_pixels_on():
+    idx = np.zeros((2, 2, 2), np.uint8)
+    idx[0, 1, 1] = 1  # front, top left
+    art = VoxelArt(idx, [[200, 100, 50]])
+    img = render_voxels(art, axis_view("+z"), 16, shade=False)  # 8 pixels a voxel
+    colour = np.array([200, 100, 50]) / 255.0
+    square = img[:8, :8]
+    np.testing.assert_allclose(square[1:-1, 1:-1], np.broadcast_to(colour, (6, 6, 3)), atol=1e-6)
+    rim = np.ones((8, 8), bool)
+    rim[1:-1, 1:-1] = False
+    np.testing.assert_allclose(square[rim], np.broadcast_to(colour * EDGE_DARKEN, (28, 3)),
+                               atol=1e-6)
+    np.testing.assert_allclose(img[8:], np.broadcast_to(BACKGROUND, (8, 16, 3)), atol=1e-6)
+    np.testing.assert_allclose(img[:8, 8:], np.broadcast_to(BACKGROUND, (8, 8, 3)), atol=1e-6)
+    small = render_voxels(art, axis_view("+z"), 5, shade=False)  # 2.5 pixels a voxel: no rim
+    plain = [np.abs(small - c).max(-1) < 1e-6 for c in (colour, BACKGROUND)]
+    assert plain[0].any() and np.all(plain[0] | plain[1])
+
+
+def test_perspective_cameras_are_refused():
+    camera = Camera("p", (0, 0, 2), (0, 0, -1), (0, 1, 0), ortho=False, width=0.8, height=0.8)
+    with pytest.raises(OptionError, match="orthographic"):
+        render_voxels(_random_art(), camera, 16)
 
 
 def test_red_cube_in_the_centre_renders_red_on_background():

@@ -1,5 +1,12 @@
-"""Pictures of voxel art without a GPU: a numpy voxel ray caster (Amanatides-Woo grid walk,
-every ray stepped at once) drawn through the project's cameras, then laid out with PIL.
+"""Pictures of voxel art without a GPU, drawn through the project's (orthographic) cameras in
+numpy, then laid out with PIL.
+
+Only the faces of filled voxels that border empty space can be seen, and an orthographic camera
+sees each one as the same small parallelogram: VoxelSurface lists those faces once per voxel
+art, and every picture tests each face against just the few pixel centres its parallelogram
+can hold (the pixel ray meets the face's plane inside the face), keeping the nearest face per
+pixel. The cost follows the surface and the picture, not the N^3 volume or the rays' walk
+through it, so the 24 turntable frames share one face list.
 
 The grid sits in the object box like the rest of the pipeline: voxel size 1 / max(X, Y, Z),
 centred at the origin, so the axis views line up with the Stage 2 pixel-art targets.
@@ -9,100 +16,158 @@ from PIL import Image, ImageDraw, ImageFont
 
 from ..cameras import BOX_RADIUS, VIEW_NAMES, Camera, axis_views
 from ..color import rgb_to_hex
+from ..errors import OptionError
 from .atomic import atomic_path
 
 BACKGROUND = np.array([0.93, 0.93, 0.93])
 LIGHT = np.array([0.35, 1.0, 0.6]) / np.linalg.norm([0.35, 1.0, 0.6])
 EDGE_DARKEN = 0.82  # voxel outlines: a thin darker border on every voxel face
+_CHUNK = 1 << 20  # (face, pixel) pairs tested at once: bounds a picture's memory
+_HAIR = 1e-6  # pixels
 
 
-def raycast(indices, origins, dirs):
-    """First filled voxel along each ray. origins, dirs (..., 3) in box coordinates.
-    Returns (label (...) uint8 0 = miss, normal (..., 3) of the face hit, point (..., 3) hit
-    position in voxel units)."""
-    full = np.array(indices.shape, dtype=np.float64)
-    voxel = 1.0 / full.max()
-    lead = origins.shape[:-1]
-    o = (origins.reshape(-1, 3) + 0.5 * voxel * full) / voxel
-    d = np.array(dirs.reshape(-1, 3), dtype=np.float64)
-    n = len(o)
-    label = np.zeros(n, np.uint8)
-    normal = np.zeros((n, 3))
-    point = np.zeros((n, 3))
-    filled = np.nonzero(indices)
-    if not len(filled[0]):
-        return label.reshape(lead), normal.reshape(lead + (3,)), point.reshape(lead + (3,))
-    # walk only the bounding box of the filled voxels: rays skip the empty margin at once
-    lo = np.array([a.min() for a in filled])
-    hi = np.array([a.max() + 1 for a in filled])
-    indices = indices[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
-    shape = (hi - lo).astype(np.float64)
-    o = o - lo
-    with np.errstate(divide="ignore", invalid="ignore"):
-        inv = np.where(d != 0, 1.0 / d, np.inf)
-        ta, tb = -o * inv, (shape - o) * inv
-        flat = d == 0  # parallel to a slab: inside it for all t, or never
-        inside = (o > 0) & (o < shape)
-        ta = np.where(flat, np.where(inside, -np.inf, np.nan), ta)
-        tb = np.where(flat, np.where(inside, np.inf, np.nan), tb)
-    t_near, t_far = np.minimum(ta, tb), np.maximum(ta, tb)
-    t_in, t_out = t_near.max(1), t_far.min(1)
-    live = np.nonzero(t_in < t_out)[0]  # NaN compares False: those rays miss
-    t = np.maximum(t_in[live], 0.0)
-    axis = np.argmax(t_near[live], axis=1)
-    step = np.sign(d[live]).astype(np.int64)
-    cell = np.floor(o[live] + d[live] * (t[:, None] + 1e-9)).astype(np.int64)
-    cell = np.clip(cell, 0, np.array(indices.shape) - 1)
-    t_max = np.where(step != 0, (cell + (step > 0) - o[live]) * inv[live], np.inf)
-    t_delta = np.abs(inv[live])
-    flat_index = np.ravel_multi_index(cell.T, indices.shape)
-    strides = np.array([indices.shape[1] * indices.shape[2], indices.shape[2], 1])
-    flat_grid = indices.ravel()
-    for _ in range(int(shape.sum()) + 3):
-        if not len(live):
-            break
-        value = flat_grid[flat_index]
-        hit = value > 0
-        if hit.any():
-            h = live[hit]
-            label[h] = value[hit]
-            normal[h, axis[hit]] = -step[hit, axis[hit]]
-            point[h] = o[h] + d[h] * t[hit, None] + lo
-        # step every ray to its next cell, then drop the ones that hit or left the grid
-        axis = np.argmin(t_max, axis=1)
-        k = np.arange(len(live))
-        t = t_max[k, axis]
-        move = step[k, axis]
-        cell[k, axis] += move
-        flat_index += move * strides[axis]
-        t_max[k, axis] += t_delta[k, axis]
-        c = cell[k, axis]
-        keep = ~hit & (c >= 0) & (c < np.array(indices.shape)[axis])
-        live, t, axis, step, cell, t_max, t_delta, flat_index = (
-            a[keep] for a in (live, t, axis, step, cell, t_max, t_delta, flat_index))
-    return label.reshape(lead), normal.reshape(lead + (3,)), point.reshape(lead + (3,))
+class VoxelSurface:
+    """What a camera outside the grid can see of a voxel art: for each of the six face
+    directions (axis, sign), the filled voxels whose neighbour on that side is empty or outside
+    the grid. Made once, it draws any number of pictures."""
+
+    def __init__(self, art):
+        self.shape, self.palette = art.shape, art.palette
+        filled = art.indices > 0
+        buried = np.zeros_like(filled)  # all six neighbours filled: no face can be seen
+        buried[1:-1, 1:-1, 1:-1] = filled[1:-1, 1:-1, 1:-1]
+        for axis in range(3):
+            for sign in (-1, 1):
+                beside = [slice(1, -1)] * 3
+                beside[axis] = slice(1 + sign, filled.shape[axis] - 1 + sign)
+                buried[1:-1, 1:-1, 1:-1] &= filled[tuple(beside)]
+        flat = np.flatnonzero(filled & ~buried)  # one pass over the grid; the rest per voxel
+        cells = np.stack(np.unravel_index(flat, self.shape), -1).astype(np.int32)
+        strides = np.array(filled.strides) // filled.itemsize
+        self.faces = []  # (axis, sign, cells (F, 3) int32, labels (F,) uint8)
+        for axis in range(3):
+            for sign in (-1, 1):
+                beyond = cells[:, axis] + sign
+                open_ = (beyond < 0) | (beyond >= self.shape[axis])  # the grid's own border
+                open_[~open_] = ~filled.ravel()[flat[~open_] + sign * strides[axis]]
+                self.faces.append((axis, sign, cells[open_], art.indices.ravel()[flat[open_]]))
+
+    def hits(self, camera, width, height):
+        """The first filled voxel along each pixel's ray: label (H, W) uint8 (0: none), the
+        normal (H, W, 3) of the face the ray enters it by, and the point (H, W, 3) where, in
+        voxel units from the grid's corner."""
+        if not camera.ortho:
+            raise OptionError("voxel pictures are drawn by orthographic cameras only")
+        rays = _PixelRays(camera, width, height, self.shape)
+        depth = np.full(height * width, np.inf)  # nearest face so far, per pixel
+        found = []
+        for axis, sign, cells, labels in self.faces:
+            if camera.forward[axis] * sign < 0 and len(cells):  # faces turned to the camera
+                pixel, t, point, face = rays.face_hits(cells, axis, sign, depth)
+                found.append((axis, sign, pixel, t, point, labels[face]))
+        label = np.zeros(height * width, np.uint8)
+        normal = np.zeros((height * width, 3))
+        hit_point = np.zeros((height * width, 3))
+        for axis, sign, pixel, t, point, face_label in found:
+            near = t == depth[pixel]  # ties only where faces meet on an edge: either is right
+            label[pixel[near]] = face_label[near]
+            normal[pixel[near]] = sign * np.eye(3)[axis]
+            hit_point[pixel[near]] = point[near]
+        return (label.reshape(height, width), normal.reshape(height, width, 3),
+                hit_point.reshape(height, width, 3))
+
+    def render(self, camera, width, height=None, shade=True, outlines=True):
+        """(H, W, 3) float sRGB image of the voxels seen by `camera`."""
+        height = height or width
+        label, normal, point = self.hits(camera, width, height)
+        lut = np.concatenate([BACKGROUND[None], self.palette / 255.0])
+        img = lut[label]
+        hit = label > 0
+        if shade:
+            lambert = np.clip(normal @ LIGHT, 0.0, 1.0)
+            img[hit] *= (0.55 + 0.45 * lambert[hit])[:, None]
+        if outlines:
+            frac = point - np.floor(point)
+            near_edge = np.minimum(frac, 1 - frac)
+            in_face = np.abs(normal) < 0.5  # the two axes that lie in the face hit
+            pixel = camera.width / width * max(self.shape)  # one pixel, in voxel lengths
+            if pixel < 1 / 3.0:  # outlines only where voxels are 3+ pixels wide
+                edge = np.any(in_face & (near_edge < 0.6 * pixel), axis=-1) & hit
+                img[edge] *= EDGE_DARKEN
+        return img.astype(np.float32)
+
+
+class _PixelRays:
+    """An orthographic camera's pixel rays in a grid's voxel units, measured from the grid's
+    corner; they all run along camera.forward. Ray origins are worked out as Camera.rays does,
+    to the last bit, so a ray that runs exactly along a voxel boundary (non-cubic grids, whose
+    voxel rows can line up with the pixel centres) takes the voxel above it, as a grid walk
+    from those origins would."""
+
+    def __init__(self, camera, width, height, shape):
+        self.camera, self.width, self.height = camera, width, height
+        self.full = np.array(shape, np.float64)
+        self.voxel = 1.0 / self.full.max()
+        u, v = camera.plane_coords(width, height)
+        self.u, self.v = u[0], v[:, 0]  # per column, per row
+        # to find the pixel centres near a face: one column right, one row down, in voxels ...
+        step = np.stack([camera.right * camera.width / width,
+                         -camera.up * camera.height / height]) / self.voxel
+        # ... so a step along x, y or z moves the ray through (columns, rows) to_pixel[axis]
+        self.to_pixel = (step / (step ** 2).sum(1, keepdims=True)).T
+        self.first = self.origins(np.zeros(1, np.int64), np.zeros(1, np.int64))[0]
+
+    def origins(self, col, row):
+        cam = self.camera
+        offset = self.u[col, None] * cam.right + self.v[row, None] * cam.up
+        return (cam.origin + offset + 0.5 * self.voxel * self.full) / self.voxel
+
+    def face_hits(self, cells, axis, sign, depth):
+        """Where the rays meet the voxel faces (axis, sign) of `cells`: (pixel (flat index),
+        depth t, point, face index) per hit; lowers `depth` to the nearest hit per pixel."""
+        b, c = [k for k in range(3) if k != axis]
+        # a face is the parallelogram base + [0, 1] e_b + [0, 1] e_c on the image: the pixel
+        # centres it can hold lie from ceil(its lowest coordinate) on, at most floor(extent) + 1
+        # across; widened by a hair so that rounding never skips a centre on its edge
+        extent = np.abs(self.to_pixel[b]) + np.abs(self.to_pixel[c]) + 2 * _HAIR
+        low = np.minimum(self.to_pixel[b], 0) + np.minimum(self.to_pixel[c], 0) - _HAIR
+        span = np.floor(extent).astype(np.int64) + 1
+        offsets = np.stack(np.meshgrid(np.arange(span[0]), np.arange(span[1]), indexing="ij"),
+                           -1).reshape(-1, 2)
+        per_chunk = max(1, _CHUNK // len(offsets))
+        parts = [self._chunk_hits(cells, start, start + per_chunk, axis, sign, (b, c), offsets,
+                                  low, depth)
+                 for start in range(0, len(cells), per_chunk)]
+        pixel, t, point, face = (np.concatenate(p) for p in zip(*parts))
+        return pixel, t, point, face
+
+    def _chunk_hits(self, cells, start, stop, axis, sign, in_face, offsets, low, depth):
+        cells = cells[start:stop]
+        base = cells.astype(np.float64)
+        base[:, axis] += sign > 0  # on the face's plane
+        first = np.ceil((base - self.first) @ self.to_pixel + low).astype(np.int64)
+        col = (first[:, None, 0] + offsets[None, :, 0]).ravel()
+        row = (first[:, None, 1] + offsets[None, :, 1]).ravel()
+        face = np.repeat(np.arange(len(cells)), len(offsets))
+        keep = (col >= 0) & (col < self.width) & (row >= 0) & (row < self.height)
+        col, row, face = col[keep], row[keep], face[keep]
+        origin = self.origins(col, row)
+        forward = self.camera.forward
+        t = (base[face, axis] - origin[:, axis]) / forward[axis]
+        point = origin + t[:, None] * forward
+        inside = t >= -1e-9  # in front of the camera (a face on the image plane counts)
+        for k in in_face:  # the face holds the points from which the ray goes on into the
+            lo, hi = cells[face, k], cells[face, k] + 1  # voxel: [lo, hi), or (lo, hi] when the
+            inside &= ((point[:, k] > lo) & (point[:, k] <= hi) if forward[k] < 0  # ray runs
+                       else (point[:, k] >= lo) & (point[:, k] < hi))  # down k; one face per ray
+        pixel = row[inside] * self.width + col[inside]
+        np.minimum.at(depth, pixel, t[inside])
+        return pixel, t[inside], point[inside], start + face[inside]
 
 
 def render_voxels(art, camera, width, height=None, shade=True, outlines=True):
-    """(H, W, 3) float sRGB image of `art` seen by `camera` (a cameras.Camera)."""
-    height = height or width
-    origins, dirs = camera.rays(width, height)
-    label, normal, point = raycast(art.indices, origins, dirs)
-    lut = np.concatenate([BACKGROUND[None], art.palette / 255.0])
-    img = lut[label]
-    hit = label > 0
-    if shade:
-        lambert = np.clip(normal @ LIGHT, 0.0, 1.0)
-        img[hit] *= (0.55 + 0.45 * lambert[hit])[:, None]
-    if outlines:
-        frac = point - np.floor(point)
-        near_edge = np.minimum(frac, 1 - frac)
-        in_face = np.abs(normal) < 0.5  # the two axes that lie in the face hit
-        pixel = camera.width / width * max(art.shape)  # one pixel, in voxel lengths
-        if camera.ortho and pixel < 1 / 3.0:  # outlines only where voxels are 3+ pixels wide
-            edge = np.any(in_face & (near_edge < 0.6 * pixel), axis=-1) & hit
-            img[edge] *= EDGE_DARKEN
-    return img.astype(np.float32)
+    """(H, W, 3) float sRGB image of `art` seen by `camera` (an orthographic cameras.Camera)."""
+    return VoxelSurface(art).render(camera, width, height, shade, outlines)
 
 
 def iso_camera(azimuth=45.0, elevation=30.0, art=None, name="iso", margin=1.06):
@@ -171,9 +236,11 @@ def views_image(art, mesh_views=None, pixel_art=None, tile=160, front="+z", pixe
     VIEW_NAMES order, below, all on the voxel views' light grey."""
     native = max(art.shape)
     scale = max(1, -(-tile // native))
-    voxel_row = [render_voxels(art, cam, native * scale, shade=False) for cam in axis_views()]
+    surface = VoxelSurface(art)
+    voxel_row = [surface.render(cam, native * scale, shade=False)
+                 for cam in axis_views()]
     iso = iso_camera(azimuth=45.0 + FRONT_AZIMUTH[front], art=art)
-    voxel_row.append(render_voxels(art, iso, native * scale))
+    voxel_row.append(surface.render(iso, native * scale))
     rows = [("voxel art", voxel_row, [*VIEW_NAMES, "iso"])]
     for title, views, coverage in (("mesh", mesh_views, None),
                                    ("pixel art", pixel_art, pixel_masks)):
@@ -225,7 +292,8 @@ def palette_png(palette, path, counts=None):
 
 def turntable_frames(art, frames=24, size=256, elevation=25.0):
     """List of (size, size, 3) uint8 frames of the voxel art turning once about the y axis."""
-    return [_to_uint8(render_voxels(art, iso_camera(360.0 * i / frames, elevation, art), size))
+    surface = VoxelSurface(art)
+    return [_to_uint8(surface.render(iso_camera(360.0 * i / frames, elevation, art), size))
             for i in range(frames)]
 
 
