@@ -6,9 +6,9 @@ from taichi_voxify import VoxelArt
 from taichi_voxify.cameras import Camera, axis_view, axis_views
 from taichi_voxify.errors import OptionError
 from taichi_voxify.export import images
-from taichi_voxify.export.images import (BACKGROUND, EDGE_DARKEN, VoxelSurface, iso_camera,
-                                         palette_png, render_voxels, turntable_gif, views_image,
-                                         views_png)
+from taichi_voxify.export.images import (BACKGROUND, EDGE_DARKEN, VoxelSurface, filled_sphere,
+                                         iso_camera, palette_png, render_voxels, turntable_gif,
+                                         views_image, views_png)
 
 
 def _random_art(n=6, seed=0):
@@ -175,6 +175,18 @@ def test_perspective_cameras_are_refused():
     camera = Camera("p", (0, 0, 2), (0, 0, -1), (0, 1, 0), ortho=False, width=0.8, height=0.8)
     with pytest.raises(OptionError, match="orthographic"):
         render_voxels(_random_art(), camera, 16)
+
+
+def test_filled_sphere_surrounds_the_filled_voxels_box():
+    idx = np.zeros((4, 8, 4), np.uint8)  # voxel 1/8, grid centred: x, z span [-0.25, 0.25]
+    idx[0, 7, 1] = idx[1, 5, 1] = 1  # bounding box x [0, 2), y [5, 8), z [1, 2)
+    centre, radius = filled_sphere(VoxelArt(idx, [[1, 1, 1]]))
+    np.testing.assert_allclose(centre, [(1 - 2) / 8, (6.5 - 4) / 8, (1.5 - 2) / 8])
+    np.testing.assert_allclose(radius, np.sqrt(2 ** 2 + 3 ** 2 + 1) / 2 / 8)
+    framed = iso_camera(30, 20, art=VoxelArt(idx, [[1, 1, 1]]))
+    given = iso_camera(30, 20, sphere=(centre, radius))
+    np.testing.assert_allclose(framed.origin, given.origin)
+    assert framed.width == given.width
 
 
 def test_red_cube_in_the_centre_renders_red_on_background():

@@ -170,15 +170,16 @@ def render_voxels(art, camera, width, height=None, shade=True, outlines=True):
     return VoxelSurface(art).render(camera, width, height, shade, outlines)
 
 
-def iso_camera(azimuth=45.0, elevation=30.0, art=None, name="iso", margin=1.06):
+def iso_camera(azimuth=45.0, elevation=30.0, art=None, name="iso", margin=1.06, sphere=None):
     """Orthographic camera from the given angles (degrees; azimuth 0 looks at the front,
     growing toward the object's right side). With `art`, framed on its filled voxels (same
-    framing at every azimuth, so a turntable does not zoom); else the whole box."""
+    framing at every azimuth, so a turntable does not zoom), or on `sphere` (centre, radius)
+    when filled_sphere(art) is already known; else the whole box."""
     az, el = np.radians(azimuth), np.radians(elevation)
     toward_camera = np.array([np.sin(az) * np.cos(el), np.sin(el), np.cos(az) * np.cos(el)])
-    centre, radius = np.zeros(3), BOX_RADIUS
-    if art is not None and art.filled_count:
-        centre, radius = filled_sphere(art)
+    if sphere is None and art is not None and art.filled_count:
+        sphere = filled_sphere(art)
+    centre, radius = sphere if sphere is not None else (np.zeros(3), BOX_RADIUS)
     size = 2 * radius * margin
     return Camera(name, centre + toward_camera * 2.0, -toward_camera, (0.0, 1.0, 0.0), True,
                   size, size)
@@ -188,9 +189,11 @@ def filled_sphere(art):
     """Centre and radius (box units) of the sphere around the filled voxels' bounding box."""
     shape = np.array(art.shape)
     voxel = 1.0 / shape.max()
-    nz = np.nonzero(art.indices)
-    lo = np.array([a.min() for a in nz])
-    hi = np.array([a.max() + 1 for a in nz])
+    filled = art.indices > 0
+    lo, hi = np.zeros(3), np.zeros(3)
+    for axis in range(3):  # the bounding box from three projections: no N^3 index list
+        seen = np.flatnonzero(filled.any(axis=tuple(k for k in range(3) if k != axis)))
+        lo[axis], hi[axis] = seen[0], seen[-1] + 1
     centre = ((lo + hi) / 2 - shape / 2) * voxel
     return centre, np.linalg.norm(hi - lo) / 2 * voxel
 
@@ -293,7 +296,9 @@ def palette_png(palette, path, counts=None):
 def turntable_frames(art, frames=24, size=256, elevation=25.0):
     """List of (size, size, 3) uint8 frames of the voxel art turning once about the y axis."""
     surface = VoxelSurface(art)
-    return [_to_uint8(surface.render(iso_camera(360.0 * i / frames, elevation, art), size))
+    sphere = filled_sphere(art) if art.filled_count else None  # one framing for every frame
+    return [_to_uint8(surface.render(iso_camera(360.0 * i / frames, elevation, sphere=sphere),
+                                     size))
             for i in range(frames)]
 
 
