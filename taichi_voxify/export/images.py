@@ -83,17 +83,18 @@ class VoxelSurface:
         lut = np.concatenate([BACKGROUND[None], self.palette / 255.0])
         img = lut[label]
         hit = label > 0
+        colour, normal = img[hit], normal[hit]  # the rest is background
         if shade:
             lambert = np.clip(normal @ LIGHT, 0.0, 1.0)
-            img[hit] *= (0.55 + 0.45 * lambert[hit])[:, None]
-        if outlines:
+            colour *= (0.55 + 0.45 * lambert)[:, None]
+        pixel = camera.width / width * max(self.shape)  # one pixel, in voxel lengths
+        if outlines and pixel < 1 / 3.0:  # outlines only where voxels are 3+ pixels wide
+            point = point[hit]
             frac = point - np.floor(point)
             near_edge = np.minimum(frac, 1 - frac)
             in_face = np.abs(normal) < 0.5  # the two axes that lie in the face hit
-            pixel = camera.width / width * max(self.shape)  # one pixel, in voxel lengths
-            if pixel < 1 / 3.0:  # outlines only where voxels are 3+ pixels wide
-                edge = np.any(in_face & (near_edge < 0.6 * pixel), axis=-1) & hit
-                img[edge] *= EDGE_DARKEN
+            colour[np.any(in_face & (near_edge < 0.6 * pixel), axis=-1)] *= EDGE_DARKEN
+        img[hit] = colour
         return img.astype(np.float32)
 
 
