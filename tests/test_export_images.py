@@ -212,6 +212,17 @@ def test_views_png_layout_and_labels(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["v.png"]
 
 
+def test_pictures_are_shrunk_at_the_pixels_pil_picks():
+    rng = np.random.default_rng(2)
+    for h, w, size in [(1024, 1024, 160), (37, 53, 160), (16, 16, 64), (300, 200, 7)]:
+        img = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        pil = np.asarray(Image.fromarray(img).resize((size, size), Image.NEAREST))
+        np.testing.assert_array_equal(images._nearest(img, size), pil)
+        np.testing.assert_array_equal(images._nearest(np.stack([img, img[::-1]]), size)[1],
+                                      np.asarray(Image.fromarray(img[::-1]).resize(
+                                          (size, size), Image.NEAREST)))
+
+
 def test_palette_png_draws_each_swatch(tmp_path):
     pal = np.array([[255, 0, 0], [0, 255, 0], [10, 20, 30]], np.uint8)
     palette_png(pal, tmp_path / "p.png", counts=[3, 2, 1])

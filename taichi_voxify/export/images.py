@@ -207,25 +207,35 @@ def _to_uint8(img):
     return a
 
 
+def _nearest(images, size):
+    """(..., H, W, C) images sampled to (..., size, size, C) at the pixels that PIL's NEAREST
+    resize reads (found by resizing a ramp of indices), so that big pictures can be shrunk
+    before the work on them rather than after."""
+    a = np.asarray(images)
+    rows, cols = (np.asarray(Image.fromarray(np.arange(n, dtype=np.int32)[None])
+                             .resize((size, 1), Image.NEAREST))[0] for n in a.shape[-3:-1])
+    return a[..., rows[:, None], cols, :]
+
+
 def _tile(img, size):
-    return Image.fromarray(_to_uint8(img)[..., :3]).resize((size, size), Image.NEAREST)
+    return Image.fromarray(_to_uint8(_nearest(img, size))[..., :3])
 
 
-def _row_images(views, coverage=None):
+def _row_images(views, size, coverage=None):
     """Renders (.rgb, .alpha), PixelArtViews (.images, .masks) or an array/list of images over
-    white -> (H, W, 3) arrays over BACKGROUND, the voxel views' grey, so white parts of the
-    object stay visible. coverage: (V, H, W) alpha or bool masks for plain arrays; without any,
-    the images are shown as they are."""
+    white -> (size, size, 3) arrays over BACKGROUND, the voxel views' grey, so white parts of
+    the object stay visible. coverage: (V, H, W) alpha or bool masks for plain arrays; without
+    any, the images are shown as they are."""
     if views is None:
         return None
     rgb = getattr(views, "rgb", getattr(views, "images", views))
     if coverage is None:
         coverage = getattr(views, "alpha", getattr(views, "masks", None))
     if coverage is None:
-        return [np.asarray(v) for v in rgb]
-    rgb = np.asarray(rgb)
+        return [_nearest(v, size) for v in rgb]
+    rgb = _nearest(rgb, size)  # the 1024-pixel mesh renders of large grids: shrink them first
     rgb = rgb / 255.0 if rgb.dtype == np.uint8 else rgb.astype(np.float64)
-    alpha = np.asarray(coverage, np.float64)[..., None]
+    alpha = _nearest(np.asarray(coverage)[..., None], size).astype(np.float64)
     # over white: c a + (1 - a); over the background: c a + (1 - a) g
     return list(rgb - (1.0 - alpha) * (1.0 - BACKGROUND))
 
@@ -248,7 +258,7 @@ def views_image(art, mesh_views=None, pixel_art=None, tile=160, front="+z", pixe
     rows = [("voxel art", voxel_row, [*VIEW_NAMES, "iso"])]
     for title, views, coverage in (("mesh", mesh_views, None),
                                    ("pixel art", pixel_art, pixel_masks)):
-        imgs = _row_images(views, coverage)
+        imgs = _row_images(views, tile, coverage)
         if imgs:
             names = list(VIEW_NAMES) if len(imgs) == 6 else [str(i) for i in range(len(imgs))]
             rows.append((title, imgs, names))
