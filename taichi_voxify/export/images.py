@@ -314,11 +314,12 @@ def turntable_frames(art, frames=24, size=256, elevation=25.0):
 
 
 def turntable_gif(art, path, frames=24, size=256, seconds=3.0):
-    """An endlessly looping GIF of the voxel art turning once."""
-    images = [Image.fromarray(frame) for frame in turntable_frames(art, frames, size)]
+    """An endlessly looping GIF of the voxel art turning once (imageio)."""
+    import imageio.v3 as iio
+
+    images = np.stack(turntable_frames(art, frames, size))
     with atomic_path(path) as tmp:
-        images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:],
-                       duration=int(1000 * seconds / frames), loop=0)
+        iio.imwrite(tmp, images, extension=".gif", duration=int(1000 * seconds / frames), loop=0)
 
 
 def _save(image, path):
