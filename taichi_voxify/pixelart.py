@@ -13,9 +13,11 @@ Pipeline for each view (all numpy, vectorised over every cell at once):
    that follow colour edges, with a palette from deterministic annealing; "box" the mean
    colour; "nearest" the centre pixel (the plain downscaling baselines, still quantised).
 2. mask: a cell is foreground when its mean alpha exceeds 0.5, or when it is a thin part
-   (partly covered with at most two solid neighbours: tails, legs, antennae; a part so thin
-   that no cell around covers a fifth, however little of the cell it covers, so a needle
-   stays a line) or joins a thin part to the body.
+   (partly covered with no solid 4-neighbour: tails, legs, antennae thinner than half a cell;
+   a part so thin that no cell around covers a fifth, however little of the cell it covers,
+   so a needle stays a line) or joins a thin part to the body. A partly covered cell beside
+   a solid one is that part's edge, already shown, and stays out as it does in the mesh's
+   alpha > 0.5 silhouette (widening it cost the shipped meshes up to 0.05 IoU).
 3. palette: one palette shared by all views (see palette.py), quantisation in Lab.
 4. cleanup: a pixel whose eight neighbours all share another colour takes that colour, unless
    its own cell colour is clearly farther from that colour than from its own (a real feature).
@@ -135,7 +137,7 @@ def _neighbours(grid, fill):
 def cell_mask(coverage):
     """Foreground cells from mean alpha: solid cells plus thin parts (see module docstring).
 
-    A thin part's cell has at most two solid neighbours and THIN_ALPHA coverage, or any
+    A thin part's cell has no solid 4-neighbour and THIN_ALPHA coverage, or any
     coverage when no neighbour has more than THIN_ALPHA (the part is thinner than a fifth of
     a cell wherever it goes, and the only thing there: a needle, a wire stays a line, while
     the faint tip beyond a thicker part is left out); a partly covered cell between a thin
@@ -144,12 +146,11 @@ def cell_mask(coverage):
     solid = coverage > SOLID_ALPHA
     partial = (coverage > THIN_ALPHA) & ~solid
     faint = (coverage > 0) & ~partial & ~solid
-    solid_neighbours = sum(nb.astype(int) for nb in _neighbours(solid, False))
     densest_neighbour = np.max(_neighbours(coverage, 0.0), axis=0)
-    thin = (partial & (solid_neighbours <= 2)) | (faint & (densest_neighbour <= THIN_ALPHA))
     side = [_OFFSETS.index(o) for o in ((-1, 0), (0, -1), (0, 1), (1, 0))]
-    touches_thin = np.any([_neighbours(thin, False)[i] for i in side], axis=0)
     touches_solid = np.any([_neighbours(solid, False)[i] for i in side], axis=0)
+    thin = (partial & ~touches_solid) | (faint & (densest_neighbour <= THIN_ALPHA))
+    touches_thin = np.any([_neighbours(thin, False)[i] for i in side], axis=0)
     return solid | thin | (partial & touches_thin & touches_solid)
 
 

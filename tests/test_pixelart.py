@@ -171,6 +171,19 @@ def test_thin_parts_stay_in_the_mask():
     assert not (_alpha_cells(alpha, 16) > 0.5)[9:15].any()  # the leg is thin indeed
 
 
+def test_a_part_a_cell_already_shows_is_not_widened_by_its_partial_edge():
+    """An antenna 1.4 cells wide is one column of solid cells: the partly covered column
+    beside it (0.375 of each cell) is its edge, not a thin part, and stays out of the mask,
+    as it stays out of the mesh's alpha > 0.5 silhouette."""
+    alpha = np.zeros((128, 128))
+    alpha[64:, 16:112] = 1.0  # a body
+    alpha[16:64, 48:59] = 1.0  # an antenna: cell column 6 full, column 7 three pixels of 8
+    rgb = np.where(alpha[..., None] > 0, [0.2, 0.6, 0.3], 1.0)
+    _, mask = make_pixel_art(rgb, alpha, cells=16, colors=2)
+    np.testing.assert_array_equal(mask, _alpha_cells(alpha, 16) > 0.5)
+    assert mask[2:8, 6].all() and not mask[:8, 7].any()
+
+
 def test_outline_darkens_the_silhouette_without_new_colours():
     alpha = np.zeros((128, 128))
     alpha[32:96, 32:96] = 1.0
