@@ -239,8 +239,7 @@ def _trade_twins_for_outliers(centres, lab, w, closer_than=np.inf):
     k = len(centres)
     min_support = max(RARE_MIN_SHARE * w.sum(), w.min())
     for _ in range(k - 1):
-        _, d2 = _nearest(lab, centres)
-        rare = _supported_outlier(lab, w, np.sqrt(d2), min_support)
+        rare = _supported_outlier(lab, w, centres, min_support)
         if rare is None:
             break
         pair_d = delta_e76(centres[:, None], centres[None])
@@ -255,13 +254,24 @@ def _trade_twins_for_outliers(centres, lab, w, closer_than=np.inf):
     return centres
 
 
-def _supported_outlier(lab, w, dist, min_support):
-    """(colour, distance) of the farthest colour with enough weight around it, or None."""
-    for i in np.argsort(-dist, kind="stable")[:64]:
+def _supported_outlier(lab, w, centres, min_support):
+    """(colour, distance to the nearest centre) of the farthest supported colour, or None.
+
+    Among the 64 colours farthest from every centre, each with at least `min_support` weight
+    within RARE_RADIUS, the one whose support's mean colour (what would join the palette)
+    lies farthest from the centres: the farthest single colour's support can centre on a
+    colour the palette has already (a dark cluster's stray shade), and adding that would
+    make a twin, not a new colour."""
+    _, d2 = _nearest(lab, centres)
+    best = None
+    for i in np.argsort(-d2, kind="stable")[:64]:
         near = delta_e76(lab, lab[i]) < RARE_RADIUS
         if w[near].sum() >= min_support:
-            return np.average(lab[near], axis=0, weights=w[near]), dist[i]
-    return None
+            colour = np.average(lab[near], axis=0, weights=w[near])
+            dist = float(delta_e76(colour, centres).min())
+            if best is None or dist > best[1]:
+                best = (colour, dist)
+    return best
 
 
 def _maxmin(lab, w, k):

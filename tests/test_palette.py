@@ -196,3 +196,23 @@ def test_kmeans_centres_are_medians_of_their_colours():
     lab = np.array([[50.0, 0, 0]] * 9 + [[80.0, 0, 0]])
     centre = _median_steps(lab, np.ones(10), [[53.0, 0, 0]])[0]
     assert abs(centre[0] - 50.0) < 0.5
+
+
+def test_a_stray_shade_of_a_colour_the_palette_has_does_not_buy_a_twin():
+    """The farthest colour from the palette is a dark grey's stray shade (6 ΔE off) whose
+    support centres on the dark grey the palette already has; trading the closest pair (two
+    greys 4.8 ΔE apart) for it would give the palette two dark greys (RobotExpressive had
+    #3d3d3d and #3e3d3d) and drop a grey the views show."""
+    from taichi_voxify.palette import _trade_twins_for_outliers
+
+    groups = {(60, 60, 60): 300, (47, 47, 47): 40, (73, 73, 73): 40, (165, 164, 156): 100,
+              (170, 162, 147): 100, (202, 147, 56): 200, (183, 145, 91): 100,
+              (179, 158, 130): 100}
+    lab = srgb_to_lab(np.array(list(groups), np.uint8))
+    w = np.array(list(groups.values()), float)
+    centres = lab[[0, 3, 4, 5, 6, 7]]
+    traded = _trade_twins_for_outliers(centres, lab, w)
+    d = delta_e76(traded[:, None], traded[None])
+    d[np.diag_indices(len(d))] = np.inf
+    assert d.min() > 4.0
+    assert np.allclose(np.sort(traded, axis=0), np.sort(centres, axis=0))
