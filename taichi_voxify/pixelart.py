@@ -7,8 +7,15 @@ Pipeline for each view (all numpy, vectorised over every cell at once):
    (thin dark features such as eyes, mouths and lines would otherwise vanish), and closes
    one-cell gaps where a thin strip narrows out of a region of its colour. Cluster colours
    are modes (mean-shift), not means, so blends of two regions do not enter the palette; a
-   cell whose two clusters are one region's shades (closer than FEATURE_DELTA) takes its
-   mean colour.
+   cell whose two clusters are one region's shades (closer than FEATURE_DELTA) offers its
+   mean colour. Each cell offers the palette that colour (CellColors.lab) but is quantised
+   by its look (CellColors.look): the mean of its pixels' Lab colours, or its kept feature's
+   colour. Between two palette colours the Lab mean sides with the cell's majority (a 70/30
+   cell reads its main colour), and where a palette colour lies nearer, as a shade of the
+   boundary between two regions does, the cell takes it (at N=32 this lowers the targets'
+   mean ΔE76 against the mesh's N x N views: Fox 5.44 -> 5.16, Robot 6.60 -> 3.93, spot
+   3.60 -> 2.63, character 7.03 -> 6.81, alien 2.39 -> 1.79). A mean of light (linear
+   sRGB) would lower it further but makes a 60% black cell white: eyes and dark lines fade.
    "gerstner" (after Gerstner et al. 2012, simplified): SLIC-like superpixels, one per cell,
    that follow colour edges, with a palette from deterministic annealing; "box" the mean
    colour; "nearest" the centre pixel (the plain downscaling baselines, still quantised).
@@ -56,9 +63,14 @@ OUTLINE_DARKER = 10.0  # an outline colour must be at least this much darker (L*
 class CellColors:
     """One view reduced to cells, before palette quantisation."""
 
-    lab: np.ndarray  # (N, M, 3) chosen colour of each cell (white where empty)
+    lab: np.ndarray  # (N, M, 3) the colour each cell offers the palette (white where empty)
     mask: np.ndarray  # (N, M) bool foreground
     feature: np.ndarray  # (N, M) bool: the colour is a kept minority feature
+    look: np.ndarray = None  # (N, M, 3) the colour quantised to the palette (None: lab)
+
+    def __post_init__(self):
+        if self.look is None:
+            self.look = self.lab
 
 
 @dataclass
@@ -260,10 +272,18 @@ def _kcentroid(cell_rgb, w, mask):
     share[busy] = np.minimum(m0, m1) / np.maximum(m0 + m1, 1e-12)
     major, minor = major.reshape(rows, cols, 3), minor.reshape(rows, cols, 3)
     feature = _keep_features(major, minor, share.reshape(rows, cols), mask)
+    w = w.reshape(rows, cols, p)
     # one region's shading (no second colour in the cell): its mean, as a box filter reads it
     shading = delta_e76(major, minor) < FEATURE_DELTA
-    major = np.where(shading[..., None], _box(cell_rgb, w.reshape(rows, cols, p)), major)
-    return np.where(feature[..., None], minor, major), feature
+    major = np.where(shading[..., None], _box(cell_rgb, w), major)
+    look = np.where(feature[..., None], minor, _lab_mean(cell_rgb, w))
+    return np.where(feature[..., None], minor, major), look, feature
+
+
+def _lab_mean(rgb, w):
+    """Per-cell mean of the covered pixels' Lab colours, weighted by coverage."""
+    lab = srgb_to_lab(rgb)
+    return (w[..., None] * lab).sum(2) / np.maximum(w.sum(2), 1e-12)[..., None]
 
 
 def _box(rgb, w):
@@ -295,17 +315,21 @@ def cell_colors(render_rgb, render_alpha, cells, method="kcentroid"):
     w = cell_alpha  # each pixel weighs by its covered samples: the background none
     cell_rgb = _to_cells(rgb, rows, cols)
     feature = np.zeros(mask.shape, bool)
+    look = None
     if method in ("kcentroid", "gerstner"):
-        lab, feature = _kcentroid(cell_rgb, w, mask)
+        lab, look, feature = _kcentroid(cell_rgb, w, mask)
         if method == "gerstner":  # superpixel colours, but kept features stay as they are
             lab = np.where(feature[..., None], lab, _superpixel_colors(rgb, alpha, mask, lab))
+            look = None
     elif method == "box":
         lab = _box(cell_rgb, w)
     else:
         sub_rows = -(-alpha.shape[0] // rows)
         lab = _nearest_pixel(cell_rgb, w, sub_rows, cell_rgb.shape[2] // sub_rows)
-    lab = np.where(mask[..., None], lab, np.array([100.0, 0.0, 0.0]))
-    return CellColors(lab=lab, mask=mask, feature=feature & mask)
+    white = np.array([100.0, 0.0, 0.0])
+    lab = np.where(mask[..., None], lab, white)
+    look = None if look is None else np.where(mask[..., None], look, white)
+    return CellColors(lab=lab, mask=mask, feature=feature & mask, look=look)
 
 
 # --- Gerstner et al. 2012: SLIC-like superpixels, one per output pixel -----------------------
@@ -399,8 +423,8 @@ def remove_isolated(index, cells, palette_lab):
     same = np.all([nb == nbs[0] for nb in nbs[1:]], axis=0)
     other = nbs[0]
     isolated = cells.mask & same & (other >= 0) & (other != index)
-    own_d = delta_e76(cells.lab, palette_lab[np.maximum(index, 0)])
-    other_d = delta_e76(cells.lab, palette_lab[np.maximum(other, 0)])
+    own_d = delta_e76(cells.look, palette_lab[np.maximum(index, 0)])
+    other_d = delta_e76(cells.look, palette_lab[np.maximum(other, 0)])
     replace = isolated & ~cells.feature & (other_d <= own_d + CLEANUP_MARGIN)
     return np.where(replace, other, index)
 
@@ -423,7 +447,7 @@ def add_outline(index, mask, palette_lab):
 
 
 def _quantise(cells, palette, palette_lab, outline, cleanup):
-    index = np.where(cells.mask, nearest_palette_index(lab_to_srgb(cells.lab), palette), -1)
+    index = np.where(cells.mask, nearest_palette_index(lab_to_srgb(cells.look), palette), -1)
     if cleanup:
         index = remove_isolated(index, cells, palette_lab)
     if outline:

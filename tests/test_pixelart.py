@@ -250,6 +250,33 @@ def test_kcentroid_keeps_cell_modes_not_blends():
     assert 20 < box.lab[0, 0, 0] < 80
 
 
+
+def _four_cells(first_white, second):
+    """A 20 x 20 render, four 10 x 10 cells: the first (top left) `first_white` of 100 pixels
+    white (in raster order) and the rest black, the other three all `second`."""
+    rgb = np.full((20, 20, 3), float(second))
+    first = np.zeros(100)
+    first[:first_white] = 1.0
+    rgb[:10, :10] = first.reshape(10, 10)[..., None]
+    return rgb
+
+
+@pytest.mark.parametrize("first_white, second, palette, expect", [
+    # a cell 30% white reads black, its majority, as the eye reads it up close: a mean of light
+    # (linear sRGB) would call it white, so dark parts would shrink at every boundary
+    (30, 1.0, "#ffffff,#000000", (0, 0, 0)),
+    # a cell 55% white, with a mid grey in the palette, reads grey: its look at a glance, not
+    # its majority (the palette stays the regions' colours; a cell may still fall between)
+    (55, 0.0, "#ffffff,#000000,#777777", (0x77, 0x77, 0x77)),
+])
+def test_a_cell_of_two_colours_takes_the_palette_colour_nearest_its_look(first_white, second,
+                                                                         palette, expect):
+    image, mask = make_pixel_art(_four_cells(first_white, second), np.ones((20, 20)), cells=2,
+                                 palette=palette, colors=len(palette.split(",")))
+    assert mask.all()
+    np.testing.assert_allclose(image[0, 0], np.array(expect) / 255.0, atol=1e-6)
+    np.testing.assert_allclose(image.reshape(4, 3)[1:], second, atol=1e-6)
+
 # --- bring your own pixel art ---------------------------------------------------------------
 
 def _write_views(folder, stems, size=16, alpha=True, sizes=None):
