@@ -44,7 +44,8 @@ import numpy as np
 from .color import (delta_e76, lab_to_srgb, linear_to_srgb, pil_to_rgba8, segment_distance,
                     srgb_to_lab, srgb_to_linear)
 from .errors import InputError, OptionError
-from .palette import DEFAULT_COLORS, check_colors, nearest_palette_index, resolve_palette
+from .palette import (DEFAULT_COLORS, check_colors, nearest_palette_index, parse_palette,
+                      resolve_palette, spend_twins)
 from .views import view_weights
 
 PIXEL_METHODS = ("kcentroid", "gerstner", "box", "nearest")
@@ -497,7 +498,11 @@ def cells_palette(per_view, colors, palette=None, method="kcentroid", weights=No
         weights = view_weights()
     if palette is None:
         palette = "anneal" if method == "gerstner" else "kmeans_rare"
-    return resolve_palette(palette, lab_to_srgb(lab), masks, check_colors(colors), weights, seed)
+    pal = resolve_palette(palette, lab_to_srgb(lab), masks, check_colors(colors), weights, seed)
+    if parse_palette(palette).kind != "method":  # named and given colours are the user's
+        return pal
+    looks = lab_to_srgb(np.stack([c.look for c in per_view]))
+    return spend_twins(pal, looks, masks, weights)
 
 
 def quantise_views(per_view, palette, outline=False, cleanup=True):

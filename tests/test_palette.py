@@ -216,3 +216,46 @@ def test_a_stray_shade_of_a_colour_the_palette_has_does_not_buy_a_twin():
     d[np.diag_indices(len(d))] = np.inf
     assert d.min() > 4.0
     assert np.allclose(np.sort(traded, axis=0), np.sort(centres, axis=0))
+
+
+def _weighted_image(groups):
+    """One image row holding each colour of {rgb: count} count times, and its mask."""
+    pixels = np.concatenate([np.tile(c, (n, 1)) for c, n in groups.items()]).astype(np.uint8)
+    return pixels[None, None], np.ones((1, 1, len(pixels)), bool)
+
+
+def test_spend_twins_gives_a_second_shade_to_a_boundary_shade_the_looks_need():
+    """Four regions' colours with two oranges 4 ΔE apart (twins), and looks where a quarter of
+    the cells are the orange/white boundary's light orange: the twins merge and the light
+    orange takes the slot, which lowers the looks' colour error."""
+    from taichi_voxify.palette import spend_twins
+
+    palette = np.array([(219, 135, 41), (207, 128, 38), (254, 246, 237), (83, 52, 16)], np.uint8)
+    looks = {(219, 135, 41): 300, (207, 128, 38): 300, (254, 246, 237): 300, (83, 52, 16): 100,
+             (239, 185, 136): 300}
+    image, mask = _weighted_image(looks)
+    spent = spend_twins(palette, image, mask)
+    lab = srgb_to_lab(spent)
+    d = delta_e76(lab[:, None], lab[None])
+    d[np.diag_indices(len(d))] = np.inf
+    assert len(spent) == 4 and d.min() > 10.0
+    assert delta_e76(lab, srgb_to_lab(np.array([239, 185, 136], np.uint8))).min() < 2.0
+    for kept in palette[2:]:  # the distinct regions keep their colours
+        assert delta_e76(lab, srgb_to_lab(kept)).min() < 2.0
+
+
+def test_spend_twins_keeps_twins_when_a_trade_would_raise_the_error():
+    """Twins 8 ΔE apart that each hold much of the looks, and a faint colour 9 ΔE from the
+    palette: the trade the twin rule alone would make costs more than it gains, so the
+    palette stays as it is."""
+    from taichi_voxify.palette import spend_twins
+
+    palette = np.array([(120, 160, 60), (134, 176, 72), (250, 250, 250), (30, 30, 90)], np.uint8)
+    lab = srgb_to_lab(palette)
+    assert 6.0 < delta_e76(lab[0], lab[1]) < 10.0
+    faint = (140, 140, 150)
+    looks = {tuple(c): 1000 for c in palette.tolist()}
+    looks[faint] = 10
+    image, mask = _weighted_image(looks)
+    assert delta_e76(srgb_to_lab(np.array(faint, np.uint8)), lab).min() > delta_e76(lab[0], lab[1])
+    np.testing.assert_array_equal(spend_twins(palette, image, mask), palette)

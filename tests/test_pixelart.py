@@ -277,6 +277,26 @@ def test_a_cell_of_two_colours_takes_the_palette_colour_nearest_its_look(first_w
     np.testing.assert_allclose(image[0, 0], np.array(expect) / 255.0, atol=1e-6)
     np.testing.assert_allclose(image.reshape(4, 3)[1:], second, atol=1e-6)
 
+
+def test_the_palette_spends_its_twins_on_the_cells_looks():
+    """Cells offer the palette their regions' colours (two oranges 4 ΔE apart among them) but
+    a quarter of them look light orange (an orange/white boundary): the palette gives the
+    light orange a slot instead of keeping two oranges. A named palette is left as it is."""
+    from taichi_voxify.pixelart import CellColors, cells_palette
+
+    regions = np.array([(219, 135, 41), (207, 128, 38), (254, 246, 237), (83, 52, 16)], float)
+    lab = srgb_to_lab(np.repeat(regions / 255.0, 10, axis=0).reshape(4, 10, 3))
+    look = lab.copy()
+    look[:2, 5:] = srgb_to_lab(np.array([239, 185, 136], np.uint8))  # from the oranges' cells
+    cells = [CellColors(lab=lab, mask=np.ones((4, 10), bool), feature=np.zeros((4, 10), bool),
+                        look=look)]
+    found = srgb_to_lab(cells_palette(cells, 4, "kmeans"))
+    assert delta_e76(found, srgb_to_lab(np.array([239, 185, 136], np.uint8))).min() < 2.0
+    for colour in regions[2:].astype(np.uint8):
+        assert delta_e76(found, srgb_to_lab(colour)).min() < 2.0
+    pico = cells_palette(cells, 4, "pico8")
+    assert all(c in named_palette_rgb("pico8").tolist() for c in pico.tolist())
+
 # --- bring your own pixel art ---------------------------------------------------------------
 
 def _write_views(folder, stems, size=16, alpha=True, sizes=None):
