@@ -420,8 +420,8 @@ def spend_twins(palette, images, masks, weights=None):
     palette, while that lowers the images' mean ΔE76 to the palette; `palette` itself when
     no trade does. Pixel art extracts its palette from the regions' colours and spends the
     twins on the cells' looks: a spare slot goes to the shade a boundary between two regions
-    shows rather than to a second shade of one region (Fox at N=32: a light orange and an
-    orange-brown instead of a second orange and a second white)."""
+    shows rather than to a second shade of one region (Fox at N=32: the light orange of its
+    ears and of the orange/white boundary instead of a second white)."""
     colors, w = weighted_colors(images, masks, weights)
     lab, start = srgb_to_lab(colors), srgb_to_lab(palette)
     traded = _trade_twins_for_outliers(start, lab, w, TWIN_DELTA, must_improve=True)

@@ -25,7 +25,8 @@ Pipeline for each view (all numpy, vectorised over every cell at once):
    so a needle stays a line) or joins a thin part to the body. A partly covered cell beside
    a solid one is that part's edge, already shown, and stays out as it does in the mesh's
    alpha > 0.5 silhouette (widening it cost the shipped meshes up to 0.05 IoU).
-3. palette: one palette shared by all views (see palette.py), quantisation in Lab.
+3. palette: one palette shared by all views (see palette.py) from the cells' colours, its
+   twins spent on the cells' looks (palette.spend_twins); quantisation of the looks in Lab.
 4. cleanup: a pixel whose eight neighbours all share another colour takes that colour, unless
    its own cell colour is clearly farther from that colour than from its own (a real feature).
 5. optional outline: silhouette pixels take the nearest clearly darker palette colour.
