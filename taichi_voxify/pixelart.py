@@ -499,8 +499,9 @@ def cells_palette(per_view, colors, palette=None, method="kcentroid", weights=No
         weights = view_weights()
     if palette is None:
         palette = "anneal" if method == "gerstner" else "kmeans_rare"
-    pal = resolve_palette(palette, lab_to_srgb(lab), masks, check_colors(colors), weights, seed)
-    if parse_palette(palette).kind != "method":  # named and given colours are the user's
+    spec = parse_palette(palette, check_colors(colors))
+    pal = resolve_palette(spec, lab_to_srgb(lab), masks, spec.k, weights, seed)
+    if spec.kind != "method":  # named and given colours are the user's
         return pal
     looks = lab_to_srgb(np.stack([c.look for c in per_view]))
     return spend_twins(pal, looks, masks, weights)
