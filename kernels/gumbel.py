@@ -5,14 +5,15 @@
 
 Gumbel noise g_n is read from a table of standard Gumbel samples (made by the caller from a
 seeded numpy Generator) at a position hashed from (step, voxel, n): no RNG state, so the
-result does not depend on thread scheduling, and a voxel's sample can be recomputed wherever it
-is needed (the axis-view marches quantize the voxels they visit on the fly, forward and
-backward, instead of a pass over all N^3 voxels).
+result does not depend on thread scheduling (the axis-view marches quantize each voxel they
+visit once per step, kernels/ortho.py, instead of a pass over all N^3 voxels).
 Backward: d loss / d logit_n = s_n (q_n - sum_m s_m q_m) / tau with q_n = (d loss / d rgb) . c_n.
 
 The palette cross-entropy's gradient for one pixel that asks voxel v for colour t with weight w
 is w (softmax(logits_v) - onehot(t)) (no noise, no temperature): its optimum is the weighted
-mode of the colours asked for, where a squared colour error would pick their mean.
+mode of the colours asked for, where a squared colour error would pick their mean. The
+marches sum those weights per voxel and colour (a class histogram), so the softmax is taken
+once per voxel.
 """
 import taichi as ti
 
@@ -49,93 +50,93 @@ def noisy_logit(logits: ti.template(), noise: ti.template(), idx, c, step_key, n
 
 
 @ti.func
-def tempered_softmax(logits: ti.template(), palette: ti.template(), noise: ti.template(), idx,
-                     step_key, noise_scale, inv_tau):
-    """(top, best, total, soft colour) of voxel idx: the largest y and its index, the sum of
-    exp(y - top), and sum_n s_n c_n."""
+def quantize_voxel(logits: ti.template(), palette: ti.template(), noise: ti.template(), idx,
+                   quant: ti.template(), soft: ti.template(), rgb: ti.template()):
+    """Voxel idx's Gumbel-Softmax at a step, quant = (step key, noise scale, 1/tau, hard):
+    its probabilities s into soft (N,N,N,C) and the colour it shows (sum_n s_n c_n, or the
+    argmax's palette colour when hard) into rgb (N,N,N,3)."""
+    i, j, k = idx[0], idx[1], idx[2]
     top, best = -1e30, 0
     for c in range(logits.shape[3]):
-        y = noisy_logit(logits, noise, idx, c, step_key, noise_scale, inv_tau)
+        y = noisy_logit(logits, noise, idx, c, quant[0], quant[1], quant[2])
+        soft[i, j, k, c] = y
         if y > top:
             top, best = y, c
     total = 0.0
+    for c in range(logits.shape[3]):
+        e = ti.exp(soft[i, j, k, c] - top)
+        soft[i, j, k, c] = e
+        total += e
     mix = ti.Vector([0.0, 0.0, 0.0])
     for c in range(logits.shape[3]):
-        e = ti.exp(noisy_logit(logits, noise, idx, c, step_key, noise_scale, inv_tau) - top)
-        total += e
-        mix += e * palette_colour(palette, c)
-    return top, best, total, mix / total
+        p = soft[i, j, k, c] / total
+        soft[i, j, k, c] = p
+        mix += p * palette_colour(palette, c)
+    if quant[3] != 0:
+        mix = palette_colour(palette, best)
+    for ch in ti.static(range(3)):
+        rgb[i, j, k, ch] = mix[ch]
 
 
 @ti.func
-def quantized_colour(palette: ti.template(), best, soft_mix, hard):
-    """The colour the renderer shows: the soft mixture, or the argmax's palette colour."""
-    out = soft_mix
-    if hard != 0:
-        out = palette_colour(palette, best)
-    return out
-
-
-@ti.func
-def add_quantizer_grad(grad_logits: ti.template(), logits: ti.template(),
-                       palette: ti.template(), noise: ti.template(), idx, g, step_key,
-                       noise_scale, inv_tau, top, total, soft_mix):
-    """grad_logits[idx] += d/d logits of g . rgb (g = d loss / d rgb of this voxel), from the
-    tempered_softmax statistics (top, total, soft_mix) of the same voxel and step."""
-    mean_q = g.dot(soft_mix)
-    for c in range(logits.shape[3]):
-        s = ti.exp(noisy_logit(logits, noise, idx, c, step_key, noise_scale, inv_tau)
-                   - top) / total
+def add_quantizer_grad(grad_logits: ti.template(), soft: ti.template(), palette: ti.template(),
+                       idx, grad_rgb: ti.template(), inv_tau):
+    """grad_logits[idx] += d/d logits of g . rgb, g = grad_rgb[idx] (d loss / d rgb of the
+    voxel, consumed: set to 0), from the probabilities quantize_voxel left in soft."""
+    i, j, k = idx[0], idx[1], idx[2]
+    g = ti.Vector([grad_rgb[i, j, k, ch] for ch in ti.static(range(3))])
+    mean_q = 0.0
+    for c in range(soft.shape[3]):
+        mean_q += soft[i, j, k, c] * g.dot(palette_colour(palette, c))
+    for c in range(soft.shape[3]):
         q = g.dot(palette_colour(palette, c))
-        grad_logits[idx[0], idx[1], idx[2], c] += s * (q - mean_q) * inv_tau
+        grad_logits[i, j, k, c] += soft[i, j, k, c] * (q - mean_q) * inv_tau
+    for ch in ti.static(range(3)):
+        grad_rgb[i, j, k, ch] = 0.0
 
 
 @ti.func
-def add_cross_entropy_grad(grad_logits: ti.template(), logits: ti.template(), idx, target,
-                           weight):
-    """grad_logits[idx] += weight * (softmax(logits[idx]) - onehot(target)); returns the
-    term's value, -weight * log softmax(logits[idx])[target]."""
-    top = -1e30
+def add_class_cross_entropy(grad_logits: ti.template(), logits: ti.template(),
+                            hist: ti.template(), idx, scale):
+    """The palette cross-entropy of voxel idx over its class histogram h (hist[idx], the
+    weights its pixels ask for each colour; consumed): grad_logits[idx] += scale * (sum(h)
+    softmax(logits) - h); returns the value, -scale * sum_t h_t log softmax_t."""
+    i, j, k = idx[0], idx[1], idx[2]
+    total, top = 0.0, -1e30
     for c in range(logits.shape[3]):
-        top = ti.max(top, logits[idx[0], idx[1], idx[2], c])
-    norm = 0.0
-    for c in range(logits.shape[3]):
-        norm += ti.exp(logits[idx[0], idx[1], idx[2], c] - top)
-    for c in range(logits.shape[3]):
-        p = ti.exp(logits[idx[0], idx[1], idx[2], c] - top) / norm
-        hit = ti.select(c == target, 1.0, 0.0)
-        grad_logits[idx[0], idx[1], idx[2], c] += weight * (p - hit)
-    return -weight * (logits[idx[0], idx[1], idx[2], target] - top - ti.log(norm))
+        total += hist[i, j, k, c]
+        top = ti.max(top, logits[i, j, k, c])
+    value = 0.0
+    if total > 0.0:
+        norm = 0.0
+        for c in range(logits.shape[3]):
+            norm += ti.exp(logits[i, j, k, c] - top)
+        for c in range(logits.shape[3]):
+            z = logits[i, j, k, c] - top
+            h = hist[i, j, k, c]
+            grad_logits[i, j, k, c] += scale * (total * ti.exp(z) / norm - h)
+            value -= scale * h * (z - ti.log(norm))
+            hist[i, j, k, c] = 0.0
+    return value
 
 
 @ti.kernel
 def gumbel_softmax(logits: ti.types.ndarray(), palette: ti.types.ndarray(),
                    noise: ti.types.ndarray(), step_key: ti.u32, noise_scale: float,
-                   inv_tau: float, hard: ti.i32, rgb: ti.types.ndarray()):
-    """rgb (N,N,N,3) = the quantized colour of every voxel (for renderers that read a colour
-    grid: the perspective ablation)."""
+                   inv_tau: float, hard: ti.i32, soft: ti.types.ndarray(),
+                   rgb: ti.types.ndarray()):
+    """quantize_voxel on every voxel: soft (N,N,N,C) and rgb (N,N,N,3) (for renderers that
+    read a colour grid: the perspective ablation)."""
+    quant = (step_key, noise_scale, inv_tau, hard)
     for i, j, k in ti.ndrange(logits.shape[0], logits.shape[1], logits.shape[2]):
-        idx = ti.Vector([i, j, k])
-        _, best, _, mix = tempered_softmax(logits, palette, noise, idx, step_key, noise_scale,
-                                           inv_tau)
-        colour = quantized_colour(palette, best, mix, hard)
-        for ch in ti.static(range(3)):
-            rgb[i, j, k, ch] = colour[ch]
+        quantize_voxel(logits, palette, noise, ti.Vector([i, j, k]), quant, soft, rgb)
 
 
 @ti.kernel
-def gumbel_softmax_backward(logits: ti.types.ndarray(), palette: ti.types.ndarray(),
-                            noise: ti.types.ndarray(), step_key: ti.u32, noise_scale: float,
+def gumbel_softmax_backward(soft: ti.types.ndarray(), palette: ti.types.ndarray(),
                             inv_tau: float, grad_rgb: ti.types.ndarray(),
                             grad_logits: ti.types.ndarray()):
-    """grad_logits (N,N,N,C) += d loss / d logits from grad_rgb (N,N,N,3), for the forward of
-    the same step; the same in the soft and hard phases. Voxels without colour gradient are
-    skipped."""
-    for i, j, k in ti.ndrange(logits.shape[0], logits.shape[1], logits.shape[2]):
-        g = ti.Vector([grad_rgb[i, j, k, ch] for ch in ti.static(range(3))])
-        if g.norm_sqr() != 0.0:
-            idx = ti.Vector([i, j, k])
-            top, _, total, mix = tempered_softmax(logits, palette, noise, idx, step_key,
-                                                  noise_scale, inv_tau)
-            add_quantizer_grad(grad_logits, logits, palette, noise, idx, g, step_key,
-                               noise_scale, inv_tau, top, total, mix)
+    """grad_logits (N,N,N,C) += d loss / d logits from grad_rgb (N,N,N,3, consumed), for the
+    gumbel_softmax that left `soft`; the same in the soft and hard phases."""
+    for i, j, k in ti.ndrange(soft.shape[0], soft.shape[1], soft.shape[2]):
+        add_quantizer_grad(grad_logits, soft, palette, ti.Vector([i, j, k]), grad_rgb, inv_tau)

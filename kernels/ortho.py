@@ -29,10 +29,12 @@ rest_i = sum_{j>i} w_j c_j + T_end * white (likewise for depth),
 The six views run one after another inside one launch (a ti.static loop), so every voxel
 receives its six contributions in the same order on every run: gradients are bit-reproducible.
 
-Voxel colours come from an rgb grid, or from palette logits quantized on the fly where a ray
-visits the voxel (kernels/gumbel.py), so neither pass costs N^3: with early termination a
-step's work follows the surface the views see, and the backward flags the blocks it touched so
-Adam visits only those.
+Voxel colours come from an rgb grid, or from palette logits quantized where a ray first visits
+the voxel in a pass (kernels/gumbel.py; cached_colour), so neither pass costs N^3: with early
+termination a step's work follows the surface the views see. The backward collects d loss / d
+rgb and the cross-entropy's class histogram per visited voxel and flags the blocks it touched;
+logit_grads turns them into logit gradients there, once per voxel, and Adam visits only those
+blocks.
 """
 import taichi as ti
 
@@ -119,21 +121,24 @@ def column_spans(density: ti.types.ndarray(), threshold: float, span: ti.types.n
 
 
 @ti.func
-def voxel_colour(colour: ti.template(), palette: ti.template(), noise: ti.template(), idx,
-                 quant: ti.template(), from_logits: ti.template()):
-    """The colour voxel idx shows and the quantizer statistics of its logits (zeros when the
-    grid holds colours): `colour` is an rgb grid (N,N,N,3), or logits (N,N,N,C) over the
-    palette quantized on the fly (kernels/gumbel.py; quant = (step key, noise scale, 1/tau,
-    hard)), so a step quantizes only the voxels its rays visit."""
-    rgb = ti.Vector([0.0, 0.0, 0.0])
-    top, total, mix = 0.0, 1.0, ti.Vector([0.0, 0.0, 0.0])
+def cached_colour(colour: ti.template(), palette: ti.template(), noise: ti.template(), idx,
+                  quant: ti.template(), stamp: ti.template(), pass_id, soft: ti.template(),
+                  rgb: ti.template(), from_logits: ti.template()):
+    """The colour voxel idx shows in this pass. `colour` is an rgb grid (N,N,N,3), read
+    directly; or palette logits (N,N,N,C), quantized (gumbel.quantize_voxel: quant = (step key,
+    noise scale, 1/tau, hard)) into soft and rgb when a ray first visits the voxel in this
+    pass (stamp != pass_id, then set) and read back from rgb after, so a step quantizes each
+    voxel its rays reach once. Each voxel lies in one column per view and the views run in
+    order, so no two threads quantize the same voxel."""
+    out = ti.Vector([0.0, 0.0, 0.0])
     if ti.static(from_logits):
-        top, best, total, mix = gumbel.tempered_softmax(colour, palette, noise, idx, quant[0],
-                                                        quant[1], quant[2])
-        rgb = gumbel.quantized_colour(palette, best, mix, quant[3])
+        if stamp[idx[0], idx[1], idx[2]] != pass_id:
+            gumbel.quantize_voxel(colour, palette, noise, idx, quant, soft, rgb)
+            stamp[idx[0], idx[1], idx[2]] = pass_id
+        out = _voxel_rgb(rgb, idx)
     else:
-        rgb = _voxel_rgb(colour, idx)
-    return rgb, top, total, mix
+        out = _voxel_rgb(colour, idx)
+    return out
 
 
 @ti.kernel
@@ -141,58 +146,55 @@ def render_axis_views(density: ti.types.ndarray(), colour: ti.types.ndarray(),
                       palette: ti.types.ndarray(), noise: ti.types.ndarray(),
                       span: ti.types.ndarray(), shift: float, t_min: float, step_key: ti.u32,
                       noise_scale: float, inv_tau: float, hard: ti.i32,
-                      out_rgb: ti.types.ndarray(), out_depth: ti.types.ndarray(),
-                      out_opacity: ti.types.ndarray(), from_logits: ti.template()):
+                      stamp: ti.types.ndarray(), pass_id: ti.i32, soft: ti.types.ndarray(),
+                      rgb: ti.types.ndarray(), out_rgb: ti.types.ndarray(),
+                      out_depth: ti.types.ndarray(), out_opacity: ti.types.ndarray(),
+                      from_logits: ti.template()):
     """Colour (6,N,N,3), depth (6,N,N) and opacity (6,N,N) of the six axis views (`colour`,
-    palette, noise and the quantizer scalars: see voxel_colour; palette and noise are unused
-    for an rgb grid)."""
+    palette, noise, the quantizer scalars and the cache stamp/soft/rgb: see cached_colour;
+    all but `colour` go unused for an rgb grid)."""
     n = density.shape[0]
     quant = (step_key, noise_scale, inv_tau, hard)
     for view in ti.static(range(NUM_VIEWS)):
         for r, c in ti.ndrange(n, n):
             s0, s1 = step_range(view, n, r, c, span)
             trans = 1.0
-            rgb = ti.Vector([0.0, 0.0, 0.0])
+            acc = ti.Vector([0.0, 0.0, 0.0])
             depth = 0.0
             for s in range(s0, s1):
                 if trans <= t_min:
                     break
                 idx, _, decay = column_sample(view, density, n, r, c, s, shift)
                 w = trans * (1.0 - decay)
-                c_i, _, _, _ = voxel_colour(colour, palette, noise, idx, quant, from_logits)
-                rgb += w * c_i
+                acc += w * cached_colour(colour, palette, noise, idx, quant, stamp, pass_id,
+                                         soft, rgb, from_logits)
                 depth += w * (s + 0.5) / n
                 trans *= decay
             for ch in ti.static(range(3)):
-                out_rgb[view, r, c, ch] = rgb[ch] + trans * BACKGROUND
+                out_rgb[view, r, c, ch] = acc[ch] + trans * BACKGROUND
             out_depth[view, r, c] = depth + trans
             out_opacity[view, r, c] = 1.0 - trans
 
 
 @ti.kernel
-def render_axis_views_backward(density: ti.types.ndarray(), colour: ti.types.ndarray(),
-                               palette: ti.types.ndarray(), noise: ti.types.ndarray(),
+def render_axis_views_backward(density: ti.types.ndarray(), rgb: ti.types.ndarray(),
                                span: ti.types.ndarray(), shift: float, t_min: float,
-                               step_key: ti.u32, noise_scale: float, inv_tau: float,
-                               hard: ti.i32, out_rgb: ti.types.ndarray(),
-                               out_depth: ti.types.ndarray(), out_opacity: ti.types.ndarray(),
-                               g_rgb: ti.types.ndarray(), g_depth: ti.types.ndarray(),
-                               g_opacity: ti.types.ndarray(), class_target: ti.types.ndarray(),
-                               class_scale: float, grad_density: ti.types.ndarray(),
-                               grad_colour: ti.types.ndarray(), blocks: ti.types.ndarray(),
-                               class_loss: ti.types.ndarray(), from_logits: ti.template()):
+                               out_rgb: ti.types.ndarray(), out_depth: ti.types.ndarray(),
+                               out_opacity: ti.types.ndarray(), g_rgb: ti.types.ndarray(),
+                               g_depth: ti.types.ndarray(), g_opacity: ti.types.ndarray(),
+                               grad_density: ti.types.ndarray(), grad_rgb: ti.types.ndarray(),
+                               blocks: ti.types.ndarray(), class_target: ti.types.ndarray(),
+                               hist: ti.types.ndarray(), with_classes: ti.template()):
     """Backward of `render_axis_views` for the same inputs, given the loss gradients g_* of
-    its outputs: adds d loss / d density and d loss / d colour (the rgb grid, or the logits
-    through the quantizer) into grad_density / grad_colour and flags the blocks
-    (grid.BLOCK^3 voxels) of every voxel it visits in `blocks`.
+    its outputs: adds d loss / d density into grad_density and d loss / d rgb into grad_rgb
+    (rgb: the colours the forward showed, the rgb grid or the quantizer's cache) and flags
+    the blocks (grid.BLOCK^3 voxels) of every voxel it visits in `blocks`.
 
-    With logits and class_scale > 0 it also adds the palette cross-entropy: each pixel whose
-    class_target (6,N,N) is a palette index t >= 0 asks each voxel its ray crosses for t with
-    weight class_scale * w_i (w_i = T_i alpha_i, the voxel's share of the pixel); the term's
-    value per pixel goes to class_loss (6,N,N), the gradient (logits only, the shares taken as
-    given) to grad_colour."""
+    with_classes (the palette cross-entropy): each pixel whose class_target (6,N,N) is a
+    palette index t >= 0 asks each voxel its ray crosses for t with weight w_i = T_i alpha_i,
+    the voxel's share of the pixel: hist[voxel, t] += w_i (logit_grads turns hist into the
+    term's gradient and value)."""
     n = density.shape[0]
-    quant = (step_key, noise_scale, inv_tau, hard)
     for view in ti.static(range(NUM_VIEWS)):
         for r, c in ti.ndrange(n, n):
             s0, s1 = step_range(view, n, r, c, span)
@@ -201,20 +203,17 @@ def render_axis_views_backward(density: ti.types.ndarray(), colour: ti.types.nda
             g_dep = g_depth[view, r, c]
             opacity_term = g_opacity[view, r, c] * (1.0 - out_opacity[view, r, c])
             target = -1
-            if ti.static(from_logits):
-                if class_scale > 0.0:
-                    target = class_target[view, r, c]
+            if ti.static(with_classes):
+                target = class_target[view, r, c]
             trans = 1.0
             acc_rgb = ti.Vector([0.0, 0.0, 0.0])
             acc_depth = 0.0
-            class_value = 0.0
             for s in range(s0, s1):
                 if trans <= t_min:
                     break
                 idx, x, decay = column_sample(view, density, n, r, c, s, shift)
                 w = trans * (1.0 - decay)
-                c_i, top, total, mix = voxel_colour(colour, palette, noise, idx, quant,
-                                                    from_logits)
+                c_i = _voxel_rgb(rgb, idx)
                 t_i = (s + 0.5) / n
                 acc_rgb += w * c_i
                 acc_depth += w * t_i
@@ -223,20 +222,41 @@ def render_axis_views_backward(density: ti.types.ndarray(), colour: ti.types.nda
                            + g_dep * (trans_next * t_i - (out_depth[view, r, c] - acc_depth))
                            + opacity_term)
                 grad_density[idx[0], idx[1], idx[2]] += d_sigma * sigmoid(x)
-                if ti.static(from_logits):
-                    gumbel.add_quantizer_grad(grad_colour, colour, palette, noise, idx,
-                                              w * g_col, quant[0], quant[1], quant[2], top,
-                                              total, mix)
+                for ch in ti.static(range(3)):
+                    grad_rgb[idx[0], idx[1], idx[2], ch] += w * g_col[ch]
+                if ti.static(with_classes):
                     if target >= 0:
-                        class_value += gumbel.add_cross_entropy_grad(
-                            grad_colour, colour, idx, target, class_scale * w)
-                else:
-                    for ch in ti.static(range(3)):
-                        grad_colour[idx[0], idx[1], idx[2], ch] += w * g_col[ch]
+                        hist[idx[0], idx[1], idx[2], target] += w
                 blocks[idx[0] // BLOCK, idx[1] // BLOCK, idx[2] // BLOCK] = ti.u8(1)
                 trans = trans_next
-            if ti.static(from_logits):
-                class_loss[view, r, c] = class_value
+
+
+@ti.kernel
+def logit_grads(blocks: ti.types.ndarray(), stamp: ti.types.ndarray(), pass_id: ti.i32,
+                soft: ti.types.ndarray(), palette: ti.types.ndarray(),
+                rgb_grad: ti.types.ndarray(), inv_tau: float, logits: ti.types.ndarray(),
+                hist: ti.types.ndarray(), class_scale: float, grad_logits: ti.types.ndarray(),
+                class_value: ti.types.ndarray()):
+    """d loss / d logits of the voxels the last pass quantized (stamp == pass_id; they lie in
+    the flagged blocks), added to grad_logits: the quantizer's (gumbel.add_quantizer_grad,
+    from rgb_grad, consumed) and, with class_scale > 0, the palette cross-entropy's over the
+    voxel's class histogram (gumbel.add_class_cross_entropy, hist consumed), whose value goes
+    to class_value[block] (0 elsewhere). One thread per block: each block's value is summed in
+    a fixed order."""
+    n = stamp.shape[0]
+    for bi, bj, bk in ti.ndrange(blocks.shape[0], blocks.shape[1], blocks.shape[2]):
+        value = 0.0
+        if blocks[bi, bj, bk] != 0:
+            for i, j, k in ti.ndrange((bi * BLOCK, ti.min(n, bi * BLOCK + BLOCK)),
+                                      (bj * BLOCK, ti.min(n, bj * BLOCK + BLOCK)),
+                                      (bk * BLOCK, ti.min(n, bk * BLOCK + BLOCK))):
+                if stamp[i, j, k] == pass_id:
+                    idx = ti.Vector([i, j, k])
+                    gumbel.add_quantizer_grad(grad_logits, soft, palette, idx, rgb_grad, inv_tau)
+                    if class_scale > 0.0:
+                        value += gumbel.add_class_cross_entropy(grad_logits, logits, hist, idx,
+                                                                class_scale)
+        class_value[bi, bj, bk] = value
 
 
 # --- perspective variant (only for the paper's "w/o ortho" ablation) ---------------------------

@@ -108,9 +108,9 @@ def _grid_index(block_coords: ti.template(), v):
 def quantize_voxel(block_coords: ti.template(), n, logits: ti.template(),
                    palette: ti.template(), noise: ti.template(), quant: ti.template(), v,
                    soft: ti.template(), rgb: ti.template()):
-    """gumbel.tempered_softmax of voxel v into soft (its probabilities) and rgb (the colour
-    it shows): the noise is drawn from the voxel's grid index, so sparse and dense grids
-    sample the same noise. quant = (step key, noise scale, 1/tau, hard)."""
+    """gumbel.quantize_voxel on the flat arrays: voxel v's probabilities into soft and the
+    colour it shows into rgb; the noise is drawn from the voxel's grid index, so sparse and
+    dense grids sample the same noise. quant = (step key, noise scale, 1/tau, hard)."""
     colours = palette.shape[0]
     idx = _grid_index(block_coords, v)
     base = ((idx[0] * n + idx[1]) * n + idx[2]) * colours
@@ -250,7 +250,7 @@ def logit_grads(touched: ti.types.ndarray(), stamp: ti.types.ndarray(), pass_id:
     touched slots), added to grad_logits:
       the quantizer, gumbel.add_quantizer_grad: soft_n (q_n - sum_m soft_m q_m) / tau with
         q_n = rgb_grad . palette_n (rgb_grad is consumed: set to 0);
-      with class_scale > 0 the palette cross-entropy (gumbel.add_cross_entropy_grad summed):
+      with class_scale > 0 the palette cross-entropy, gumbel.add_class_cross_entropy:
         class_scale * (sum(hist) softmax(logits) - hist), hist consumed; the term's value
         -class_scale * sum_t hist_t log softmax_t goes to class_value[slot] (0 elsewhere).
     One thread per slot, so each slot's value is summed in a fixed order."""

@@ -50,14 +50,27 @@ class AxisViewRenderer:
         self._spans_ready = False
         self.out = _view_images(n)
         self.grads = _view_images(n)
-        self.class_loss = ndarrays.zeros((NUM_VIEWS, n, n))
         self.touched = ndarrays.zeros((block_count(n),) * 3, ti.u8)
+        self.class_value = ndarrays.zeros((block_count(n),) * 3)
         self._no_target = ndarrays.zeros((1, 1, 1), ti.i32)
+        self._cache = None  # the quantizer's per-voxel buffers, made on first use
+        self._pass_id = 0  # stamps the voxels a forward quantized
+        self._class_scale = 0.0  # of the last backward's cross-entropy, for its value
 
-    def _colour_args(self, quantizer):
-        if quantizer is None:  # an rgb grid: palette, noise and the scalars go unused
-            return (self.class_loss, self.class_loss, 0, 0.0, 1.0, 0), False
-        return quantizer.kernel_args(), True
+    def _quantizer_cache(self, colours):
+        """Per-voxel buffers of the quantized colours: stamp, soft (probabilities), rgb,
+        rgb_grad and the cross-entropy's class histogram (the last two kept at zero between
+        steps)."""
+        import taichi as ti
+
+        n = self.n
+        if self._cache is None or self._cache["soft"].shape[3] != colours:
+            self._cache = dict(stamp=ndarrays.full((n,) * 3, -1, ti.i32),
+                               soft=ndarrays.empty((n,) * 3 + (colours,)),
+                               rgb=ndarrays.empty((n,) * 3 + (3,)),
+                               rgb_grad=ndarrays.zeros((n,) * 3 + (3,)),
+                               hist=ndarrays.zeros((n,) * 3 + (colours,)))
+        return self._cache
 
     def forward(self, density, colour, quantizer=None, refresh_spans=True):
         """Render the grids (raw density (N,N,N) and colour: rgb, or logits with `quantizer`
@@ -67,30 +80,49 @@ class AxisViewRenderer:
         if refresh_spans or not self._spans_ready:
             self._spans_ready = True
             self._k.column_spans(density, self.threshold, self.span)
-        args, from_logits = self._colour_args(quantizer)
-        palette, noise, *scalars = args
-        self._k.render_axis_views(density, colour, palette, noise, self.span, self.shift,
-                                  self.t_min, *scalars, *self.out, from_logits)
+        self._pass_id += 1
+        if quantizer is None:  # an rgb grid: the quantizer's arguments go unused
+            dummy = self.class_value
+            self._k.render_axis_views(density, colour, dummy, dummy, self.span, self.shift,
+                                      self.t_min, 0, 0.0, 1.0, 0, self._no_target, 0, dummy,
+                                      dummy, *self.out, False)
+            return
+        cache = self._quantizer_cache(colour.shape[3])
+        self._k.render_axis_views(density, colour, *quantizer.kernel_args()[:2], self.span,
+                                  self.shift, self.t_min, *quantizer.kernel_args()[2:],
+                                  cache["stamp"], self._pass_id, cache["soft"], cache["rgb"],
+                                  *self.out, True)
 
     def backward(self, density, colour, grad_density, grad_colour, quantizer=None,
                  class_target=None, class_scale=0.0):
         """Accumulate d loss / d density and d loss / d colour (rgb, or logits through the
         quantizer) for the last forward; with logits, class_target (6,N,N) i32 and
-        class_scale > 0 add the palette cross-entropy (values per pixel in class_loss)."""
-        args, from_logits = self._colour_args(quantizer)
-        palette, noise, *scalars = args
-        target = self._no_target if class_target is None else class_target
+        class_scale > 0 add the palette cross-entropy (its value: class_term())."""
+        with_classes = quantizer is not None and class_target is not None and class_scale > 0
+        self._class_scale = float(class_scale) if with_classes else 0.0
+        if quantizer is None:
+            self._k.render_axis_views_backward(
+                density, colour, self.span, self.shift, self.t_min, *self.out, *self.grads,
+                grad_density, grad_colour, self.touched, self._no_target, grad_colour, False)
+            return
+        cache = self._quantizer_cache(colour.shape[3])
         self._k.render_axis_views_backward(
-            density, colour, palette, noise, self.span, self.shift, self.t_min, *scalars,
-            *self.out, *self.grads, target, float(class_scale if from_logits else 0.0),
-            grad_density, grad_colour, self.touched, self.class_loss, from_logits)
-
-    def images(self):
-        return ViewRender(*(a.to_numpy() for a in self.out))
+            density, cache["rgb"], self.span, self.shift, self.t_min, *self.out, *self.grads,
+            grad_density, cache["rgb_grad"], self.touched,
+            class_target if with_classes else self._no_target,
+            cache["hist"] if with_classes else colour, with_classes)
+        self._k.logit_grads(self.touched, cache["stamp"], self._pass_id, cache["soft"],
+                            quantizer.palette, cache["rgb_grad"], quantizer.inv_tau, colour,
+                            cache["hist"], self._class_scale, grad_colour, self.class_value)
 
     def class_term(self):
         """The weighted palette cross-entropy of the last backward (0 without one)."""
-        return float(self.class_loss.to_numpy().sum())
+        if self._class_scale <= 0:
+            return 0.0
+        return float(self.class_value.to_numpy().sum())
+
+    def images(self):
+        return ViewRender(*(a.to_numpy() for a in self.out))
 
     def set_output_grads(self, g_rgb, g_depth, g_opacity):
         """Upload numpy loss gradients of the outputs (6,N,N,3), (6,N,N), (6,N,N)."""
@@ -182,7 +214,7 @@ class PaletteQuantizer:
         self.palette = ndarrays.from_numpy(palette)
         self.noise = ndarrays.from_numpy(gumbel_noise_table(seed, table_size))
         self.set_step(0, 1.0)
-        self.rgb = None
+        self.soft = self.rgb = None
 
     def set_step(self, step, tau, hard=False, noise=True):
         self.step_key = step_key(step)
@@ -198,14 +230,15 @@ class PaletteQuantizer:
         from ..kernels.gumbel import gumbel_softmax
 
         self.set_step(step, tau, hard, noise)
-        if self.rgb is None or self.rgb.shape != tuple(logits.shape[:3]) + (3,):
+        if self.soft is None or self.soft.shape != tuple(logits.shape):
+            self.soft = ndarrays.empty(tuple(logits.shape))
             self.rgb = ndarrays.empty(tuple(logits.shape[:3]) + (3,))
-        gumbel_softmax(logits, *self.kernel_args(), self.rgb)
+        gumbel_softmax(logits, *self.kernel_args(), self.soft, self.rgb)
         return self.rgb
 
     def backward(self, logits, grad_rgb, grad_logits):
-        """grad_logits += d loss / d logits from d loss / d rgb, for the last forward's step."""
+        """grad_logits += d loss / d logits from d loss / d rgb (consumed: set to 0), for the
+        last forward's step."""
         from ..kernels.gumbel import gumbel_softmax_backward
 
-        args = self.kernel_args()
-        gumbel_softmax_backward(logits, *args[:-1], grad_rgb, grad_logits)
+        gumbel_softmax_backward(self.soft, self.palette, self.inv_tau, grad_rgb, grad_logits)
