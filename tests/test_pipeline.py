@@ -154,13 +154,19 @@ def test_fill_reaches_stage2_and_leaves_no_closed_cavity():
 
 def test_large_grids_train_a_half_resolution_coarse_field():
     """Above Stage1Config.full_resolution_up_to the coarse field has N/2 voxels a side (the
-    memory of Stage 1 at N=256), and Stage 2 still makes N^3 voxel art that follows the mesh."""
+    memory of Stage 1 at N=256), and Stage 2 still makes N^3 voxel art that follows the mesh
+    about as well as from a full-resolution field."""
     from dataclasses import replace
 
     from taichi_voxify.stage1 import Stage1Config
 
-    config = replace(Stage1Config.preset("test"), full_resolution_up_to=8)
-    conv = run_pipeline(str(mesh_path("Fox.glb")), resolution=16, colors=5, clip="off",
-                        preset="test", seed=7, stage1_config=config)
-    assert conv.coarse.resolution == 8 and conv.art.shape == (16, 16, 16)
-    assert conv.metrics["iou_mean"] >= 0.85
+    runs = {}
+    for limit in (8, 0):
+        config = replace(Stage1Config.preset("test"), full_resolution_up_to=limit)
+        runs[limit] = run_pipeline(str(mesh_path("Fox.glb")), resolution=16, colors=5,
+                                   clip="off", preset="test", seed=7, stage1_config=config)
+    half, full = runs[8], runs[0]
+    assert half.coarse.resolution == 8 and full.coarse.resolution == 16
+    assert half.art.shape == full.art.shape == (16, 16, 16)
+    assert half.metrics["iou_mean"] >= full.metrics["iou_mean"] - 0.05
+    assert half.metrics["iou_mean"] >= 0.8
