@@ -326,7 +326,7 @@ def test_trainer_on_tiny_and_empty_targets(case):
     for step in range(3):
         terms = sparse.step(step, log=True)
         assert np.isfinite(terms["loss"])
-    density, index, logits, _ = sparse.grids()
+    density, index, logits = sparse.grids()
     assert density.shape == (n,) * 3 and logits.shape == (n,) * 3 + (len(PALETTE),)
     if case == "empty":
         assert sgrid.grid.slots == 0 and np.all(density == EMPTY_DENSITY)

@@ -3,7 +3,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .. import ndarrays
+from .. import backend, ndarrays
 from ..voxelart import VoxelArt
 from .ops import AxisViewRenderer, ViewRender
 
@@ -27,9 +27,11 @@ def fill_interior(occupancy, color_index):
 def render_voxel_art(occupancy, color_index, palette):
     """The six axis views of opaque palette-coloured voxels (what the exports show)."""
     n = occupancy.shape[0]
-    density = np.where(occupancy, OPAQUE_DENSITY, -OPAQUE_DENSITY)
+    fd = backend.float_dtype()  # no float64 copies of N^3 grids (1.2 GB at N=256)
+    density = np.where(occupancy, fd(OPAQUE_DENSITY), fd(-OPAQUE_DENSITY))
     renderer = AxisViewRenderer(n, 0.0, skip_alpha=1e-4, t_min=1e-6)
-    renderer.forward(ndarrays.from_numpy(density), ndarrays.from_numpy(palette[color_index]))
+    renderer.forward(ndarrays.from_numpy(density),
+                     ndarrays.from_numpy(np.asarray(palette, fd)[color_index]))
     return renderer.images()
 
 
@@ -40,7 +42,6 @@ class Stage2Result:
     palette: np.ndarray  # (K,3) uint8
     density: np.ndarray  # (N,N,N) trained raw density
     logits: np.ndarray  # (N,N,N,K), None for the use_gumbel=False ablation
-    rgb: np.ndarray  # (N,N,N,3) colour before quantisation (palette colour of the argmax)
     renders: ViewRender  # six axis views of the final voxel art
     history: list = field(default_factory=list)  # loss terms every log_every steps
     metadata: dict = field(default_factory=dict)

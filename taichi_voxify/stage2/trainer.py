@@ -12,13 +12,12 @@ import time
 import numpy as np
 
 from .. import backend, ndarrays
-from ..coarse_field import softplus
 from ..palette import nearest_palette_index
 from .config import Stage2Config
 from .grid import DenseGrid
 from .inputs import check_inputs, resample_field, stage1_depth
 from .losses import ViewLosses, palette_targets
-from .ops import PaletteQuantizer, initial_logits
+from .ops import PaletteQuantizer, density_threshold, initial_logits
 from .result import Stage2Result, fill_interior, render_voxel_art
 
 
@@ -115,12 +114,11 @@ class Stage2Trainer:
         return terms
 
     def grids(self):
-        """(density (N,N,N), colour index (N,N,N) 0-based, logits or None, continuous rgb)."""
+        """(density (N,N,N), colour index (N,N,N) 0-based, logits or None)."""
         density, colour = self.grid.arrays()
         if self.use_gumbel:
-            index = np.argmax(colour, axis=-1)
-            return density, index, colour, self.palette[index]
-        return density, nearest_palette_index(colour, self.palette), None, colour
+            return density, np.argmax(colour, axis=-1).astype(np.uint8), colour
+        return density, nearest_palette_index(colour, self.palette), None
 
 
 def train_stage2(coarse, pixel_art, masks, palette, depth_target=None, mesh_views_hr=None,
@@ -178,10 +176,9 @@ def train_stage2(coarse, pixel_art, masks, palette, depth_target=None, mesh_view
 
 
 def _finish(trainer, palette, history, cfg):
-    density, index, logits, rgb = trainer.grids()
-    alpha = 1.0 - np.exp(-softplus(density + trainer.shift))
-    occupancy = alpha > cfg.occupancy_alpha
+    density, index, logits = trainer.grids()
+    occupancy = density > density_threshold(cfg.occupancy_alpha, trainer.shift)
     if cfg.fill:
         occupancy, index = fill_interior(occupancy, index)
     renders = render_voxel_art(occupancy, index, palette.astype(np.float64) / 255.0)
-    return Stage2Result(occupancy, index, palette, density, logits, rgb, renders, history)
+    return Stage2Result(occupancy, index, palette, density, logits, renders, history)
