@@ -203,6 +203,7 @@ def _settings_metadata(opts):
 def run_pipeline(mesh_or_path, options=None, *, progress=None, **fields):
     """Run every stage and return a Conversion (see `convert` for the arguments)."""
     prep = prepare(mesh_or_path, options, progress=progress, **fields)
+    prep.train_views = None  # Stage 1's 40 training renders: ~280 MB at N=256, no longer read
     return fine_tune(prep, progress=progress)
 
 

@@ -88,8 +88,8 @@ class SparseGrid:
             return
         values = init(self.voxel_coords()[new_voxels]) if init is not None else {}
         for name, c in self.channels.items():
-            current = (np.empty((self.voxels, c.width)) if new_voxels.all()
-                       else self.get(name))
+            current = (np.empty((self.voxels, c.width), backend.float_dtype())
+                       if new_voxels.all() else self.get(name))
             if name in values:
                 current[new_voxels] = np.reshape(values[name], (-1, c.width))
             else:

@@ -187,9 +187,13 @@ def gumbel_noise_table(seed, size):
 
 
 def initial_logits(rgb, palette, scale=0.1):
-    """logit_n = -||rgb - c_n|| / scale for (..., 3) colours and (C, 3) palette in [0, 1]."""
-    dist = np.linalg.norm(rgb[..., None, :] - palette, axis=-1)
-    return -dist / scale
+    """logit_n = -||rgb - c_n|| / scale for (..., 3) colours and (C, 3) palette in [0, 1].
+    One palette colour at a time: an (..., C, 3) difference array is 0.7 GB at N=256."""
+    rgb = np.asarray(rgb)
+    logits = np.empty(rgb.shape[:-1] + (len(palette),), dtype=np.result_type(rgb, palette))
+    for n, colour in enumerate(palette):
+        logits[..., n] = -np.linalg.norm(rgb - colour, axis=-1) / scale
+    return logits
 
 
 def step_key(step):

@@ -71,15 +71,6 @@ def image_to_volume(image, view):
     return np.expand_dims(img, march)
 
 
-def step_volume(view, n):
-    """The step s at which each voxel lies along its ray in a view, broadcastable to N^3."""
-    march, sign = LAYOUT[view][0]
-    s = np.arange(n) if sign > 0 else np.arange(n)[::-1]
-    shape = [1, 1, 1]
-    shape[march] = n
-    return s.reshape(shape)
-
-
 def visual_hull(masks):
     """(N, N, N) bool: the voxels that every view's mask covers."""
     hull = np.ones((masks.shape[1],) * 3, dtype=bool)
@@ -103,7 +94,11 @@ def target_band(masks, depth_target, band):
     for view in range(NUM_VIEWS):
         valid = masks[view] & np.isfinite(depth_target[view])
         surface = np.where(valid, np.nan_to_num(depth_target[view]) * n - 0.5, -1e9)
-        near |= np.abs(step_volume(view, n) - image_to_volume(surface, view)) <= band
+        march, sign = LAYOUT[view][0]
+        for s in range(n):  # a plane at a time: an (N, N, N) float64 difference is 134 MB
+            plane = [slice(None)] * 3
+            plane[march] = slice(s, s + 1) if sign > 0 else slice(n - 1 - s, n - s)
+            near[tuple(plane)] |= image_to_volume(np.abs(s - surface) <= band, view)
     return near
 
 
