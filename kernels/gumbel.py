@@ -97,10 +97,11 @@ def add_quantizer_grad(grad_logits: ti.template(), soft: ti.template(), palette:
 
 @ti.func
 def add_class_cross_entropy(grad_logits: ti.template(), logits: ti.template(),
-                            hist: ti.template(), idx, scale):
+                            hist: ti.template(), idx, scale, scratch: ti.template()):
     """The palette cross-entropy of voxel idx over its class histogram h (hist[idx], the
     weights its pixels ask for each colour; consumed): grad_logits[idx] += scale * (sum(h)
-    softmax(logits) - h); returns the value, -scale * sum_t h_t log softmax_t."""
+    softmax(logits) - h); returns the value, -scale * sum_t h_t log softmax_t. The
+    exponentials go through scratch[idx] (an (N,N,N,C) array whose values are spent)."""
     i, j, k = idx[0], idx[1], idx[2]
     total, top = 0.0, -1e30
     for c in range(logits.shape[3]):
@@ -110,12 +111,14 @@ def add_class_cross_entropy(grad_logits: ti.template(), logits: ti.template(),
     if total > 0.0:
         norm = 0.0
         for c in range(logits.shape[3]):
-            norm += ti.exp(logits[i, j, k, c] - top)
+            e = ti.exp(logits[i, j, k, c] - top)
+            scratch[i, j, k, c] = e
+            norm += e
+        log_norm = ti.log(norm)
         for c in range(logits.shape[3]):
-            z = logits[i, j, k, c] - top
             h = hist[i, j, k, c]
-            grad_logits[i, j, k, c] += scale * (total * ti.exp(z) / norm - h)
-            value -= scale * h * (z - ti.log(norm))
+            grad_logits[i, j, k, c] += scale * (total * scratch[i, j, k, c] / norm - h)
+            value -= scale * h * (logits[i, j, k, c] - top - log_norm)
             hist[i, j, k, c] = 0.0
     return value
 

@@ -253,9 +253,9 @@ def logit_grads(blocks: ti.types.ndarray(), stamp: ti.types.ndarray(), pass_id: 
                 if stamp[i, j, k] == pass_id:
                     idx = ti.Vector([i, j, k])
                     gumbel.add_quantizer_grad(grad_logits, soft, palette, idx, rgb_grad, inv_tau)
-                    if class_scale > 0.0:
+                    if class_scale > 0.0:  # soft is spent now: scratch for the exps
                         value += gumbel.add_class_cross_entropy(grad_logits, logits, hist, idx,
-                                                                class_scale)
+                                                                class_scale, soft)
         class_value[bi, bj, bk] = value
 
 

@@ -271,17 +271,18 @@ def logit_grads(touched: ti.types.ndarray(), stamp: ti.types.ndarray(), pass_id:
                             q_c - mean_q) * inv_tau
                     for ch in ti.static(range(3)):
                         rgb_grad[v * 3 + ch] = 0.0
-                    if class_scale > 0.0:
+                    if class_scale > 0.0:  # soft is free now: scratch for the exps
                         value += _add_cross_entropy(logits, hist, colours, class_scale, v,
-                                                    grad_logits)
+                                                    grad_logits, soft)
         class_value[slot] = value
 
 
 @ti.func
 def _add_cross_entropy(logits: ti.template(), hist: ti.template(), colours, scale, v,
-                       grad_logits: ti.template()):
+                       grad_logits: ti.template(), scratch: ti.template()):
     """Voxel v's palette cross-entropy over its class histogram (consumed): adds its
-    gradient, returns its value."""
+    gradient, returns its value (gumbel.add_class_cross_entropy on the flat arrays; the
+    exponentials go through scratch[v * colours + c])."""
     total, top = 0.0, -1e30
     for c in range(colours):
         total += hist[v * colours + c]
@@ -290,12 +291,14 @@ def _add_cross_entropy(logits: ti.template(), hist: ti.template(), colours, scal
     if total > 0.0:
         norm = 0.0
         for c in range(colours):
-            norm += ti.exp(logits[v * colours + c] - top)
+            e = ti.exp(logits[v * colours + c] - top)
+            scratch[v * colours + c] = e
+            norm += e
+        log_norm = ti.log(norm)
         for c in range(colours):
-            z = logits[v * colours + c] - top
             h = hist[v * colours + c]
-            grad_logits[v * colours + c] += scale * (total * ti.exp(z) / norm - h)
-            value -= scale * h * (z - ti.log(norm))
+            grad_logits[v * colours + c] += scale * (total * scratch[v * colours + c] / norm - h)
+            value -= scale * h * (logits[v * colours + c] - top - log_norm)
             hist[v * colours + c] = 0.0
     return value
 
