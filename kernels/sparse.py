@@ -315,6 +315,22 @@ def move_slots(src: ti.types.ndarray(), new_slot: ti.types.ndarray(), per_slot: 
 
 
 @ti.kernel
+def scatter_rows(dst: ti.types.ndarray(), ids: ti.types.ndarray(),
+                 values: ti.types.ndarray()):
+    """dst[ids[f] * width + c] = values[f, c]: set the rows (voxels) ids of a flat array of
+    `width` values per voxel."""
+    for f, c in ti.ndrange(ids.shape[0], values.shape[1]):
+        dst[ids[f] * values.shape[1] + c] = values[f, c]
+
+
+@ti.kernel
+def fill_rows(dst: ti.types.ndarray(), ids: ti.types.ndarray(), width: ti.i32, value: float):
+    """dst[ids[f] * width + c] = value for every c < width."""
+    for f, c in ti.ndrange(ids.shape[0], width):
+        dst[ids[f] * width + c] = value
+
+
+@ti.kernel
 def masked_adam(param: ti.types.ndarray(), grad: ti.types.ndarray(),
                 exp_avg: ti.types.ndarray(), exp_avg_sq: ti.types.ndarray(),
                 touched: ti.types.ndarray(), lr: float, beta1: float, beta2: float,

@@ -56,7 +56,7 @@ class SparseGrid:
         self.arrays = {}
         self._set_layout(np.asarray(blocks, dtype=bool))
         self._allocate()
-        self._initialise(np.ones(self.voxels, dtype=bool), init)
+        self._initialise(np.ones(self.capacity, dtype=bool), init)
 
     # --- layout ---------------------------------------------------------------------------
 
@@ -82,25 +82,34 @@ class SparseGrid:
         for c in self.channels.values():
             self.arrays[c.name] = ndarrays.empty((self.capacity * BLOCK_VOXELS * c.width,))
 
-    def _initialise(self, new_voxels, init):
-        """Fill the voxels new_voxels (V,) bool: init's values, else the channel fill."""
-        if not new_voxels.any():
-            return
-        values = init(self.voxel_coords()[new_voxels]) if init is not None else {}
-        for name, c in self.channels.items():
-            current = (np.empty((self.voxels, c.width), backend.float_dtype())
-                       if new_voxels.all() else self.get(name))
-            if name in values:
-                current[new_voxels] = np.reshape(values[name], (-1, c.width))
-            else:
-                current[new_voxels] = c.fill
-            self.set(name, current)
+    def _initialise(self, fresh_slots, init):
+        """Fill the voxels of the slots fresh_slots (capacity,) bool: init's values, else the
+        channel fill. Only those voxels are written (a refresh at N=256 used to copy every
+        channel to the host and back)."""
+        from .kernels.sparse import fill_rows, scatter_rows
 
-    def voxel_coords(self):
-        """(V, 3) int grid index of every stored voxel (padding voxels lie at >= N)."""
+        slots = np.flatnonzero(fresh_slots)
+        if not len(slots):
+            return
+        ids = ndarrays.from_numpy((slots[:, None] * BLOCK_VOXELS
+                                   + np.arange(BLOCK_VOXELS)).ravel().astype(np.int32))
+        values = init(self.voxel_coords(slots)) if init is not None else {}
+        for name, c in self.channels.items():
+            if name in values:
+                rows = np.reshape(values[name], (-1, c.width))
+                scatter_rows(self.arrays[name], ids, ndarrays.from_numpy(
+                    np.ascontiguousarray(rows, dtype=backend.float_dtype())))
+            else:
+                fill_rows(self.arrays[name], ids, c.width, c.fill)
+
+    def voxel_coords(self, slots=None):
+        """(V, 3) int grid index of every stored voxel (padding voxels lie at >= N), or of the
+        voxels of `slots` only, in voxel id order."""
         q = np.arange(BLOCK_VOXELS)
         local = np.stack([q // (BLOCK * BLOCK), (q // BLOCK) % BLOCK, q % BLOCK], axis=1)
         coords = self.coords if self.slots else np.full((1, 3), block_count(self.n), np.int32)
+        if slots is not None:
+            coords = coords[slots]
         return (coords[:, None, :] * BLOCK + local[None]).reshape(-1, 3)
 
     def inside(self):
@@ -165,7 +174,7 @@ class SparseGrid:
             move_slots(old_arrays[name], mapping, BLOCK_VOXELS * c.width, self.arrays[name])
         fresh = np.ones(self.capacity, dtype=bool)
         fresh[new_slot[new_slot >= 0]] = False
-        self._initialise(np.repeat(fresh, BLOCK_VOXELS), init)
+        self._initialise(fresh, init)
         return True
 
     # --- memory ---------------------------------------------------------------------------
