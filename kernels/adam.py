@@ -18,7 +18,7 @@ rather than R^3; Stage 2 flags its active blocks. One Adam kernel serves both st
 """
 import taichi as ti
 
-from .grid import BLOCK
+from .grid import block_span
 from .regularizers import colour_reg_grad, density_reg_grad
 
 
@@ -34,9 +34,8 @@ def gather_grads(fixed_density: ti.types.ndarray(), fixed_rgb: ti.types.ndarray(
     res = density.shape[0]
     for bi, bj, bk in ti.ndrange(blocks.shape[0], blocks.shape[1], blocks.shape[2]):
         if blocks[bi, bj, bk] != 0:
-            for i, j, k in ti.ndrange((bi * BLOCK, ti.min(res, bi * BLOCK + BLOCK)),
-                                      (bj * BLOCK, ti.min(res, bj * BLOCK + BLOCK)),
-                                      (bk * BLOCK, ti.min(res, bk * BLOCK + BLOCK))):
+            for i, j, k in ti.ndrange(block_span(bi, res), block_span(bj, res),
+                                      block_span(bk, res)):
                 touched = fixed_density[i, j, k] != 0
                 for ch in ti.static(range(3)):
                     touched = touched or fixed_rgb[i, j, k, ch] != 0
@@ -91,9 +90,8 @@ def masked_adam(param: ti.types.ndarray(), grad: ti.types.ndarray(),
     res = param.shape[0]
     for bi, bj, bk in ti.ndrange(blocks.shape[0], blocks.shape[1], blocks.shape[2]):
         if blocks[bi, bj, bk] != 0:
-            for i, j, k in ti.ndrange((bi * BLOCK, ti.min(res, bi * BLOCK + BLOCK)),
-                                      (bj * BLOCK, ti.min(res, bj * BLOCK + BLOCK)),
-                                      (bk * BLOCK, ti.min(res, bk * BLOCK + BLOCK))):
+            for i, j, k in ti.ndrange(block_span(bi, res), block_span(bj, res),
+                                      block_span(bk, res)):
                 if ti.static(len(param.shape) == 4):
                     for ch in range(param.shape[3]):
                         _adam_entry(param, grad, exp_avg, exp_avg_sq, ti.Vector([i, j, k, ch]),

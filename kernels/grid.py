@@ -20,6 +20,13 @@ def block_count(res):
 
 
 @ti.func
+def block_span(b, res):
+    """[start, end) of block b along one axis of a res-voxel grid (the last block may be
+    cut short): loops over a flagged block's voxels read ti.ndrange(block_span(bi, res), ...)."""
+    return b * BLOCK, ti.min(res, b * BLOCK + BLOCK)
+
+
+@ti.func
 def grid_coord(p, res):
     """Continuous grid coordinate of world point p (cell i's centre at i)."""
     return (p + 0.5) * res - 0.5
@@ -119,9 +126,8 @@ def refresh_sigmoid_blocks(raw: ti.types.ndarray(), out: ti.types.ndarray(),
     res = raw.shape[0]
     for bi, bj, bk in ti.ndrange(blocks.shape[0], blocks.shape[1], blocks.shape[2]):
         if blocks[bi, bj, bk] != 0:
-            for i, j, k in ti.ndrange((bi * BLOCK, ti.min(res, bi * BLOCK + BLOCK)),
-                                      (bj * BLOCK, ti.min(res, bj * BLOCK + BLOCK)),
-                                      (bk * BLOCK, ti.min(res, bk * BLOCK + BLOCK))):
+            for i, j, k in ti.ndrange(block_span(bi, res), block_span(bj, res),
+                                      block_span(bk, res)):
                 for ch in range(raw.shape[3]):
                     out[i, j, k, ch] = sigmoid(raw[i, j, k, ch])
             blocks[bi, bj, bk] = ti.u8(0)

@@ -41,7 +41,7 @@ import taichi as ti
 from ..views import LAYOUT, NUM_VIEWS
 from . import gumbel
 from .funcs import box_clip, sigmoid, softplus
-from .grid import BLOCK
+from .grid import BLOCK, block_span
 
 BACKGROUND = 1.0  # white
 
@@ -247,9 +247,8 @@ def logit_grads(blocks: ti.types.ndarray(), stamp: ti.types.ndarray(), pass_id: 
     for bi, bj, bk in ti.ndrange(blocks.shape[0], blocks.shape[1], blocks.shape[2]):
         value = 0.0
         if blocks[bi, bj, bk] != 0:
-            for i, j, k in ti.ndrange((bi * BLOCK, ti.min(n, bi * BLOCK + BLOCK)),
-                                      (bj * BLOCK, ti.min(n, bj * BLOCK + BLOCK)),
-                                      (bk * BLOCK, ti.min(n, bk * BLOCK + BLOCK))):
+            for i, j, k in ti.ndrange(block_span(bi, n), block_span(bj, n),
+                                      block_span(bk, n)):
                 if stamp[i, j, k] == pass_id:
                     idx = ti.Vector([i, j, k])
                     gumbel.add_quantizer_grad(grad_logits, soft, palette, idx, rgb_grad, inv_tau)
