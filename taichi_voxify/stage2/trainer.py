@@ -70,8 +70,7 @@ class Stage2Trainer:
                               self.class_scale)
         elif self.quantizer is not None:
             renderer.backward(density.value, rgb, density.grad, self.grad_rgb)
-            self.quantizer.backward(colour.value, self.grad_rgb, colour.grad)
-            self.grad_rgb.fill(0)
+            self.quantizer.backward(colour.value, self.grad_rgb, colour.grad)  # consumes it
         else:
             renderer.backward(density.value, colour.value, density.grad, colour.grad)
         terms = self._terms(clip_loss) if log else None  # of this render, before the update
