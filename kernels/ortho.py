@@ -64,7 +64,7 @@ def column_voxel(view: ti.template(), n, r, c, s):
     return idx
 
 
-def _other_axes(axis):
+def other_axes(axis):
     """The two grid axes a column of `axis` is indexed by, in increasing order."""
     return tuple(a for a in range(3) if a != axis)
 
@@ -74,7 +74,7 @@ def step_range(view: ti.template(), n, r, c, span: ti.template()):
     """Steps [s0, s1) of the ray of pixel (r, c) that cross its column's occupied span."""
     march = ti.static(LAYOUT[view][0])
     idx = column_voxel(view, n, r, c, 0)
-    a, b = ti.static(_other_axes(march[0]))
+    a, b = ti.static(other_axes(march[0]))
     first = span[march[0], idx[a], idx[b], 0]
     last = span[march[0], idx[a], idx[b], 1]
     s0, s1 = first, last + 1
@@ -110,7 +110,7 @@ def column_spans(density: ti.types.ndarray(), threshold: float, span: ti.types.n
             for k in range(n):
                 idx = ti.Vector([0, 0, 0])
                 idx[axis] = k
-                oa, ob = ti.static(_other_axes(axis))
+                oa, ob = ti.static(other_axes(axis))
                 idx[oa] = a
                 idx[ob] = b
                 if density[idx[0], idx[1], idx[2]] > threshold:

@@ -20,7 +20,7 @@ from ..views import LAYOUT, NUM_VIEWS
 from .adam import _adam_entry
 from .funcs import sigmoid, softplus
 from .gumbel import noise_slot, palette_colour
-from .ortho import BACKGROUND, column_voxel
+from .ortho import BACKGROUND, column_voxel, other_axes, step_range
 
 BLOCK = 4
 BLOCK_VOXELS = BLOCK ** 3
@@ -95,6 +95,36 @@ def flag_blocks_above(density: ti.types.ndarray(), threshold: float,
         flags[slot] = ti.u8(hit)
 
 
+@ti.kernel
+def column_spans(block_map: ti.types.ndarray(), visible: ti.types.ndarray(),
+                 span: ti.types.ndarray()):
+    """span[axis, a, b] = (first, last) voxel index along `axis` of the column at voxel
+    coordinates (a, b) of the other two axes (in increasing axis order) that lies in an active,
+    visible block; (n, -1) if none: ortho.column_spans at block granularity, so the marches
+    (through ortho.step_range) neither start before the first such block nor walk past the
+    last. One pass over the block map per axis."""
+    n, nb = span.shape[1], block_map.shape[0]
+    for axis in ti.static(range(3)):
+        oa, ob = ti.static(other_axes(axis))
+        for ba, bb in ti.ndrange(nb, nb):
+            first, last = n, -1
+            for kb in range(nb):
+                b = ti.Vector([0, 0, 0])
+                b[axis] = kb
+                b[oa] = ba
+                b[ob] = bb
+                slot = block_map[b[0], b[1], b[2]]
+                if slot >= 0:
+                    if visible[slot] != 0:
+                        first = ti.min(first, kb * BLOCK)
+                        last = ti.min(n - 1, kb * BLOCK + BLOCK - 1)
+            for da, db in ti.ndrange(BLOCK, BLOCK):
+                a, c = ba * BLOCK + da, bb * BLOCK + db
+                if a < n and c < n:
+                    span[axis, a, c, 0] = first
+                    span[axis, a, c, 1] = last
+
+
 @ti.func
 def _grid_index(block_coords: ti.template(), v):
     slot = v // BLOCK_VOXELS
@@ -139,7 +169,7 @@ def quantize_voxel(block_coords: ti.template(), n, logits: ti.template(),
 
 @ti.kernel
 def render_axis_views(block_map: ti.types.ndarray(), visible: ti.types.ndarray(),
-                      density: ti.types.ndarray(), rgb: ti.types.ndarray(), shift: float,
+                      span: ti.types.ndarray(), density: ti.types.ndarray(), rgb: ti.types.ndarray(), shift: float,
                       t_min: float, out_rgb: ti.types.ndarray(), out_depth: ti.types.ndarray(),
                       out_opacity: ti.types.ndarray(), block_coords: ti.types.ndarray(),
                       logits: ti.types.ndarray(), palette: ti.types.ndarray(),
@@ -158,8 +188,8 @@ def render_axis_views(block_map: ti.types.ndarray(), visible: ti.types.ndarray()
             trans = 1.0
             colour = ti.Vector([0.0, 0.0, 0.0])
             depth = 0.0
-            s = 0
-            while s < n and trans > t_min:
+            s, s_end = step_range(view, n, r, c, span)
+            while s < s_end and trans > t_min:
                 first, end = block_segment(block_map, visible, view, n, r, c, s)
                 if first >= 0:
                     for k in range(end - s):
@@ -184,7 +214,7 @@ def render_axis_views(block_map: ti.types.ndarray(), visible: ti.types.ndarray()
 
 @ti.kernel
 def render_axis_views_backward(block_map: ti.types.ndarray(), visible: ti.types.ndarray(),
-                               density: ti.types.ndarray(), rgb: ti.types.ndarray(),
+                               span: ti.types.ndarray(), density: ti.types.ndarray(), rgb: ti.types.ndarray(),
                                shift: float, t_min: float, out_rgb: ti.types.ndarray(),
                                out_depth: ti.types.ndarray(), out_opacity: ti.types.ndarray(),
                                g_rgb: ti.types.ndarray(), g_depth: ti.types.ndarray(),
@@ -212,8 +242,8 @@ def render_axis_views_backward(block_map: ti.types.ndarray(), visible: ti.types.
             trans = 1.0
             acc_rgb = ti.Vector([0.0, 0.0, 0.0])
             acc_depth = 0.0
-            s = 0
-            while s < n and trans > t_min:
+            s, s_end = step_range(view, n, r, c, span)
+            while s < s_end and trans > t_min:
                 first, end = block_segment(block_map, visible, view, n, r, c, s)
                 if first >= 0:
                     touched[first // BLOCK_VOXELS] = ti.u8(1)

@@ -138,6 +138,7 @@ class SparseAxisViewRenderer:
         self._pass_id = 0  # stamps the voxels a forward quantized
         self._class_scale = 0.0  # of the last backward's cross-entropy, for its value
         self._no_target = ndarrays.zeros((1, 1, 1), ti.i32)
+        self.span = ndarrays.empty((3, n, n, 2), ti.i32)  # kernels/sparse.column_spans
 
     def _fit_layout(self):
         """(Re)make the buffers sized by the grid's slots after a relayout."""
@@ -156,16 +157,19 @@ class SparseAxisViewRenderer:
 
         self._fit_layout()
         sparse.flag_blocks_above(density, self.threshold, self.visible)
+        sparse.column_spans(self.grid.block_map, self.visible, self.span)
         self._pass_id += 1
         arrays = self.grid.arrays
         if quantizer is None:  # an rgb grid: the logits, palette, noise and soft go unused
-            sparse.render_axis_views(self.grid.block_map, self.visible, density, colour,
-                                     self.shift, self.t_min, *self.out, self.grid.block_coords,
+            sparse.render_axis_views(self.grid.block_map, self.visible, self.span, density,
+                                     colour, self.shift, self.t_min, *self.out,
+                                     self.grid.block_coords,
                                      density, density, density, 0, 0.0, 1.0, 0, self._stamp,
                                      self._pass_id, density, False)
             return
-        sparse.render_axis_views(self.grid.block_map, self.visible, density, arrays["rgb"],
-                                 self.shift, self.t_min, *self.out, self.grid.block_coords,
+        sparse.render_axis_views(self.grid.block_map, self.visible, self.span, density,
+                                 arrays["rgb"], self.shift, self.t_min, *self.out,
+                                 self.grid.block_coords,
                                  colour, *quantizer.kernel_args(), self._stamp, self._pass_id,
                                  arrays["soft"], True)
 
@@ -180,7 +184,7 @@ class SparseAxisViewRenderer:
         rgb, grad_rgb = ((colour, grad_colour) if quantizer is None
                          else (arrays["rgb"], arrays["rgb_grad"]))
         sparse.render_axis_views_backward(
-            self.grid.block_map, self.visible, density, rgb, self.shift, self.t_min,
+            self.grid.block_map, self.visible, self.span, density, rgb, self.shift, self.t_min,
             *self.out, *self.grads, grad_density, grad_rgb, self.touched,
             class_target if with_classes else self._no_target, colours,
             arrays["hist"] if with_classes else density, with_classes)
