@@ -275,7 +275,7 @@ def logit_grads(touched: ti.types.ndarray(), stamp: ti.types.ndarray(), pass_id:
                 soft: ti.types.ndarray(), palette: ti.types.ndarray(),
                 rgb_grad: ti.types.ndarray(), inv_tau: float, logits: ti.types.ndarray(),
                 hist: ti.types.ndarray(), class_scale: float, grad_logits: ti.types.ndarray(),
-                class_value: ti.types.ndarray()):
+                class_value: ti.types.ndarray(), colours: ti.template()):
     """d loss / d logits of the voxels the last pass quantized (stamp == pass_id; they lie in
     touched slots), added to grad_logits:
       the quantizer, gumbel.add_quantizer_grad: soft_n (q_n - sum_m soft_m q_m) / tau with
@@ -283,8 +283,8 @@ def logit_grads(touched: ti.types.ndarray(), stamp: ti.types.ndarray(), pass_id:
       with class_scale > 0 the palette cross-entropy, gumbel.add_class_cross_entropy:
         class_scale * (sum(hist) softmax(logits) - hist), hist consumed; the term's value
         -class_scale * sum_t hist_t log softmax_t goes to class_value[slot] (0 elsewhere).
-    One thread per slot, so each slot's value is summed in a fixed order."""
-    colours = palette.shape[0]
+    One thread per slot, so each slot's value is summed in a fixed order. `colours` (the
+    palette size) is a compile-time constant: the per-colour loops unroll into registers."""
     for slot in range(touched.shape[0]):
         value = 0.0
         if touched[slot] != 0:
@@ -293,43 +293,39 @@ def logit_grads(touched: ti.types.ndarray(), stamp: ti.types.ndarray(), pass_id:
                 if stamp[v] == pass_id:
                     g = _rgb_at(rgb_grad, v)
                     mean_q = 0.0
-                    for c in range(colours):
+                    for c in ti.static(range(colours)):
                         mean_q += soft[v * colours + c] * g.dot(palette_colour(palette, c))
-                    for c in range(colours):
+                    for c in ti.static(range(colours)):
                         q_c = g.dot(palette_colour(palette, c))
                         grad_logits[v * colours + c] += soft[v * colours + c] * (
                             q_c - mean_q) * inv_tau
                     for ch in ti.static(range(3)):
                         rgb_grad[v * 3 + ch] = 0.0
-                    if class_scale > 0.0:  # soft is free now: scratch for the exps
+                    if class_scale > 0.0:
                         value += _add_cross_entropy(logits, hist, colours, class_scale, v,
-                                                    grad_logits, soft)
+                                                    grad_logits)
         class_value[slot] = value
 
 
 @ti.func
-def _add_cross_entropy(logits: ti.template(), hist: ti.template(), colours, scale, v,
-                       grad_logits: ti.template(), scratch: ti.template()):
+def _add_cross_entropy(logits: ti.template(), hist: ti.template(), colours: ti.template(),
+                       scale, v, grad_logits: ti.template()):
     """Voxel v's palette cross-entropy over its class histogram (consumed): adds its
-    gradient, returns its value (gumbel.add_class_cross_entropy on the flat arrays; the
-    exponentials go through scratch[v * colours + c])."""
-    total, top = 0.0, -1e30
-    for c in range(colours):
-        total += hist[v * colours + c]
-        top = ti.max(top, logits[v * colours + c])
+    gradient, returns its value (gumbel.add_class_cross_entropy on the flat arrays, for a
+    compile-time palette size)."""
+    h = ti.Vector([hist[v * colours + c] for c in ti.static(range(colours))])
+    z = ti.Vector([logits[v * colours + c] for c in ti.static(range(colours))])
+    total = h.sum()
     value = 0.0
     if total > 0.0:
-        norm = 0.0
-        for c in range(colours):
-            e = ti.exp(logits[v * colours + c] - top)
-            scratch[v * colours + c] = e
-            norm += e
+        z -= z.max()
+        e = ti.exp(z)
+        norm = e.sum()
         log_norm = ti.log(norm)
-        for c in range(colours):
-            h = hist[v * colours + c]
-            grad_logits[v * colours + c] += scale * (total * scratch[v * colours + c] / norm - h)
-            value -= scale * h * (logits[v * colours + c] - top - log_norm)
+        for c in ti.static(range(colours)):
+            grad_logits[v * colours + c] += scale * (total * e[c] / norm - h[c])
             hist[v * colours + c] = 0.0
+        value = -scale * (h * (z - log_norm)).sum()
     return value
 
 

@@ -192,7 +192,7 @@ class SparseAxisViewRenderer:
             sparse.logit_grads(self.touched, self._stamp, self._pass_id, arrays["soft"],
                                quantizer.palette, arrays["rgb_grad"], quantizer.inv_tau, colour,
                                arrays["hist"], self._class_scale, grad_colour,
-                               self.class_value)
+                               self.class_value, self.grid.channels["hist"].width)
 
     def class_term(self):
         """The weighted palette cross-entropy of the last backward (0 without one)."""
