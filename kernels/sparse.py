@@ -169,8 +169,9 @@ def quantize_voxel(block_coords: ti.template(), n, logits: ti.template(),
 
 @ti.kernel
 def render_axis_views(block_map: ti.types.ndarray(), visible: ti.types.ndarray(),
-                      span: ti.types.ndarray(), density: ti.types.ndarray(), rgb: ti.types.ndarray(), shift: float,
-                      t_min: float, out_rgb: ti.types.ndarray(), out_depth: ti.types.ndarray(),
+                      span: ti.types.ndarray(), density: ti.types.ndarray(),
+                      rgb: ti.types.ndarray(), shift: float, t_min: float,
+                      out_rgb: ti.types.ndarray(), out_depth: ti.types.ndarray(),
                       out_opacity: ti.types.ndarray(), block_coords: ti.types.ndarray(),
                       logits: ti.types.ndarray(), palette: ti.types.ndarray(),
                       noise: ti.types.ndarray(), step_key: ti.u32, noise_scale: float,
@@ -214,8 +215,9 @@ def render_axis_views(block_map: ti.types.ndarray(), visible: ti.types.ndarray()
 
 @ti.kernel
 def render_axis_views_backward(block_map: ti.types.ndarray(), visible: ti.types.ndarray(),
-                               span: ti.types.ndarray(), density: ti.types.ndarray(), rgb: ti.types.ndarray(),
-                               shift: float, t_min: float, out_rgb: ti.types.ndarray(),
+                               span: ti.types.ndarray(), density: ti.types.ndarray(),
+                               rgb: ti.types.ndarray(), shift: float, t_min: float,
+                               out_rgb: ti.types.ndarray(),
                                out_depth: ti.types.ndarray(), out_opacity: ti.types.ndarray(),
                                g_rgb: ti.types.ndarray(), g_depth: ti.types.ndarray(),
                                g_opacity: ti.types.ndarray(), grad_density: ti.types.ndarray(),
@@ -226,8 +228,9 @@ def render_axis_views_backward(block_map: ti.types.ndarray(), visible: ti.types.
     ortho.render_axis_views_backward; the caller zeroes grad_*) and flag the slot of every
     voxel visited in `touched`. with_classes: also hist[v * colours + t] += w_v for every
     foreground pixel of class_target t (6,N,N) and every voxel v its ray crosses (w_v the
-    voxel's share of the pixel; the caller zeroes hist). Each voxel lies in one column per
-    view and the views run in order, so the sums are reproducible."""
+    voxel's share of the pixel; hist holds zeros between steps, logit_grads consumes it).
+    Each voxel lies in one column per view and the views run in order, so the sums are
+    reproducible."""
     n = out_depth.shape[1]
     for view in ti.static(range(NUM_VIEWS)):
         for r, c in ti.ndrange(n, n):

@@ -54,6 +54,7 @@ class SparseGrid:
         self.n = int(n)
         self.channels = {c.name: c for c in channels}
         self.arrays = {}
+        self.layout_version = -1  # counts layouts: buffers sized by slots follow it
         self._set_layout(np.asarray(blocks, dtype=bool))
         self._allocate()
         self._initialise(np.ones(self.capacity, dtype=bool), init)
@@ -65,7 +66,7 @@ class SparseGrid:
         if blocks.shape != (nb,) * 3:
             raise ValueError(f"block mask must be {(nb,) * 3}, got {blocks.shape}")
         self.blocks = blocks
-        self.layout_version = getattr(self, "layout_version", -1) + 1  # buffers fit to slots
+        self.layout_version += 1
         self.coords = np.argwhere(blocks).astype(np.int32)  # (S, 3), slot order
         self.slots = len(self.coords)
         # one spare slot keeps every array non-empty (Taichi has no zero-size ndarray); no

@@ -88,10 +88,10 @@ class AxisViewRenderer:
                                       dummy, *self.out, False)
             return
         cache = self._quantizer_cache(colour.shape[3])
-        self._k.render_axis_views(density, colour, *quantizer.kernel_args()[:2], self.span,
-                                  self.shift, self.t_min, *quantizer.kernel_args()[2:],
-                                  cache["stamp"], self._pass_id, cache["soft"], cache["rgb"],
-                                  *self.out, True)
+        palette, noise, *scalars = quantizer.kernel_args()
+        self._k.render_axis_views(density, colour, palette, noise, self.span, self.shift,
+                                  self.t_min, *scalars, cache["stamp"], self._pass_id,
+                                  cache["soft"], cache["rgb"], *self.out, True)
 
     def backward(self, density, colour, grad_density, grad_colour, quantizer=None,
                  class_target=None, class_scale=0.0):

@@ -192,14 +192,9 @@ class SparseAxisViewRenderer:
             sparse.logit_grads(self.touched, self._stamp, self._pass_id, arrays["soft"],
                                quantizer.palette, arrays["rgb_grad"], quantizer.inv_tau, colour,
                                arrays["hist"], self._class_scale, grad_colour,
-                               self.class_value, self.grid.channels["hist"].width)
+                               self.class_value, colours)
 
-    def class_term(self):
-        """The weighted palette cross-entropy of the last backward (0 without one)."""
-        if self._class_scale <= 0:
-            return 0.0
-        return float(self.class_value.to_numpy().sum())
-
+    class_term = AxisViewRenderer.class_term  # from class_value and _class_scale, as dense
     images = AxisViewRenderer.images
     set_output_grads = AxisViewRenderer.set_output_grads
 
