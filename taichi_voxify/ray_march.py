@@ -48,6 +48,28 @@ class RayMarch:
                       self.grad_depth_err, fixed_density, fixed_rgb, blocks, self.shift,
                       self.term, FIXED_POINT_SCALE)
 
+    def forward_sparse(self, grid, ids=None):
+        """forward() through a stage1_sparse.SparseStage1Grid (kernels/sparse_march.py)."""
+        from .kernels.sparse_march import render_rays
+
+        if ids is not None:
+            self.ids.from_numpy(np.ascontiguousarray(ids, dtype=np.int32))
+        render_rays(grid.block_map, grid.mask, grid.arrays["density"], grid.arrays["rgb"],
+                    grid.n, self.origins, self.dirs, self.ids, self.rgb, self.depth, self.trans,
+                    self.shift, self.term)
+
+    def backward_sparse(self, grid, target_depth):
+        """backward() through a SparseStage1Grid: into its fixed-point gradients, flagging the
+        touched slots."""
+        from .kernels.grid import FIXED_POINT_SCALE
+        from .kernels.sparse_march import backward_rays
+
+        backward_rays(grid.block_map, grid.mask, grid.arrays["density"], grid.arrays["rgb"],
+                      grid.n, self.origins, self.dirs, self.ids, self.rgb, self.depth,
+                      self.trans, target_depth, self.grad_rgb, self.grad_opacity,
+                      self.grad_depth_err, grid.fixed_density, grid.fixed_rgb, grid.touched,
+                      self.shift, self.term, FIXED_POINT_SCALE)
+
     def render_all(self, density, rgb, mask):
         """Every ray of the table, `batch` at a time: numpy (rgb (R, 3), depth (R,), trans (R,))."""
         out_rgb = np.empty((self.ray_count, 3), self.rgb.to_numpy().dtype)

@@ -189,15 +189,19 @@ def visual_hull(cameras, alpha, resolution):
     return hull
 
 
-def upsample_field(density, rgb, res, shift):
+def upsample_field(density, rgb, res, shift, cells=None):
     """Resample a coarse field (raw density, colour in [0, 1]) onto res^3 cell centres so it
     renders the same: trilinear raw density and colour as the ray march reads them, with the
-    activated density rescaled for the shorter voxel (alpha's interval is in voxel lengths)."""
+    activated density rescaled for the shorter voxel (alpha's interval is in voxel lengths).
+    cells (V, 3) int: only those cells of the fine grid, as (V,) and (V, 3) arrays."""
     from scipy.ndimage import map_coordinates
 
     coarse = density.shape[0]
-    g = (np.arange(res) + 0.5) * coarse / res - 0.5
-    coords = np.stack(np.meshgrid(g, g, g, indexing="ij"))
+    if cells is None:
+        g = (np.arange(res) + 0.5) * coarse / res - 0.5
+        coords = np.stack(np.meshgrid(g, g, g, indexing="ij"))
+    else:
+        coords = ((np.asarray(cells).T + 0.5) * coarse / res - 0.5)
     sample = lambda a: map_coordinates(a, coords, order=1, mode="nearest")
     sigma = np.logaddexp(0.0, sample(density.astype(np.float64)) + shift) * (coarse / res)
     fine = np.log(np.expm1(np.maximum(sigma, 1e-300))) - shift
@@ -209,6 +213,8 @@ def upsample_field(density, rgb, res, shift):
 
 class Stage1Trainer:
     """Training state on the Taichi device and one `step()` of fwd + loss + bwd + Adam."""
+
+    engine = "dense"
 
     def __init__(self, renders, resolution, config=None, seed=0):
         backend.ensure_init()
@@ -229,11 +235,27 @@ class Stage1Trainer:
         if (self.config.half_res_fraction > 0 and res > self.config.half_res_above
                 and res // 2 >= MIN_RESOLUTION):
             res //= 2
-        self._allocate(res, np.zeros((res,) * 3, fd), np.zeros((res,) * 3 + (3,), fd))
+        self._start(res)
         self.losses = ndarrays.zeros((self.config.rays_per_batch, 4))
         self.formed = False  # regularisers and the opacity mask wait for the field to form
         self.iteration = 0
         self.timings = dict.fromkeys(PHASES, 0.0)
+
+    def _start(self, res):
+        fd = backend.float_dtype()
+        self._allocate(res, np.zeros((res,) * 3, fd), np.zeros((res,) * 3 + (3,), fd))
+
+    def _hull(self, res):
+        """uint8 (res,)*3: the visual hull at res (all ones with hull=False); an empty one is an
+        InputError (the training views' silhouettes share no cell)."""
+        cameras, alpha = self._silhouettes
+        hull = (visual_hull(cameras, alpha, res) if self.config.hull
+                else np.ones((res,) * 3, dtype=np.uint8))
+        if not hull.any():
+            raise InputError(f"the visual hull of the {len(cameras)} training views is empty at "
+                             f"resolution {res}: their silhouettes do not overlap in any cell")
+        self.hull_cells = int(np.count_nonzero(hull))
+        return hull
 
     def _allocate(self, res, density, raw_rgb):
         """Per-voxel state at resolution res from raw density and raw colour (numpy); the Adam
@@ -243,10 +265,7 @@ class Stage1Trainer:
         from taichi_voxify.kernels import grid
 
         self.grid_resolution = res
-        cameras, alpha = self._silhouettes
-        hull = (visual_hull(cameras, alpha, res) if self.config.hull
-                else np.ones((res,) * 3, dtype=np.uint8))
-        self.hull_cells = max(1, int(np.count_nonzero(hull)))
+        hull = self._hull(res)
         self.hull = ndarrays.from_numpy(hull)
         self.mask = ndarrays.from_numpy(hull)
         self.mask_tmp = ndarrays.zeros((res,) * 3, ti.u8)
@@ -265,8 +284,7 @@ class Stage1Trainer:
     def upscale(self):
         """Continue at full resolution from the half-resolution field (progressive training):
         density and colour are resampled so the field renders the same."""
-        density, rgb = upsample_field(self.density.to_numpy(), self.rgb.to_numpy(),
-                                      self.resolution, self.shift)
+        density, rgb = upsample_field(*self.dense_state(), self.resolution, self.shift)
         raw = np.log(rgb) - np.log1p(-rgb)
         self._allocate(self.resolution, density.astype(backend.float_dtype()),
                        raw.astype(backend.float_dtype()))
@@ -278,44 +296,61 @@ class Stage1Trainer:
 
     def step(self, timed=False):
         """One training iteration; with timed=True, syncs after each phase to time it."""
-        from taichi_voxify.kernels.adam import gather_grads, masked_adam
-        from taichi_voxify.kernels.grid import FIXED_POINT_SCALE, refresh_sigmoid_blocks
         from taichi_voxify.kernels.regularizers import ray_losses
 
         cfg, rays = self.config, self.rays
         clock = _PhaseClock(self.timings, timed)
         ids = self.rng.integers(0, self.ray_count, cfg.rays_per_batch, dtype=np.int64)
         clock.lap("sample")
-        rays.forward(self.density, self.rgb, self.mask, ids)
+        self._forward(ids)
         clock.lap("forward")
         ray_losses(rays.rgb, rays.depth, rays.trans, self.target_rgb, self.target_alpha,
                    self.target_depth, rays.ids, rays.origins, rays.dirs, rays.grad_rgb,
                    rays.grad_opacity, rays.grad_depth_err, self.losses, cfg.w_mse,
                    cfg.w_entropy, cfg.w_alpha, cfg.w_depth)
         clock.lap("loss")
-        rays.backward(self.density, self.rgb, self.mask, self.target_depth, self.fixed_density,
-                      self.fixed_rgb, self.blocks)
+        self._backward()
         clock.lap("backward")
         reg = 1.0 if self.formed else 0.0
-        gather_grads(self.fixed_density, self.fixed_rgb, self.density, self.rgb,
-                     self.grad_density, self.grad_rgb, self.blocks, FIXED_POINT_SCALE, self.shift,
-                     reg * cfg.w_tv_density, reg * cfg.w_tv_rgb, reg * cfg.w_noise)
+        self._gather(reg * cfg.w_tv_density, reg * cfg.w_tv_rgb, reg * cfg.w_noise)
         clock.lap("gather")
         self.iteration += 1
         t, lr = self.iteration, self.learning_rate_factor()
         adam = (cfg.beta1, cfg.beta2, 1.0 - cfg.beta1 ** t, 1.0 - cfg.beta2 ** t, cfg.adam_eps,
                 -1e30, 1e30)
-        masked_adam(self.density, self.grad_density, *self.moments_density, self.blocks,
-                    cfg.lr_density * lr, *adam)
-        masked_adam(self.raw_rgb, self.grad_rgb, *self.moments_rgb, self.blocks,
-                    cfg.lr_rgb * lr, *adam)
-        refresh_sigmoid_blocks(self.raw_rgb, self.rgb, self.blocks)  # and clears the flags
+        self._adam(cfg.lr_density * lr, cfg.lr_rgb * lr, adam)
         clock.lap("adam")
         if self.grid_resolution < self.resolution and t >= cfg.half_res_fraction * cfg.iterations:
             self.upscale()
         if t >= cfg.warmup * cfg.iterations and t % cfg.mask_every == 0:
             self.refresh_mask()
             clock.lap("mask")
+
+    # --- the passes over the grid (SparseStage1Trainer has its own) -----------------------
+
+    def _forward(self, ids):
+        self.rays.forward(self.density, self.rgb, self.mask, ids)
+
+    def _backward(self):
+        self.rays.backward(self.density, self.rgb, self.mask, self.target_depth,
+                           self.fixed_density, self.fixed_rgb, self.blocks)
+
+    def _gather(self, w_tv_density, w_tv_rgb, w_noise):
+        from taichi_voxify.kernels.adam import gather_grads
+        from taichi_voxify.kernels.grid import FIXED_POINT_SCALE
+
+        gather_grads(self.fixed_density, self.fixed_rgb, self.density, self.rgb,
+                     self.grad_density, self.grad_rgb, self.blocks, FIXED_POINT_SCALE, self.shift,
+                     w_tv_density, w_tv_rgb, w_noise)
+
+    def _adam(self, lr_density, lr_rgb, adam):
+        from taichi_voxify.kernels.adam import masked_adam
+        from taichi_voxify.kernels.grid import refresh_sigmoid_blocks
+
+        masked_adam(self.density, self.grad_density, *self.moments_density, self.blocks,
+                    lr_density, *adam)
+        masked_adam(self.raw_rgb, self.grad_rgb, *self.moments_rgb, self.blocks, lr_rgb, *adam)
+        refresh_sigmoid_blocks(self.raw_rgb, self.rgb, self.blocks)  # and clears the flags
 
     def refresh_mask(self):
         """Skip cells whose opacity stayed below mask_thres (dilated by a cell), once the field
@@ -335,14 +370,22 @@ class Stage1Trainer:
         """Mean (mse, entropy, alpha, depth) terms of the last batch, unweighted."""
         return self.losses.to_numpy().mean(axis=0)
 
+    def mask_fraction(self):
+        """Share of the grid's cells the occupancy mask keeps."""
+        return float(np.count_nonzero(self.mask.to_numpy())) / self.grid_resolution ** 3
+
+    def dense_state(self):
+        """(raw density (R,R,R), colour (R,R,R,3)) numpy at the current grid resolution."""
+        return self.density.to_numpy(), self.rgb.to_numpy()
+
     def field(self, **metadata):
         if self.grid_resolution < self.resolution:
             self.upscale()
-        active = float(np.count_nonzero(self.mask.to_numpy())) / self.resolution ** 3
-        return CoarseField(density=self.density.to_numpy(), rgb=self.rgb.to_numpy(),
-                           alpha_init=self.config.alpha_init,
+        density, rgb = self.dense_state()
+        return CoarseField(density=density, rgb=rgb, alpha_init=self.config.alpha_init,
                            metadata=dict(metadata, iterations=self.iteration,
-                                         resolution=self.resolution, active_fraction=active))
+                                         resolution=self.resolution, engine=self.engine,
+                                         active_fraction=self.mask_fraction()))
 
 
 class _PhaseClock:
@@ -360,14 +403,25 @@ class _PhaseClock:
             self.last = now
 
 
-def train_stage1(renders, resolution, config=None, seed=0, progress=None):
+def make_trainer(renders, resolution, config=None, seed=0, engine="dense"):
+    """A Stage1Trainer on the dense grid or a SparseStage1Trainer (stage1_sparse.py) on the
+    block-sparse one; engine "auto" picks by resolution (stage1_sparse.choose_engine)."""
+    from .stage1_sparse import SparseStage1Trainer, choose_engine
+
+    engine = choose_engine(engine, resolution)
+    cls = SparseStage1Trainer if engine == "sparse" else Stage1Trainer
+    return cls(renders, resolution, config, seed)
+
+
+def train_stage1(renders, resolution, config=None, seed=0, progress=None, engine="dense"):
     """Fit a CoarseField of `resolution`^3 voxels to `renders` (cameras, rgb over white, alpha).
 
     progress(stage, step, total, info) is called every `report_every` steps with the batch
-    losses. Deterministic on CPU for a given seed.
+    losses. Deterministic on CPU for a given seed. engine: "dense", "sparse" or "auto"
+    (make_trainer); both engines compute the same field.
     """
     start = time.perf_counter()
-    trainer = Stage1Trainer(renders, resolution, config, seed)
+    trainer = make_trainer(renders, resolution, config, seed, engine)
     cfg = trainer.config
     for it in range(cfg.iterations):
         trainer.step()
