@@ -31,6 +31,19 @@ def sigmoid(x):
 
 
 @ti.func
+def crossing(x):
+    """Opacity alpha and transmittance 1 - alpha of one voxel length at activation argument x
+    (density + shift): 1 - exp(-softplus(x)) = sigmoid(x), so one exponential gives both, and
+    alpha stays accurate where it is tiny (an empty voxel). alpha is also d softplus / dx."""
+    e = ti.exp(-ti.abs(x))
+    big, small = 1.0 / (1.0 + e), e / (1.0 + e)
+    alpha, decay = big, small
+    if x < 0.0:
+        alpha, decay = small, big
+    return alpha, decay
+
+
+@ti.func
 def voxel_alpha(d, shift, interval):
     """Opacity of raw density d crossed over `interval` voxel lengths (DVGO's activation)."""
     return 1.0 - ti.exp(-softplus(d + shift) * interval)

@@ -39,87 +39,104 @@ def palette_colour(palette: ti.template(), c):
 
 
 @ti.func
-def noisy_logit(logits: ti.template(), noise: ti.template(), idx, c, step_key, noise_scale,
-                inv_tau):
-    """y_c of voxel idx: (logit + Gumbel noise) / tau, the noise slot hashed from the step key
-    and the flat index of (voxel, c) in an (N, N, N, C) grid."""
-    m, l, colours = logits.shape[1], logits.shape[2], logits.shape[3]
-    flat = ((idx[0] * m + idx[1]) * l + idx[2]) * colours + c
-    g = noise_scale * noise[noise_slot(step_key, flat, noise.shape[0])]
-    return (logits[idx[0], idx[1], idx[2], c] + g) * inv_tau
+def quantize(z, noise: ti.template(), quant: ti.template(), flat, palette: ti.template(),
+             colours: ti.template()):
+    """One voxel's Gumbel-Softmax at a step, quant = (step key, noise scale, 1/tau, hard):
+    z its logits (a vector of the `colours` palette entries, a compile-time size, so the
+    maths stays in registers), flat the index of its entry 0 in an (N, N, N, C) grid (the
+    noise slot of entry c is hashed from flat + c, so every grid layout draws the same
+    noise). Returns its probabilities s and the colour it shows: sum_n s_n c_n, or the
+    argmax's palette colour when hard. Every layout's quantizer is this function."""
+    y = ti.Vector([(z[c] + quant[1] * noise[noise_slot(quant[0], flat + c, noise.shape[0])])
+                   * quant[2] for c in ti.static(range(colours))])
+    top, best = y[0], 0
+    for c in ti.static(range(1, colours)):
+        if y[c] > top:
+            top, best = y[c], c
+    e = ti.exp(y - top)
+    s = e / e.sum()
+    mix = ti.Vector([0.0, 0.0, 0.0])
+    for c in ti.static(range(colours)):
+        mix += s[c] * palette_colour(palette, c)
+    if quant[3] != 0:
+        mix = palette_colour(palette, best)
+    return s, mix
+
+
+@ti.func
+def quantizer_grad(s, g, palette: ti.template(), inv_tau, colours: ti.template()):
+    """d/d logits of g . rgb for a voxel that quantize() gave probabilities s (g: d loss / d
+    its colour); the same in the soft and hard phases (straight-through)."""
+    q = ti.Vector([g.dot(palette_colour(palette, c)) for c in ti.static(range(colours))])
+    return s * (q - (s * q).sum()) * inv_tau
+
+
+@ti.func
+def class_cross_entropy(z, h, scale):
+    """The palette cross-entropy of a voxel with logits z over its class histogram h (the
+    weights its pixels ask for each colour): the gradient scale * (sum(h) softmax(z) - h)
+    and the value -scale * sum_t h_t log softmax_t; zeros when h is empty."""
+    grad = ti.zero(z)
+    value = 0.0
+    total = h.sum()
+    if total > 0.0:
+        shifted = z - z.max()
+        e = ti.exp(shifted)
+        norm = e.sum()
+        grad = scale * (total * e / norm - h)
+        value = -scale * (h * (shifted - ti.log(norm))).sum()
+    return grad, value
+
+
+@ti.func
+def grid_entry(n, idx, colours: ti.template()):
+    """Flat index of entry 0 of voxel idx in an (n, n, n, colours) grid: quantize's `flat`."""
+    return ((idx[0] * n + idx[1]) * n + idx[2]) * colours
+
+
+@ti.func
+def _entries_at(logits: ti.template(), idx, colours: ti.template()):
+    return ti.Vector([logits[idx[0], idx[1], idx[2], c] for c in ti.static(range(colours))])
 
 
 @ti.func
 def quantize_voxel(logits: ti.template(), palette: ti.template(), noise: ti.template(), idx,
-                   quant: ti.template(), soft: ti.template(), rgb: ti.template()):
-    """Voxel idx's Gumbel-Softmax at a step, quant = (step key, noise scale, 1/tau, hard):
-    its probabilities s into soft (N,N,N,C) and the colour it shows (sum_n s_n c_n, or the
-    argmax's palette colour when hard) into rgb (N,N,N,3)."""
-    i, j, k = idx[0], idx[1], idx[2]
-    top, best = -1e30, 0
-    for c in range(logits.shape[3]):
-        y = noisy_logit(logits, noise, idx, c, quant[0], quant[1], quant[2])
-        soft[i, j, k, c] = y
-        if y > top:
-            top, best = y, c
-    total = 0.0
-    for c in range(logits.shape[3]):
-        e = ti.exp(soft[i, j, k, c] - top)
-        soft[i, j, k, c] = e
-        total += e
-    mix = ti.Vector([0.0, 0.0, 0.0])
-    for c in range(logits.shape[3]):
-        p = soft[i, j, k, c] / total
-        soft[i, j, k, c] = p
-        mix += p * palette_colour(palette, c)
-    if quant[3] != 0:
-        mix = palette_colour(palette, best)
+                   quant: ti.template(), soft: ti.template(), rgb: ti.template(),
+                   colours: ti.template()):
+    """quantize() on voxel idx of an (N,N,N,C) logits grid: its probabilities into soft
+    (N,N,N,C), its colour into rgb (N,N,N,3)."""
+    s, mix = quantize(_entries_at(logits, idx, colours), noise, quant,
+                      grid_entry(logits.shape[0], idx, colours), palette, colours)
+    for c in ti.static(range(colours)):
+        soft[idx[0], idx[1], idx[2], c] = s[c]
     for ch in ti.static(range(3)):
-        rgb[i, j, k, ch] = mix[ch]
+        rgb[idx[0], idx[1], idx[2], ch] = mix[ch]
 
 
 @ti.func
 def add_quantizer_grad(grad_logits: ti.template(), soft: ti.template(), palette: ti.template(),
-                       idx, grad_rgb: ti.template(), inv_tau):
-    """grad_logits[idx] += d/d logits of g . rgb, g = grad_rgb[idx] (d loss / d rgb of the
-    voxel, consumed: set to 0), from the probabilities quantize_voxel left in soft."""
+                       idx, grad_rgb: ti.template(), inv_tau, colours: ti.template()):
+    """grad_logits[idx] += quantizer_grad of voxel idx, from d loss / d rgb in grad_rgb[idx]
+    (consumed: set to 0) and the probabilities quantize_voxel left in soft."""
     i, j, k = idx[0], idx[1], idx[2]
     g = ti.Vector([grad_rgb[i, j, k, ch] for ch in ti.static(range(3))])
-    mean_q = 0.0
-    for c in range(soft.shape[3]):
-        mean_q += soft[i, j, k, c] * g.dot(palette_colour(palette, c))
-    for c in range(soft.shape[3]):
-        q = g.dot(palette_colour(palette, c))
-        grad_logits[i, j, k, c] += soft[i, j, k, c] * (q - mean_q) * inv_tau
+    grad = quantizer_grad(_entries_at(soft, idx, colours), g, palette, inv_tau, colours)
+    for c in ti.static(range(colours)):
+        grad_logits[i, j, k, c] += grad[c]
     for ch in ti.static(range(3)):
         grad_rgb[i, j, k, ch] = 0.0
 
 
 @ti.func
 def add_class_cross_entropy(grad_logits: ti.template(), logits: ti.template(),
-                            hist: ti.template(), idx, scale, scratch: ti.template()):
-    """The palette cross-entropy of voxel idx over its class histogram h (hist[idx], the
-    weights its pixels ask for each colour; consumed): grad_logits[idx] += scale * (sum(h)
-    softmax(logits) - h); returns the value, -scale * sum_t h_t log softmax_t. The
-    exponentials go through scratch[idx] (an (N,N,N,C) array whose values are spent)."""
-    i, j, k = idx[0], idx[1], idx[2]
-    total, top = 0.0, -1e30
-    for c in range(logits.shape[3]):
-        total += hist[i, j, k, c]
-        top = ti.max(top, logits[i, j, k, c])
-    value = 0.0
-    if total > 0.0:
-        norm = 0.0
-        for c in range(logits.shape[3]):
-            e = ti.exp(logits[i, j, k, c] - top)
-            scratch[i, j, k, c] = e
-            norm += e
-        log_norm = ti.log(norm)
-        for c in range(logits.shape[3]):
-            h = hist[i, j, k, c]
-            grad_logits[i, j, k, c] += scale * (total * scratch[i, j, k, c] / norm - h)
-            value -= scale * h * (logits[i, j, k, c] - top - log_norm)
-            hist[i, j, k, c] = 0.0
+                            hist: ti.template(), idx, scale, colours: ti.template()):
+    """class_cross_entropy of voxel idx over hist[idx] (consumed): adds its gradient into
+    grad_logits[idx], returns its value."""
+    grad, value = class_cross_entropy(_entries_at(logits, idx, colours),
+                                      _entries_at(hist, idx, colours), scale)
+    for c in ti.static(range(colours)):
+        grad_logits[idx[0], idx[1], idx[2], c] += grad[c]
+        hist[idx[0], idx[1], idx[2], c] = 0.0
     return value
 
 
@@ -127,19 +144,21 @@ def add_class_cross_entropy(grad_logits: ti.template(), logits: ti.template(),
 def gumbel_softmax(logits: ti.types.ndarray(), palette: ti.types.ndarray(),
                    noise: ti.types.ndarray(), step_key: ti.u32, noise_scale: float,
                    inv_tau: float, hard: ti.i32, soft: ti.types.ndarray(),
-                   rgb: ti.types.ndarray()):
+                   rgb: ti.types.ndarray(), colours: ti.template()):
     """quantize_voxel on every voxel: soft (N,N,N,C) and rgb (N,N,N,3) (for renderers that
     read a colour grid: the perspective ablation)."""
     quant = (step_key, noise_scale, inv_tau, hard)
     for i, j, k in ti.ndrange(logits.shape[0], logits.shape[1], logits.shape[2]):
-        quantize_voxel(logits, palette, noise, ti.Vector([i, j, k]), quant, soft, rgb)
+        quantize_voxel(logits, palette, noise, ti.Vector([i, j, k]), quant, soft, rgb,
+                       colours)
 
 
 @ti.kernel
 def gumbel_softmax_backward(soft: ti.types.ndarray(), palette: ti.types.ndarray(),
                             inv_tau: float, grad_rgb: ti.types.ndarray(),
-                            grad_logits: ti.types.ndarray()):
+                            grad_logits: ti.types.ndarray(), colours: ti.template()):
     """grad_logits (N,N,N,C) += d loss / d logits from grad_rgb (N,N,N,3, consumed), for the
     gumbel_softmax that left `soft`; the same in the soft and hard phases."""
     for i, j, k in ti.ndrange(soft.shape[0], soft.shape[1], soft.shape[2]):
-        add_quantizer_grad(grad_logits, soft, palette, ti.Vector([i, j, k]), grad_rgb, inv_tau)
+        add_quantizer_grad(grad_logits, soft, palette, ti.Vector([i, j, k]), grad_rgb, inv_tau,
+                           colours)

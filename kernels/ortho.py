@@ -5,6 +5,7 @@ an axis view is one ray running along one voxel column of the N^3 grid, entry fa
 voxel is a cube of constant density and colour crossed over one voxel length, so
 
     alpha_i = 1 - exp(-sigma_i),  sigma_i = softplus(density_i + shift)
+            = sigmoid(density_i + shift)   (funcs.crossing: one exponential)
     w_i     = T_i * alpha_i,      T_i = prod_{j<i} (1 - alpha_j)
     colour  = sum_i w_i c_i + T_end * white
     depth   = sum_i w_i (i + 0.5) / N + T_end * 1      (entry face 0, far face 1; what the ray
@@ -40,7 +41,7 @@ import taichi as ti
 
 from ..views import LAYOUT, NUM_VIEWS
 from . import gumbel
-from .funcs import box_clip, sigmoid, softplus
+from .funcs import box_clip, crossing, sigmoid, softplus
 from .grid import BLOCK, block_span
 
 BACKGROUND = 1.0  # white
@@ -86,12 +87,12 @@ def step_range(view: ti.template(), n, r, c, span: ti.template()):
 @ti.func
 def column_sample(view: ti.template(), density: ti.template(), n, r, c, s, shift):
     """Step s along the ray of pixel (r, c) of an axis view: the voxel's grid index, its
-    activation argument x = density + shift, and the share of light it lets through,
-    exp(-softplus(x)). Every column march (forward, backward, pixel classes) reads its voxels
-    here, so they cannot drift apart."""
+    opacity alpha and the share of light it lets through, 1 - alpha (funcs.crossing; alpha
+    is also d softplus / d density). Both column marches read their voxels here, so they
+    cannot drift apart."""
     idx = column_voxel(view, n, r, c, s)
-    x = density[idx[0], idx[1], idx[2]] + shift
-    return idx, x, ti.exp(-softplus(x))
+    alpha, decay = crossing(density[idx[0], idx[1], idx[2]] + shift)
+    return idx, alpha, decay
 
 
 @ti.func
@@ -123,7 +124,7 @@ def column_spans(density: ti.types.ndarray(), threshold: float, span: ti.types.n
 @ti.func
 def cached_colour(colour: ti.template(), palette: ti.template(), noise: ti.template(), idx,
                   quant: ti.template(), stamp: ti.template(), pass_id, soft: ti.template(),
-                  rgb: ti.template(), from_logits: ti.template()):
+                  rgb: ti.template(), from_logits: ti.template(), colours: ti.template()):
     """The colour voxel idx shows in this pass. `colour` is an rgb grid (N,N,N,3), read
     directly; or palette logits (N,N,N,C), quantized (gumbel.quantize_voxel: quant = (step key,
     noise scale, 1/tau, hard)) into soft and rgb when a ray first visits the voxel in this
@@ -133,7 +134,7 @@ def cached_colour(colour: ti.template(), palette: ti.template(), noise: ti.templ
     out = ti.Vector([0.0, 0.0, 0.0])
     if ti.static(from_logits):
         if stamp[idx[0], idx[1], idx[2]] != pass_id:
-            gumbel.quantize_voxel(colour, palette, noise, idx, quant, soft, rgb)
+            gumbel.quantize_voxel(colour, palette, noise, idx, quant, soft, rgb, colours)
             stamp[idx[0], idx[1], idx[2]] = pass_id
         out = _voxel_rgb(rgb, idx)
     else:
@@ -149,10 +150,10 @@ def render_axis_views(density: ti.types.ndarray(), colour: ti.types.ndarray(),
                       stamp: ti.types.ndarray(), pass_id: ti.i32, soft: ti.types.ndarray(),
                       rgb: ti.types.ndarray(), out_rgb: ti.types.ndarray(),
                       out_depth: ti.types.ndarray(), out_opacity: ti.types.ndarray(),
-                      from_logits: ti.template()):
+                      from_logits: ti.template(), colours: ti.template()):
     """Colour (6,N,N,3), depth (6,N,N) and opacity (6,N,N) of the six axis views (`colour`,
-    palette, noise, the quantizer scalars and the cache stamp/soft/rgb: see cached_colour;
-    all but `colour` go unused for an rgb grid)."""
+    palette, noise, the quantizer scalars, the cache stamp/soft/rgb and the palette size
+    `colours`: see cached_colour; all but `colour` go unused for an rgb grid)."""
     n = density.shape[0]
     quant = (step_key, noise_scale, inv_tau, hard)
     for view in ti.static(range(NUM_VIEWS)):
@@ -164,10 +165,10 @@ def render_axis_views(density: ti.types.ndarray(), colour: ti.types.ndarray(),
             for s in range(s0, s1):
                 if trans <= t_min:
                     break
-                idx, _, decay = column_sample(view, density, n, r, c, s, shift)
-                w = trans * (1.0 - decay)
+                idx, alpha, decay = column_sample(view, density, n, r, c, s, shift)
+                w = trans * alpha
                 acc += w * cached_colour(colour, palette, noise, idx, quant, stamp, pass_id,
-                                         soft, rgb, from_logits)
+                                         soft, rgb, from_logits, colours)
                 depth += w * (s + 0.5) / n
                 trans *= decay
             for ch in ti.static(range(3)):
@@ -211,8 +212,8 @@ def render_axis_views_backward(density: ti.types.ndarray(), rgb: ti.types.ndarra
             for s in range(s0, s1):
                 if trans <= t_min:
                     break
-                idx, x, decay = column_sample(view, density, n, r, c, s, shift)
-                w = trans * (1.0 - decay)
+                idx, alpha, decay = column_sample(view, density, n, r, c, s, shift)
+                w = trans * alpha
                 c_i = _voxel_rgb(rgb, idx)
                 t_i = (s + 0.5) / n
                 acc_rgb += w * c_i
@@ -221,7 +222,7 @@ def render_axis_views_backward(density: ti.types.ndarray(), rgb: ti.types.ndarra
                 d_sigma = (g_col.dot(trans_next * c_i - (final_rgb - acc_rgb))
                            + g_dep * (trans_next * t_i - (out_depth[view, r, c] - acc_depth))
                            + opacity_term)
-                grad_density[idx[0], idx[1], idx[2]] += d_sigma * sigmoid(x)
+                grad_density[idx[0], idx[1], idx[2]] += d_sigma * alpha
                 for ch in ti.static(range(3)):
                     grad_rgb[idx[0], idx[1], idx[2], ch] += w * g_col[ch]
                 if ti.static(with_classes):
@@ -236,13 +237,13 @@ def logit_grads(blocks: ti.types.ndarray(), stamp: ti.types.ndarray(), pass_id: 
                 soft: ti.types.ndarray(), palette: ti.types.ndarray(),
                 rgb_grad: ti.types.ndarray(), inv_tau: float, logits: ti.types.ndarray(),
                 hist: ti.types.ndarray(), class_scale: float, grad_logits: ti.types.ndarray(),
-                class_value: ti.types.ndarray()):
+                class_value: ti.types.ndarray(), colours: ti.template()):
     """d loss / d logits of the voxels the last pass quantized (stamp == pass_id; they lie in
     the flagged blocks), added to grad_logits: the quantizer's (gumbel.add_quantizer_grad,
     from rgb_grad, consumed) and, with class_scale > 0, the palette cross-entropy's over the
     voxel's class histogram (gumbel.add_class_cross_entropy, hist consumed), whose value goes
     to class_value[block] (0 elsewhere). One thread per block: each block's value is summed in
-    a fixed order."""
+    a fixed order. `colours`, the palette size, is a compile-time constant."""
     n = stamp.shape[0]
     for bi, bj, bk in ti.ndrange(blocks.shape[0], blocks.shape[1], blocks.shape[2]):
         value = 0.0
@@ -251,10 +252,11 @@ def logit_grads(blocks: ti.types.ndarray(), stamp: ti.types.ndarray(), pass_id: 
                                       block_span(bk, n)):
                 if stamp[i, j, k] == pass_id:
                     idx = ti.Vector([i, j, k])
-                    gumbel.add_quantizer_grad(grad_logits, soft, palette, idx, rgb_grad, inv_tau)
-                    if class_scale > 0.0:  # soft is spent now: scratch for the exps
+                    gumbel.add_quantizer_grad(grad_logits, soft, palette, idx, rgb_grad, inv_tau,
+                                              colours)
+                    if class_scale > 0.0:
                         value += gumbel.add_class_cross_entropy(grad_logits, logits, hist, idx,
-                                                                class_scale, soft)
+                                                                class_scale, colours)
         class_value[bi, bj, bk] = value
 
 

@@ -18,8 +18,8 @@ import taichi as ti
 
 from ..views import LAYOUT, NUM_VIEWS
 from .adam import _adam_entry
-from .funcs import sigmoid, softplus
-from .gumbel import noise_slot, palette_colour
+from .funcs import crossing
+from .gumbel import class_cross_entropy, grid_entry, quantize, quantizer_grad
 from .ortho import BACKGROUND, column_voxel, other_axes, step_range
 
 BLOCK = 4
@@ -70,12 +70,12 @@ def block_segment(block_map: ti.template(), visible: ti.template(), view: ti.tem
 @ti.func
 def segment_sample(view: ti.template(), density: ti.template(), first, k, shift):
     """Step k into a block segment that starts at flat voxel id `first`: the voxel's id, its
-    activation argument x = density + shift and the light it lets through, exp(-softplus(x)).
-    The sparse twin of ortho.column_sample: both sparse marches read their voxels here,
-    so they cannot drift apart."""
+    opacity and the light it lets through (funcs.crossing). The sparse twin of
+    ortho.column_sample: both sparse marches read their voxels here, so they cannot drift
+    apart."""
     v = first + k * ti.static(march_stride(view))
-    x = density[v] + shift
-    return v, x, ti.exp(-softplus(x))
+    alpha, decay = crossing(density[v] + shift)
+    return v, alpha, decay
 
 
 @ti.func
@@ -135,34 +135,23 @@ def _grid_index(block_coords: ti.template(), v):
 
 
 @ti.func
+def _entries(flat: ti.template(), v, width: ti.template()):
+    """Voxel v's `width` values of a flat per-voxel array, as a vector."""
+    return ti.Vector([flat[v * width + c] for c in ti.static(range(width))])
+
+
+@ti.func
 def quantize_voxel(block_coords: ti.template(), n, logits: ti.template(),
                    palette: ti.template(), noise: ti.template(), quant: ti.template(), v,
-                   soft: ti.template(), rgb: ti.template()):
-    """gumbel.quantize_voxel on the flat arrays: voxel v's probabilities into soft and the
-    colour it shows into rgb; the noise is drawn from the voxel's grid index, so sparse and
-    dense grids sample the same noise. quant = (step key, noise scale, 1/tau, hard)."""
-    colours = palette.shape[0]
+                   soft: ti.template(), rgb: ti.template(), colours: ti.template()):
+    """gumbel.quantize on voxel v of the flat arrays: its probabilities into soft, its colour
+    into rgb. The noise is hashed from the voxel's grid index, so sparse and dense grids
+    sample the same noise."""
     idx = _grid_index(block_coords, v)
-    base = ((idx[0] * n + idx[1]) * n + idx[2]) * colours
-    top, best = -1e30, 0
-    for c in range(colours):
-        g = quant[1] * noise[noise_slot(quant[0], base + c, noise.shape[0])]
-        y = (logits[v * colours + c] + g) * quant[2]
-        soft[v * colours + c] = y
-        if y > top:
-            top, best = y, c
-    total = 0.0
-    for c in range(colours):
-        e = ti.exp(soft[v * colours + c] - top)
-        soft[v * colours + c] = e
-        total += e
-    mix = ti.Vector([0.0, 0.0, 0.0])
-    for c in range(colours):
-        p = soft[v * colours + c] / total
-        soft[v * colours + c] = p
-        mix += p * palette_colour(palette, c)
-    if quant[3] != 0:
-        mix = palette_colour(palette, best)
+    s, mix = quantize(_entries(logits, v, colours), noise, quant,
+                      grid_entry(n, idx, colours), palette, colours)
+    for c in ti.static(range(colours)):
+        soft[v * colours + c] = s[c]
     for ch in ti.static(range(3)):
         rgb[v * 3 + ch] = mix[ch]
 
@@ -176,7 +165,8 @@ def render_axis_views(block_map: ti.types.ndarray(), visible: ti.types.ndarray()
                       logits: ti.types.ndarray(), palette: ti.types.ndarray(),
                       noise: ti.types.ndarray(), step_key: ti.u32, noise_scale: float,
                       inv_tau: float, hard: ti.i32, stamp: ti.types.ndarray(), pass_id: ti.i32,
-                      soft: ti.types.ndarray(), from_logits: ti.template()):
+                      soft: ti.types.ndarray(), from_logits: ti.template(),
+                      colours: ti.template()):
     """Colour (6,N,N,3), depth (6,N,N) and opacity (6,N,N) of the six axis views, as
     ortho.render_axis_views computes them. Colours are read from `rgb`; with from_logits, a
     voxel is quantized into soft and rgb (quantize_voxel) when a ray first visits it in this
@@ -196,13 +186,13 @@ def render_axis_views(block_map: ti.types.ndarray(), visible: ti.types.ndarray()
                     for k in range(end - s):
                         if trans <= t_min:
                             break
-                        v, _, decay = segment_sample(view, density, first, k, shift)
+                        v, alpha, decay = segment_sample(view, density, first, k, shift)
                         if ti.static(from_logits):
                             if stamp[v] != pass_id:
                                 quantize_voxel(block_coords, n, logits, palette, noise, quant,
-                                               v, soft, rgb)
+                                               v, soft, rgb, colours)
                                 stamp[v] = pass_id
-                        w = trans * (1.0 - decay)
+                        w = trans * alpha
                         colour += w * _rgb_at(rgb, v)
                         depth += w * (s + k + 0.5) / n
                         trans *= decay
@@ -253,8 +243,8 @@ def render_axis_views_backward(block_map: ti.types.ndarray(), visible: ti.types.
                     for k in range(end - s):
                         if trans <= t_min:
                             break
-                        v, x, decay = segment_sample(view, density, first, k, shift)
-                        w = trans * (1.0 - decay)
+                        v, alpha, decay = segment_sample(view, density, first, k, shift)
+                        w = trans * alpha
                         c_i = _rgb_at(rgb, v)
                         t_i = (s + k + 0.5) / n
                         acc_rgb += w * c_i
@@ -263,7 +253,7 @@ def render_axis_views_backward(block_map: ti.types.ndarray(), visible: ti.types.
                         d_sigma = (g_col.dot(trans_next * c_i - (final_rgb - acc_rgb))
                                    + g_dep * (trans_next * t_i - (final_depth - acc_depth))
                                    + opacity_term)
-                        grad_density[v] += d_sigma * sigmoid(x)
+                        grad_density[v] += d_sigma * alpha
                         for ch in ti.static(range(3)):
                             grad_rgb[v * 3 + ch] += w * g_col[ch]
                         if ti.static(with_classes):
@@ -281,11 +271,9 @@ def logit_grads(touched: ti.types.ndarray(), stamp: ti.types.ndarray(), pass_id:
                 class_value: ti.types.ndarray(), colours: ti.template()):
     """d loss / d logits of the voxels the last pass quantized (stamp == pass_id; they lie in
     touched slots), added to grad_logits:
-      the quantizer, gumbel.add_quantizer_grad: soft_n (q_n - sum_m soft_m q_m) / tau with
-        q_n = rgb_grad . palette_n (rgb_grad is consumed: set to 0);
-      with class_scale > 0 the palette cross-entropy, gumbel.add_class_cross_entropy:
-        class_scale * (sum(hist) softmax(logits) - hist), hist consumed; the term's value
-        -class_scale * sum_t hist_t log softmax_t goes to class_value[slot] (0 elsewhere).
+      the quantizer's, gumbel.quantizer_grad, from rgb_grad (consumed: set to 0);
+      with class_scale > 0 the palette cross-entropy's, gumbel.class_cross_entropy, over the
+        voxel's class histogram (consumed); its value goes to class_value[slot] (0 elsewhere).
     One thread per slot, so each slot's value is summed in a fixed order. `colours` (the
     palette size) is a compile-time constant: the per-colour loops unroll into registers."""
     for slot in range(touched.shape[0]):
@@ -294,42 +282,21 @@ def logit_grads(touched: ti.types.ndarray(), stamp: ti.types.ndarray(), pass_id:
             for q in range(BLOCK_VOXELS):
                 v = slot * BLOCK_VOXELS + q
                 if stamp[v] == pass_id:
-                    g = _rgb_at(rgb_grad, v)
-                    mean_q = 0.0
-                    for c in ti.static(range(colours)):
-                        mean_q += soft[v * colours + c] * g.dot(palette_colour(palette, c))
-                    for c in ti.static(range(colours)):
-                        q_c = g.dot(palette_colour(palette, c))
-                        grad_logits[v * colours + c] += soft[v * colours + c] * (
-                            q_c - mean_q) * inv_tau
+                    grad = quantizer_grad(_entries(soft, v, colours), _rgb_at(rgb_grad, v),
+                                          palette, inv_tau, colours)
                     for ch in ti.static(range(3)):
                         rgb_grad[v * 3 + ch] = 0.0
                     if class_scale > 0.0:
-                        value += _add_cross_entropy(logits, hist, colours, class_scale, v,
-                                                    grad_logits)
+                        ce_grad, ce_value = class_cross_entropy(
+                            _entries(logits, v, colours), _entries(hist, v, colours),
+                            class_scale)
+                        grad += ce_grad
+                        value += ce_value
+                        for c in ti.static(range(colours)):
+                            hist[v * colours + c] = 0.0
+                    for c in ti.static(range(colours)):
+                        grad_logits[v * colours + c] += grad[c]
         class_value[slot] = value
-
-
-@ti.func
-def _add_cross_entropy(logits: ti.template(), hist: ti.template(), colours: ti.template(),
-                       scale, v, grad_logits: ti.template()):
-    """Voxel v's palette cross-entropy over its class histogram (consumed): adds its
-    gradient, returns its value (gumbel.add_class_cross_entropy on the flat arrays, for a
-    compile-time palette size)."""
-    h = ti.Vector([hist[v * colours + c] for c in ti.static(range(colours))])
-    z = ti.Vector([logits[v * colours + c] for c in ti.static(range(colours))])
-    total = h.sum()
-    value = 0.0
-    if total > 0.0:
-        z -= z.max()
-        e = ti.exp(z)
-        norm = e.sum()
-        log_norm = ti.log(norm)
-        for c in ti.static(range(colours)):
-            grad_logits[v * colours + c] += scale * (total * e[c] / norm - h[c])
-            hist[v * colours + c] = 0.0
-        value = -scale * (h * (z - log_norm)).sum()
-    return value
 
 
 @ti.kernel

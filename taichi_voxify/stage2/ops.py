@@ -85,13 +85,14 @@ class AxisViewRenderer:
             dummy = self.class_value
             self._k.render_axis_views(density, colour, dummy, dummy, self.span, self.shift,
                                       self.t_min, 0, 0.0, 1.0, 0, self._no_target, 0, dummy,
-                                      dummy, *self.out, False)
+                                      dummy, *self.out, False, 0)
             return
         cache = self._quantizer_cache(colour.shape[3])
         palette, noise, *scalars = quantizer.kernel_args()
         self._k.render_axis_views(density, colour, palette, noise, self.span, self.shift,
                                   self.t_min, *scalars, cache["stamp"], self._pass_id,
-                                  cache["soft"], cache["rgb"], *self.out, True)
+                                  cache["soft"], cache["rgb"], *self.out, True,
+                                  int(colour.shape[3]))
 
     def backward(self, density, colour, grad_density, grad_colour, quantizer=None,
                  class_target=None, class_scale=0.0):
@@ -113,7 +114,8 @@ class AxisViewRenderer:
             cache["hist"] if with_classes else colour, with_classes)
         self._k.logit_grads(self.touched, cache["stamp"], self._pass_id, cache["soft"],
                             quantizer.palette, cache["rgb_grad"], quantizer.inv_tau, colour,
-                            cache["hist"], self._class_scale, grad_colour, self.class_value)
+                            cache["hist"], self._class_scale, grad_colour, self.class_value,
+                            int(colour.shape[3]))
 
     def class_term(self):
         """The weighted palette cross-entropy of the last backward (0 without one)."""
@@ -237,7 +239,7 @@ class PaletteQuantizer:
         if self.soft is None or self.soft.shape != tuple(logits.shape):
             self.soft = ndarrays.empty(tuple(logits.shape))
             self.rgb = ndarrays.empty(tuple(logits.shape[:3]) + (3,))
-        gumbel_softmax(logits, *self.kernel_args(), self.soft, self.rgb)
+        gumbel_softmax(logits, *self.kernel_args(), self.soft, self.rgb, int(logits.shape[3]))
         return self.rgb
 
     def backward(self, logits, grad_rgb, grad_logits):
@@ -245,4 +247,5 @@ class PaletteQuantizer:
         last forward's step."""
         from ..kernels.gumbel import gumbel_softmax_backward
 
-        gumbel_softmax_backward(self.soft, self.palette, self.inv_tau, grad_rgb, grad_logits)
+        gumbel_softmax_backward(self.soft, self.palette, self.inv_tau, grad_rgb, grad_logits,
+                                int(self.soft.shape[3]))

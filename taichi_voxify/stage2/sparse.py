@@ -165,13 +165,13 @@ class SparseAxisViewRenderer:
                                      colour, self.shift, self.t_min, *self.out,
                                      self.grid.block_coords,
                                      density, density, density, 0, 0.0, 1.0, 0, self._stamp,
-                                     self._pass_id, density, False)
+                                     self._pass_id, density, False, 0)
             return
         sparse.render_axis_views(self.grid.block_map, self.visible, self.span, density,
                                  arrays["rgb"], self.shift, self.t_min, *self.out,
                                  self.grid.block_coords,
                                  colour, *quantizer.kernel_args(), self._stamp, self._pass_id,
-                                 arrays["soft"], True)
+                                 arrays["soft"], True, quantizer.palette.shape[0])
 
     def backward(self, density, colour, grad_density, grad_colour, quantizer=None,
                  class_target=None, class_scale=0.0):
