@@ -147,7 +147,9 @@ def prepare(mesh_or_path, options=None, *, progress=None, **fields):
     axis_lowres = clock.run("render", mesh_axis_renders, mesh, n)
     report("render", 3, 3, {})
 
-    coarse = clock.run("stage1", train_stage1, train_views, coarse_n, cfg1, seed, report)
+    # Stage 1 follows the engine option too ("auto": stage1_sparse.choose_engine by its N)
+    coarse = clock.run("stage1", train_stage1, train_views, coarse_n, cfg1, seed, report,
+                       opts.engine)
 
     images, masks, pal = _make_targets(clock, axis_hires, n, opts.colors, opts.palette,
                                        user_art, opts.pixel_method, seed, weights)

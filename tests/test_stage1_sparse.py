@@ -278,3 +278,16 @@ def test_thin_shell_state_is_far_smaller_than_dense():
     grid = SparseStage1Grid(n, covering_blocks(shell))
     assert grid.nbytes() < 0.2 * grid.dense_nbytes()  # 18%: blocks within 2 cells of it
     assert grid.dense_nbytes() > n ** 3 * (19 * 8 + 32)  # 19 f64 channels and fixed point
+
+
+def test_pipeline_trains_stage1_on_the_engine_option():
+    from conftest import mesh_path
+    from taichi_voxify.pipeline import prepare
+
+    kw = dict(resolution=16, colors=4, preset="test", clip="off", seed=1)
+    fields = {e: prepare(str(mesh_path("Fox.glb")), engine=e, **kw).coarse
+              for e in ("dense", "sparse")}
+    assert {e: f.metadata["engine"] for e, f in fields.items()} == {"dense": "dense",
+                                                                    "sparse": "sparse"}
+    np.testing.assert_allclose(fields["sparse"].density, fields["dense"].density, rtol=1e-9,
+                               atol=1e-12)
