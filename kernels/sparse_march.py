@@ -39,10 +39,21 @@ def stored_voxel(block_map: ti.template(), idx):
 
 @ti.func
 def corner_ids(block_map: ti.template(), base):
-    """Flat ids of the 2x2x2 corners at base, in corner order c (bit a = offset along a)."""
+    """Flat ids of the 2x2x2 corners at base, in corner order c (bit a = offset along a):
+    one block lookup when they share a block (27 times in 64), else one per corner."""
     ids = ti.Vector([0, 0, 0, 0, 0, 0, 0, 0], dt=ti.i32)
-    for c in ti.static(range(8)):
-        ids[c] = stored_voxel(block_map, base + ti.Vector([c & 1, (c >> 1) & 1, (c >> 2) & 1]))
+    local = base % BLOCK
+    if local[0] < BLOCK - 1 and local[1] < BLOCK - 1 and local[2] < BLOCK - 1:
+        first = stored_voxel(block_map, base)
+        for c in ti.static(range(8)):
+            ids[c] = first + ti.static((c & 1) * BLOCK * BLOCK + ((c >> 1) & 1) * BLOCK
+                                       + ((c >> 2) & 1))
+        if first < 0:
+            ids = ti.Vector([-1, -1, -1, -1, -1, -1, -1, -1], dt=ti.i32)
+    else:
+        for c in ti.static(range(8)):
+            ids[c] = stored_voxel(block_map,
+                                  base + ti.Vector([c & 1, (c >> 1) & 1, (c >> 2) & 1]))
     return ids
 
 
@@ -216,18 +227,29 @@ def grid_index(block_coords: ti.template(), v):
 
 
 @ti.func
-def tv_grad_at(block_map: ti.template(), grid: ti.template(), idx, v, res,
-               width: ti.template(), ch: ti.template()):
-    """regularizers.tv_grad_at at grid index idx (flat id v): neighbours inside the grid."""
-    g = 0.0
-    centre = grid[v * width + ch]
+def neighbour_ids(block_map: ti.template(), idx, res):
+    """Flat ids of the 6 face neighbours of grid index idx (order: axis, then -1, +1); -2 for
+    those outside the grid, -1 for those in absent blocks."""
+    ids = ti.Vector([-2, -2, -2, -2, -2, -2], dt=ti.i32)
     for a in ti.static(range(3)):
-        for s in ti.static((-1, 1)):
+        for s in ti.static(range(2)):
             e = ti.Vector([0, 0, 0])
-            e[a] = s
+            e[a] = 2 * s - 1
             nb = idx + e
             if 0 <= nb[0] < res and 0 <= nb[1] < res and 0 <= nb[2] < res:
-                g += 2.0 * (centre - _read(grid, stored_voxel(block_map, nb), width, ch))
+                ids[2 * a + s] = stored_voxel(block_map, nb)
+    return ids
+
+
+@ti.func
+def tv_grad_at(grid: ti.template(), v, neighbours, width: ti.template(), ch: ti.template()):
+    """regularizers.tv_grad_at at flat id v with its neighbour_ids: neighbours inside the
+    grid."""
+    g = 0.0
+    centre = grid[v * width + ch]
+    for m in ti.static(range(6)):
+        if neighbours[m] != -2:
+            g += 2.0 * (centre - _read(grid, neighbours[m], width, ch))
     return g
 
 
@@ -250,10 +272,10 @@ def gather_grads(block_map: ti.types.ndarray(), block_coords: ti.types.ndarray()
             g_d = 0.0
             g_c = ti.Vector([0.0, 0.0, 0.0])
             if touched_voxel:
-                idx = grid_index(block_coords, v)
+                neighbours = neighbour_ids(block_map, grid_index(block_coords, v), res)
                 reg = 0.0
                 if w_tv_density != 0.0:
-                    reg += w_tv_density * tv_grad_at(block_map, density, idx, v, res, 1, 0)
+                    reg += w_tv_density * tv_grad_at(density, v, neighbours, 1, 0)
                 if w_noise != 0.0:
                     reg += w_noise * noise_grad_at(density[v], shift)
                 g_d = fixed_density[v] / scale + reg / volume
@@ -261,8 +283,7 @@ def gather_grads(block_map: ti.types.ndarray(), block_coords: ti.types.ndarray()
                     s = rgb[v * 3 + ch]
                     reg_c = 0.0
                     if w_tv_rgb != 0.0:
-                        reg_c = w_tv_rgb * tv_grad_at(block_map, rgb, idx, v, res, 3,
-                                                      ch) / volume
+                        reg_c = w_tv_rgb * tv_grad_at(rgb, v, neighbours, 3, ch) / volume
                     g_c[ch] = (fixed_rgb[v * 3 + ch] / scale + reg_c) * s * (1.0 - s)
                     fixed_rgb[v * 3 + ch] = ti.i64(0)
                 fixed_density[v] = ti.i64(0)

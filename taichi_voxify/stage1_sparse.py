@@ -18,7 +18,7 @@ import numpy as np
 
 from . import backend, ndarrays
 from .errors import OptionError
-from .sparse_grid import BLOCK, BLOCK_VOXELS, Channel, SparseGrid, block_count, blocks_of
+from .sparse_grid import BLOCK, BLOCK_VOXELS, Channel, SparseGrid, block_count
 from .stage1 import Stage1Trainer, upsample_field
 
 ENGINES = ("auto", "dense", "sparse")
@@ -46,12 +46,27 @@ def choose_engine(engine, resolution):
 
 
 def covering_blocks(mask):
-    """(nb, nb, nb) bool: the blocks within REACH cells of a (R, R, R) cell mask."""
-    from scipy.ndimage import maximum_filter
-
-    grown = maximum_filter(np.asarray(mask, dtype=np.uint8), size=2 * REACH + 1,
-                           mode="constant")
-    return blocks_of(grown.astype(bool))
+    """(nb, nb, nb) bool: the blocks within REACH cells (Chebyshev) of a (R, R, R) cell mask,
+    i.e. blocks_of(the mask grown by REACH cells), worked out on blocks: a cell of block A
+    lies within REACH of block A + d, d in {-1, 0, 1}^3, when along each axis it lies in A's
+    first REACH cells (d = -1), anywhere (d = 0) or in its last REACH cells (d = 1). (The
+    cell-level dilation took 30 ms a refresh at R = 128.)"""
+    n = mask.shape[0]
+    nb = block_count(n)
+    padded = np.zeros((nb * BLOCK,) * 3, dtype=bool)
+    padded[:n, :n, :n] = mask
+    parts = padded.reshape(nb, BLOCK, nb, BLOCK, nb, BLOCK)
+    for axis in (1, 3, 5):  # the cells along an axis of a block -> (first, any, last)
+        cut = lambda sl: parts[(slice(None),) * axis + (sl,)].any(axis=axis, keepdims=True)
+        parts = np.concatenate([cut(slice(0, REACH)), cut(slice(None)),
+                                cut(slice(BLOCK - REACH, None))], axis=axis)
+    out = np.zeros((nb,) * 3, dtype=bool)
+    for d in np.ndindex(3, 3, 3):
+        src = parts[:, d[0], :, d[1], :, d[2]]
+        to = tuple(slice(max(0, k - 1), nb + min(0, k - 1)) for k in d)
+        frm = tuple(slice(max(0, 1 - k), nb + min(0, 1 - k)) for k in d)
+        out[to] |= src[frm]
+    return out
 
 
 def _block_cells(coords):
@@ -95,11 +110,20 @@ class SparseStage1Grid(SparseGrid):
             self._fit_slots()
         return changed
 
+    def cells(self):
+        """(inside (V,) bool, grid index (V, 3) of those voxels) of the stored voxels, made
+        once a layout."""
+        if getattr(self, "_cells_layout", None) != self.layout_version:
+            inside = self.inside()
+            self._cells = inside, self.voxel_coords()[inside]
+            self._cells_layout = self.layout_version
+        return self._cells
+
     def set_mask(self, mask):
         """Store the cells of a (n, n, n) bool mask that lie in active blocks."""
         flat = np.zeros(self.voxels, np.uint8)
-        inside = self.inside()
-        flat[inside] = np.asarray(mask)[tuple(self.voxel_coords()[inside].T)]
+        inside, cells = self.cells()
+        flat[inside] = np.asarray(mask)[tuple(cells.T)]
         self.mask.from_numpy(flat)
 
     def nbytes(self):
@@ -239,9 +263,9 @@ class SparseStage1Trainer(Stage1Trainer):
         above = ndarrays.empty((g.voxels,), ti.u8)
         threshold_alpha(g.arrays["density"], above, self.shift, STEP_VOXELS,
                         self.config.mask_thres)
-        keep = g.inside() & (above.to_numpy() != 0)
+        inside, cells = g.cells()
         busy = np.zeros((n,) * 3, dtype=bool)
-        busy[tuple(g.voxel_coords()[keep].T)] = True
+        busy[tuple(cells[above.to_numpy()[inside] != 0].T)] = True
         busy &= self.hull
         if not self.formed:
             self.formed = np.count_nonzero(busy) >= self.config.formed_fraction * self.hull_cells

@@ -291,3 +291,17 @@ def test_pipeline_trains_stage1_on_the_engine_option():
                                                                     "sparse": "sparse"}
     np.testing.assert_allclose(fields["sparse"].density, fields["dense"].density, rtol=1e-9,
                                atol=1e-12)
+
+
+def test_covering_blocks_are_the_blocks_of_the_mask_grown_by_two_cells():
+    from scipy.ndimage import maximum_filter
+
+    from taichi_voxify.sparse_grid import blocks_of
+    from taichi_voxify.stage1_sparse import REACH, covering_blocks
+
+    rng = np.random.default_rng(4)
+    for n in (5, 13, 16, 18):
+        for share in (0.0, 0.002, 0.02, 0.3):
+            mask = rng.random((n,) * 3) < share
+            grown = maximum_filter(mask.astype(np.uint8), size=2 * REACH + 1, mode="constant")
+            assert np.array_equal(covering_blocks(mask), blocks_of(grown.astype(bool)))
