@@ -153,11 +153,16 @@ def ray_table(cameras, rgb, alpha, depth, dtype):
     """All pixels of all views as one table: origins, dirs, target colour, coverage and depth
     (0 where nothing was hit; the depth loss only reads covered pixels)."""
     height, width = rgb.shape[1:3]
-    origins, dirs = zip(*(cam.rays(width, height) for cam in cameras))
+    pixels = height * width
+    origins = np.empty((len(cameras) * pixels, 3), dtype)
+    dirs = np.empty_like(origins)
+    for v, cam in enumerate(cameras):  # a view at a time: the float64 rays of all views
+        o, d = cam.rays(width, height)  # took 280 MB at N = 256
+        origins[v * pixels:(v + 1) * pixels] = o.reshape(-1, 3)
+        dirs[v * pixels:(v + 1) * pixels] = d.reshape(-1, 3)
     flat = lambda a, c: np.ascontiguousarray(np.asarray(a, dtype=dtype).reshape(-1, c))
     depth = np.where(np.isfinite(depth), depth, 0.0)
-    return (flat(origins, 3), flat(dirs, 3), flat(rgb, 3), flat(alpha, 1)[:, 0],
-            flat(depth, 1)[:, 0])
+    return origins, dirs, flat(rgb, 3), flat(alpha, 1)[:, 0], flat(depth, 1)[:, 0]
 
 
 def _footprint_pixels(cam, resolution, width):
@@ -230,6 +235,7 @@ class Stage1Trainer:
         self.ray_count = origins.shape[0]
         self.rays = RayMarch(origins, dirs, self.config.rays_per_batch, self.shift,
                              self.config.term_thres)
+        del origins, dirs, targets  # the device holds them now
         self._silhouettes = (cameras, alpha)
         res = self.resolution
         if (self.config.half_res_fraction > 0 and res > self.config.half_res_above

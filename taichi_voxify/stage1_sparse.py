@@ -171,14 +171,18 @@ class _StartValues:
     def __init__(self, res, shift, coarse=None):
         self.res, self.shift, self.coarse = res, shift, coarse
 
+    CHUNK = 1 << 18  # cells upsampled at a time: the float64 temporaries stay ~50 MB
+
     def at(self, cells):
         fd = backend.float_dtype()
-        if self.coarse is None:
-            return {"density": np.zeros((len(cells), 1), fd),
-                    "raw_rgb": np.zeros((len(cells), 3), fd)}
-        density, rgb = upsample_field(*self.coarse, self.res, self.shift, cells)
-        raw = np.log(rgb) - np.log1p(-rgb)
-        return {"density": density.astype(fd)[:, None], "raw_rgb": raw.astype(fd)}
+        out = {"density": np.zeros((len(cells), 1), fd), "raw_rgb": np.zeros((len(cells), 3), fd)}
+        if self.coarse is not None:
+            for start in range(0, len(cells), self.CHUNK):
+                part = slice(start, start + self.CHUNK)
+                density, rgb = upsample_field(*self.coarse, self.res, self.shift, cells[part])
+                out["density"][part, 0] = density
+                out["raw_rgb"][part] = np.log(rgb) - np.log1p(-rgb)
+        return out
 
 
 class SparseStage1Trainer(Stage1Trainer):
