@@ -1,7 +1,8 @@
 """Stage 2's image losses over the six rendered axis views, per pixel, with their gradients.
 
 For pixel p of the (6, N, N) views (colour C, depth D, opacity O) against the pixel art A,
-foreground mask F and target depth D* (where `depth_valid`):
+foreground mask F and target depth D* (where `depth_valid`; ViewLosses passes the depth the
+renderer gives the voxel the surface fills, stage2/losses.surface_voxel_depth):
 
     pixel = sum_p |C_p - A_p|^2 * pixel_scale            (pixel_scale = 1 / (6 N^2 3): a mean)
     alpha = sum_p (1 - F_p) O_p^2 * alpha_scale          (alpha_scale = 1 / background pixels)

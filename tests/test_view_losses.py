@@ -4,18 +4,24 @@ import numpy as np
 import pytest
 
 from taichi_voxify.stage2 import Stage2Config, ViewLosses
+from taichi_voxify.stage2.losses import surface_voxel_depth
 from taichi_voxify import ndarrays
 
 pytestmark = pytest.mark.usefixtures("f64_backend")
 
 
 def numpy_losses(rgb, depth, opacity, pixel_art, masks, depth_target, cfg):
-    """The terms as Stage 2 defines them (package docstring), unweighted, in numpy."""
+    """The terms as Stage 2 defines them (package docstring), unweighted, in numpy; the depth
+    is fitted to the centre of the first voxel whose centre lies behind the surface (the last
+    voxel where none does)."""
     pixel = float(np.mean((rgb - pixel_art) ** 2))
     background = ~masks
     alpha = float(np.sum(opacity ** 2 * background)) / max(int(background.sum()), 1)
     valid = masks & np.isfinite(depth_target)
-    x = np.where(valid, depth - np.nan_to_num(depth_target), 0.0)
+    n = depth.shape[1]
+    voxel = np.minimum(np.floor(np.nan_to_num(depth_target) * n + 0.5), n - 1)
+    voxel_centre = (voxel + 0.5) / n
+    x = np.where(valid, depth - voxel_centre, 0.0)
     if cfg.depth_loss == "l1":
         per = np.abs(x)
     else:
@@ -30,7 +36,8 @@ def _case(n=2, seed=0):
     out = (rng.random((6, n, n, 3)), rng.random((6, n, n)), rng.random((6, n, n)))
     masks = rng.random((6, n, n)) < 0.6
     depth_target = np.where(rng.random((6, n, n)) < 0.8, rng.random((6, n, n)), np.nan)
-    depth_target[0, 0, 0] = out[1][0, 0, 0] + 0.01  # inside the smooth-L1 knee
+    depth_target[0, 0, 0] = 0.3
+    out[1][0, 0, 0] = 0.75 + 0.01  # inside the smooth-L1 knee of its voxel's centre, 0.75
     masks[0, 0, 0] = True
     return out, rng.random((6, n, n, 3)), masks, depth_target
 
@@ -71,3 +78,48 @@ def test_without_depth_target_the_depth_term_is_off():
     values, grads = _evaluate(ViewLosses(pixel_art, masks, None, Stage2Config()), out)
     assert values["depth"] == 0.0 and not grads[1].any()
     assert values["alpha"] > 0 and grads[2][~masks].all() and not grads[2][masks].any()
+
+
+def _solid_column_depth(n, first, alpha_in_front=0.0):
+    """The axis renderer's depth of a ray through solid voxels from `first` on, behind a voxel
+    of opacity `alpha_in_front` just in front of them (kernels/ortho.py)."""
+    return alpha_in_front * (first - 0.5) / n + (1 - alpha_in_front) * (first + 0.5) / n
+
+
+def test_depth_term_asks_for_the_voxel_whose_centre_is_behind_the_surface():
+    """A surface 0.7 into voxel 1 of 4 fills voxel 2 (voxel 1's centre lies in front of it):
+    solid voxels from 2 on meet the depth target exactly, and neither the column one voxel
+    further forward nor a half-transparent layer in front of it lowers the term (fitting the
+    rendered depth to the surface depth itself preferred the column from voxel 1)."""
+    n = 4
+    masks = np.ones((6, n, n), bool)
+    depth_target = np.full((6, n, n), (1 + 0.7) / n)
+    losses = ViewLosses(np.zeros((6, n, n, 3)), masks, depth_target, Stage2Config())
+
+    def depth_term(rendered):
+        out = (np.zeros((6, n, n, 3)), np.full((6, n, n), rendered), np.ones((6, n, n)))
+        return _evaluate(losses, out)[0]["depth"]
+
+    behind = depth_term(_solid_column_depth(n, 2))
+    assert behind == pytest.approx(0.0, abs=1e-12)
+    assert depth_term(_solid_column_depth(n, 1)) > 0.01
+    for alpha in (0.3, 0.5, 0.8):
+        assert depth_term(_solid_column_depth(n, 2, alpha)) > 1e-4
+    front_half = ViewLosses(np.zeros((6, n, n, 3)), masks, np.full((6, n, n), 1.3 / n),
+                            Stage2Config())
+    out = (np.zeros((6, n, n, 3)), np.full((6, n, n), _solid_column_depth(n, 1)),
+           np.ones((6, n, n)))
+    assert _evaluate(front_half, out)[0]["depth"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_surface_voxel_depth_matches_a_solid_voxelisation():
+    """For surfaces anywhere in the box, the target is the centre of the first voxel whose
+    centre lies behind the surface (what a solid voxelisation fills), and NaN stays NaN."""
+    n = 8
+    depth = np.concatenate([np.linspace(0.0, 1.0, 97), [np.nan]])
+    target = surface_voxel_depth(depth, n)
+    centres = (np.arange(n) + 0.5) / n
+    for d, t in zip(depth[:-1], target[:-1]):
+        inside = centres[centres > d]
+        assert t == (inside[0] if len(inside) else centres[-1])
+    assert np.isnan(target[-1])
