@@ -20,10 +20,10 @@ def surface_voxel_depth(depth, n):
     depth d fills is the first whose centre lies behind it, s = floor(d N + 0.5) (a solid
     voxelisation keeps the cells whose centres are inside; the metrics' depth is that voxel's
     entry face). Fitting the renderer's depth to d itself asked for the voxel whose centre is
-    nearest d, half a voxel too far forward where d lies in the back half of a voxel, so the
-    depth term grew a layer in front of flat faces (the Kenney character's face at N=32: side
-    IoU 0.96). This target is one solid voxels meet exactly, so no half-transparent layer lowers
-    the term."""
+    nearest d, one voxel too far forward where d lies in the back half of a voxel, so the depth
+    term grew a layer on flat surfaces (the back of the Kenney character's head at N=32: side
+    views' IoU 0.96). This target is one solid voxels meet exactly, so no half-transparent layer
+    lowers the term."""
     steps = np.clip(np.floor(np.asarray(depth, np.float64) * n + 0.5), 0, n - 1)
     return (steps + 0.5) / n
 
