@@ -122,8 +122,10 @@ class SparseGrid:
         return self.capacity * BLOCK_VOXELS
 
     def active_fraction(self):
-        """Share of the N^3 voxels inside active blocks."""
-        return float(self.inside().sum()) / self.n ** 3
+        """Share of the N^3 voxels inside active blocks (the last block of an axis may be cut
+        short by the grid's end)."""
+        sides = np.minimum(BLOCK, self.n - self.coords * BLOCK)
+        return float(np.prod(sides, axis=1).sum()) / self.n ** 3
 
     # --- values ---------------------------------------------------------------------------
 

@@ -255,7 +255,8 @@ def test_training_equals_dense_through_retired_and_activated_blocks():
 def test_refresh_keeps_opaque_blocks_and_the_target_band_and_drops_empty_space():
     n = 16
     coarse, pixel_art, masks, depth = _sphere_problem(n, radius=0.35)
-    sparse = SparseStage2Grid(coarse, n, PALETTE, _config(), masks, depth)
+    sparse = SparseStage2Grid(coarse, n, PALETTE, _config(), masks, depth,
+                              SparseSettings(retire_share=0.0))
     grid = sparse.grid
     opaque = blocks_of(coarse.voxel_alpha() >= sparse.settings.keep_alpha)
     assert np.all(grid.blocks[opaque & sparse.candidates])
@@ -277,6 +278,32 @@ def test_refresh_keeps_opaque_blocks_and_the_target_band_and_drops_empty_space()
     alpha = 1.0 - np.exp(-np.logaddexp(0.0, grid.to_dense("density") + SHIFT))
     block = alpha[tuple(slice(c * BLOCK, c * BLOCK + BLOCK) for c in chosen)]
     assert block.max() <= sparse.settings.keep_alpha * (1 + 1e-9)
+
+
+def test_a_refresh_that_drops_only_a_few_blocks_keeps_the_layout():
+    n = 16
+    coarse, pixel_art, masks, depth = _sphere_problem(n, radius=0.35)
+    sparse = SparseStage2Grid(coarse, n, PALETTE, _config(), masks, depth,
+                              SparseSettings(retire_share=0.25))
+    grid = sparse.grid
+    version, slots = grid.layout_version, grid.slots
+    assert slots >= 8
+
+    def empty_out(count):  # the first `count` slots' blocks turn transparent and leave the band
+        density = grid.get("density")
+        density[:count * BLOCK ** 3] = -40.0 - SHIFT
+        grid.set("density", density)
+        emptied = grid.coords[:count].copy()
+        sparse.band[tuple(emptied.T)] = False
+        return tuple(emptied.T)
+
+    emptied = empty_out(1)
+    sparse.refresh()  # 1 block of >= 8: under a quarter, nothing moves
+    assert grid.layout_version == version and grid.slots == slots and grid.blocks[emptied]
+    emptied = empty_out(slots // 2)
+    sparse.refresh()  # half of them: the layout follows
+    assert grid.layout_version == version + 1 and grid.slots <= slots - slots // 2
+    assert not grid.blocks[emptied].any()
 
 
 # --- edge cases and memory ----------------------------------------------------------------------
