@@ -11,6 +11,8 @@ expected depth lies behind the surface (Stage 2 uses that depth as its target).
 Empty space is skipped from the first step with the visual hull of the training silhouettes
 (a cell that projects onto background in any view cannot hold anything), and after a warm-up,
 as DVGO does, with a mask of cells whose opacity passed a threshold, refreshed every few steps.
+Stage1Trainer keeps its grids dense; stage1_sparse.SparseStage1Trainer computes the same steps
+on a block-sparse grid that stores only the blocks around that mask (train_stage1's engine).
 """
 import math
 import time

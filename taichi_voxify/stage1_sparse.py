@@ -24,10 +24,12 @@ from .stage1 import Stage1Trainer, upsample_field
 ENGINES = ("auto", "dense", "sparse")
 REACH = 2  # cells around the mask a step reads: trilinear corners (1) and their neighbours (2)
 # `auto` trains the coarse field sparse from this resolution. Measured on the bundled cow
-# (fast preset, 600 steps, CPU seconds of the process, 2 cores at load 3.5-6.6): coarse 32
-# dense 7.2 / sparse 7.1 s, coarse 64 12.0 / 11.0 s, coarse 128 41.4 / 24.3 s (the dense
-# gather and Adam walk 8^3 blocks mostly empty; the sparse grid's state is 11 and 59 MB against
-# 29 and 233 MB dense); at 32 the two are even, and dense, the reference, stays
+# (fast preset, 600 steps, CPU seconds of the process after kernel loading, 2 cores at load
+# 4.6-6.5): coarse 32 dense 7.3 / sparse 7.1 s (the active blocks hold 63% of the box),
+# coarse 64 12.3 / 9.3 s (40%), coarse 128 37.2 / 24.7 s (27%; the dense gather and Adam walk
+# 8^3 blocks mostly empty); a box filling the grid, coarse 64: 15.4 / 13.1 s, so the occupied
+# share does not enter the choice. At 32 the two are even and dense, the reference, stays: it
+# needs none of the sparse grid's kernels when Stage 2 runs dense too (auto does below 64).
 SPARSE_FROM = 64
 CHANNELS = (Channel("density"), Channel("raw_rgb", 3), Channel("rgb", 3),
             Channel("density_m"), Channel("density_v"), Channel("raw_rgb_m", 3),
