@@ -11,7 +11,8 @@ from taichi_voxify.sparse_grid import BLOCK, Channel, SparseGrid, block_count, b
 from taichi_voxify.stage2 import (AxisViewRenderer, PaletteQuantizer, Stage2Config,
                                   Stage2Trainer, palette_targets)
 from taichi_voxify.stage2.sparse import (EMPTY_DENSITY, SparseAxisViewRenderer, SparseSettings,
-                                         SparseStage2Grid, sparse_channels, visual_hull)
+                                         SparseStage2Grid, sparse_channels, target_band,
+                                         visual_hull)
 
 pytestmark = pytest.mark.usefixtures("f64_backend")
 SHIFT = density_shift(1e-6)
@@ -278,6 +279,25 @@ def test_refresh_keeps_opaque_blocks_and_the_target_band_and_drops_empty_space()
     alpha = 1.0 - np.exp(-np.logaddexp(0.0, grid.to_dense("density") + SHIFT))
     block = alpha[tuple(slice(c * BLOCK, c * BLOCK + BLOCK) for c in chosen)]
     assert block.max() <= sparse.settings.keep_alpha * (1 + 1e-9)
+
+
+def test_a_foreground_pixel_without_target_depth_keeps_its_whole_column():
+    n = 16
+    g = (np.arange(n) + 0.5) / n - 0.5
+    ball = np.sqrt(sum(a * a for a in np.meshgrid(g, g, g, indexing="ij"))) < 0.2
+    line = np.zeros((n,) * 3, bool)
+    line[:, 1, 14] = True  # a thin part far from the ball, along the x axis
+    coarse, pixel_art, masks, depth = _sphere_problem(n, inside=ball | line)
+    _, _, ball_masks, _ = _sphere_problem(n, inside=ball)
+    # the pixel art keeps the thin part, but the mesh covers less than half of its pixels (no
+    # depth there) and Stage 1 left it transparent
+    depth[masks & ~ball_masks] = np.nan
+    coarse.density[line] = -8.0 - SHIFT
+    assert not target_band(masks, np.where(masks & ~ball_masks, 0.5, depth), band=1)[line].all()
+    assert target_band(masks, depth, band=1)[line].all()
+    sparse = SparseStage2Grid(coarse, n, PALETTE, _config(), masks, depth,
+                              SparseSettings(retire_share=0.0))
+    assert sparse.grid.blocks[tuple((np.argwhere(line) // BLOCK).T)].all()
 
 
 def test_a_refresh_that_drops_only_a_few_blocks_keeps_the_layout():

@@ -9,8 +9,9 @@ Which blocks are active:
   a voxel whose opacity is at least `keep_alpha` (anything still visible or still opaque,
   hidden or not), and the band of `band` voxels around the target depth of every foreground
   pixel (where the views ask for a surface, even while the voxels there are still transparent,
-  so a surface can always grow there). A dropped block is empty space: alpha 0, as a view in
-  front of a surface wants it.
+  so a surface can always grow there; the whole column of a foreground pixel with no target
+  depth, a thin part). A dropped block is empty space: alpha 0, as a view in front of a surface
+  wants it.
 A block that comes back after being dropped starts transparent (at most `keep_alpha`), with
 palette logits from Stage 1's colour, so a floater the losses removed does not return.
 A refresh that would only drop blocks, fewer than `retire_share` of the active ones, keeps the
@@ -93,17 +94,21 @@ def dilate_voxels(mask):
 
 def target_band(masks, depth_target, band):
     """(N, N, N) bool: voxels within `band` steps of a foreground pixel's target depth (depth in
-    box lengths from the entry face, NaN where there is none)."""
+    box lengths from the entry face, NaN where there is none), and the whole column of a
+    foreground pixel that has none: a part the pixel art keeps but the mesh covers less than
+    half of (a thin part) has no depth, and its voxels must stay free to fill in."""
     n = masks.shape[1]
     near = np.zeros((n,) * 3, dtype=bool)
     for view in range(NUM_VIEWS):
         valid = masks[view] & np.isfinite(depth_target[view])
         surface = np.where(valid, np.nan_to_num(depth_target[view]) * n - 0.5, -1e9)
+        whole_column = masks[view] & ~valid
         march, sign = LAYOUT[view][0]
         for s in range(n):  # a plane at a time: an (N, N, N) float64 difference is 134 MB
             plane = [slice(None)] * 3
             plane[march] = slice(s, s + 1) if sign > 0 else slice(n - 1 - s, n - s)
-            near[tuple(plane)] |= image_to_volume(np.abs(s - surface) <= band, view)
+            near[tuple(plane)] |= image_to_volume((np.abs(s - surface) <= band) | whole_column,
+                                                  view)
     return near
 
 
