@@ -11,8 +11,9 @@ N (when 4 does not divide N) are padding that no ray visits.
 An absent block reads as empty space (alpha 0, no colour, no gradient), so every kernel here
 equals its dense twin in kernels/ortho.py and kernels/gumbel.py on a dense grid whose absent
 voxels hold a density of -inf; tests/test_sparse.py checks that, and the gradients by finite
-differences. Rays step over absent blocks, and over blocks flagged invisible (no voxel above
-the renderer's skip threshold), a whole block at a time.
+differences. Rays march the span of their column between the first and the last voxel above
+the renderer's skip threshold (voxel_spans, as ortho.column_spans finds it on a dense grid) and
+step over absent blocks a whole block at a time.
 """
 import taichi as ti
 
@@ -27,15 +28,14 @@ BLOCK_VOXELS = BLOCK ** 3
 
 
 @ti.func
-def voxel_id(block_map: ti.template(), visible: ti.template(), idx):
-    """Flat voxel id of grid index idx, or -1 when its block is absent or invisible."""
+def voxel_id(block_map: ti.template(), idx):
+    """Flat voxel id of grid index idx, or -1 when its block is absent."""
     b = idx // BLOCK
     slot = block_map[b[0], b[1], b[2]]
     out = -1
     if slot >= 0:
-        if visible[slot] != 0:
-            local = idx - b * BLOCK
-            out = slot * BLOCK_VOXELS + (local[0] * BLOCK + local[1]) * BLOCK + local[2]
+        local = idx - b * BLOCK
+        out = slot * BLOCK_VOXELS + (local[0] * BLOCK + local[1]) * BLOCK + local[2]
     return out
 
 
@@ -58,12 +58,11 @@ def march_stride(view):
 
 
 @ti.func
-def block_segment(block_map: ti.template(), visible: ti.template(), view: ti.template(), n, r,
-                  c, s):
+def block_segment(block_map: ti.template(), view: ti.template(), n, r, c, s):
     """The ray of pixel (r, c) at step s: the flat voxel id there (-1 when its block is absent
     or invisible) and the first step past its block; in between, the id moves by
     march_stride(view) a step, so a ray looks the block map up once per block."""
-    return (voxel_id(block_map, visible, column_voxel(view, n, r, c, s)),
+    return (voxel_id(block_map, column_voxel(view, n, r, c, s)),
             step_past_block(view, n, s))
 
 
@@ -96,33 +95,24 @@ def flag_blocks_above(density: ti.types.ndarray(), threshold: float,
 
 
 @ti.kernel
-def column_spans(block_map: ti.types.ndarray(), visible: ti.types.ndarray(),
-                 span: ti.types.ndarray()):
-    """span[axis, a, b] = (first, last) voxel index along `axis` of the column at voxel
-    coordinates (a, b) of the other two axes (in increasing axis order) that lies in an active,
-    visible block; (n, -1) if none: ortho.column_spans at block granularity, so the marches
-    (through ortho.step_range) neither start before the first such block nor walk past the
-    last. One pass over the block map per axis."""
-    n, nb = span.shape[1], block_map.shape[0]
-    for axis in ti.static(range(3)):
-        oa, ob = ti.static(other_axes(axis))
-        for ba, bb in ti.ndrange(nb, nb):
-            first, last = n, -1
-            for kb in range(nb):
-                b = ti.Vector([0, 0, 0])
-                b[axis] = kb
-                b[oa] = ba
-                b[ob] = bb
-                slot = block_map[b[0], b[1], b[2]]
-                if slot >= 0:
-                    if visible[slot] != 0:
-                        first = ti.min(first, kb * BLOCK)
-                        last = ti.min(n - 1, kb * BLOCK + BLOCK - 1)
-            for da, db in ti.ndrange(BLOCK, BLOCK):
-                a, c = ba * BLOCK + da, bb * BLOCK + db
-                if a < n and c < n:
-                    span[axis, a, c, 0] = first
-                    span[axis, a, c, 1] = last
+def voxel_spans(block_coords: ti.types.ndarray(), density: ti.types.ndarray(),
+                threshold: float, span: ti.types.ndarray()):
+    """span[axis, a, b] = (first, last) index along `axis` of the column at the other two axes
+    (a, b in increasing axis order) whose raw density exceeds `threshold`, (n, -1) if none:
+    ortho.column_spans over the stored voxels (absent ones are empty), so both engines march
+    the same samples. Integer min/max commute, so the spans do not depend on thread order."""
+    n = span.shape[1]
+    for axis, a, b in ti.ndrange(3, n, n):
+        span[axis, a, b, 0] = n
+        span[axis, a, b, 1] = -1
+    for v in range(density.shape[0]):
+        if density[v] > threshold:
+            idx = _grid_index(block_coords, v)
+            if idx[0] < n and idx[1] < n and idx[2] < n:  # not the last block's padding
+                for axis in ti.static(range(3)):
+                    oa, ob = ti.static(other_axes(axis))
+                    ti.atomic_min(span[axis, idx[oa], idx[ob], 0], idx[axis])
+                    ti.atomic_max(span[axis, idx[oa], idx[ob], 1], idx[axis])
 
 
 @ti.func
@@ -157,8 +147,7 @@ def quantize_voxel(block_coords: ti.template(), n, logits: ti.template(),
 
 
 @ti.kernel
-def render_axis_views(block_map: ti.types.ndarray(), visible: ti.types.ndarray(),
-                      span: ti.types.ndarray(), density: ti.types.ndarray(),
+def render_axis_views(block_map: ti.types.ndarray(), span: ti.types.ndarray(), density: ti.types.ndarray(),
                       rgb: ti.types.ndarray(), shift: float, t_min: float,
                       out_rgb: ti.types.ndarray(), out_depth: ti.types.ndarray(),
                       out_opacity: ti.types.ndarray(), block_coords: ti.types.ndarray(),
@@ -181,7 +170,8 @@ def render_axis_views(block_map: ti.types.ndarray(), visible: ti.types.ndarray()
             depth = 0.0
             s, s_end = step_range(view, n, r, c, span)
             while s < s_end and trans > t_min:
-                first, end = block_segment(block_map, visible, view, n, r, c, s)
+                first, end = block_segment(block_map, view, n, r, c, s)
+                end = ti.min(end, s_end)  # the span may end inside the block
                 if first >= 0:
                     for k in range(end - s):
                         if trans <= t_min:
@@ -204,8 +194,7 @@ def render_axis_views(block_map: ti.types.ndarray(), visible: ti.types.ndarray()
 
 
 @ti.kernel
-def render_axis_views_backward(block_map: ti.types.ndarray(), visible: ti.types.ndarray(),
-                               span: ti.types.ndarray(), density: ti.types.ndarray(),
+def render_axis_views_backward(block_map: ti.types.ndarray(), span: ti.types.ndarray(), density: ti.types.ndarray(),
                                rgb: ti.types.ndarray(), shift: float, t_min: float,
                                out_rgb: ti.types.ndarray(),
                                out_depth: ti.types.ndarray(), out_opacity: ti.types.ndarray(),
@@ -237,7 +226,8 @@ def render_axis_views_backward(block_map: ti.types.ndarray(), visible: ti.types.
             acc_depth = 0.0
             s, s_end = step_range(view, n, r, c, span)
             while s < s_end and trans > t_min:
-                first, end = block_segment(block_map, visible, view, n, r, c, s)
+                first, end = block_segment(block_map, view, n, r, c, s)
+                end = ti.min(end, s_end)  # the span may end inside the block
                 if first >= 0:
                     touched[first // BLOCK_VOXELS] = ti.u8(1)
                     for k in range(end - s):

@@ -36,8 +36,8 @@ def _random_case(n, seed, fraction=0.6):
     return rng, density, rng.random((n, n, n, 3)), blocks
 
 
-def _sparse_render(grid, weights):
-    renderer = SparseAxisViewRenderer(grid, SHIFT, skip_alpha=0.0)
+def _sparse_render(grid, weights, skip_alpha=0.0):
+    renderer = SparseAxisViewRenderer(grid, SHIFT, skip_alpha=skip_alpha)
     renderer.forward(grid.arrays["density"], grid.arrays["rgb"])
     grid.arrays["grad_density"].fill(0)
     grid.arrays["grad_rgb"].fill(0)
@@ -47,9 +47,9 @@ def _sparse_render(grid, weights):
     return renderer.images(), grid.to_dense("grad_density"), grid.to_dense("grad_rgb")
 
 
-def _dense_render(density, rgb, weights):
+def _dense_render(density, rgb, weights, skip_alpha=0.0):
     n = density.shape[0]
-    renderer = AxisViewRenderer(n, SHIFT, skip_alpha=0.0)
+    renderer = AxisViewRenderer(n, SHIFT, skip_alpha=skip_alpha)
     d, c = f64_ndarray(density), f64_ndarray(rgb)
     renderer.forward(d, c)
     renderer.set_output_grads(*weights)
@@ -63,13 +63,16 @@ def _weights(rng, n):
             rng.normal(size=(6, n, n))]
 
 
-@pytest.mark.parametrize("n", [10, 8])  # 10: the last block of each axis is half padding
-def test_axis_views_and_gradients_equal_dense_with_absent_voxels_empty(n):
+# 10: the last block of each axis is half padding; skip_alpha: both engines skip the same
+# samples (the leading and trailing voxels of a column below it, nothing in between)
+@pytest.mark.parametrize("n, skip_alpha", [(10, 0.0), (8, 0.0), (10, 1e-4), (8, 0.2)])
+def test_axis_views_and_gradients_equal_dense_with_absent_voxels_empty(n, skip_alpha):
     rng, density, rgb, blocks = _random_case(n, seed=n)
     grid = _grid(n, blocks, density, rgb)
     weights = _weights(rng, n)
-    out, grad_d, grad_c = _sparse_render(grid, weights)
-    ref, ref_d, ref_c = _dense_render(grid.to_dense("density"), grid.to_dense("rgb"), weights)
+    out, grad_d, grad_c = _sparse_render(grid, weights, skip_alpha)
+    ref, ref_d, ref_c = _dense_render(grid.to_dense("density"), grid.to_dense("rgb"), weights,
+                                      skip_alpha)
     for got, want in zip((out.rgb, out.depth, out.opacity), (ref.rgb, ref.depth, ref.opacity)):
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(grad_d, ref_d, rtol=1e-10, atol=1e-12)

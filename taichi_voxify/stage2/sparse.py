@@ -148,38 +148,37 @@ class SparseAxisViewRenderer:
         self._pass_id = 0  # stamps the voxels a forward quantized
         self._class_scale = 0.0  # of the last backward's cross-entropy, for its value
         self._no_target = ndarrays.zeros((1, 1, 1), ti.i32)
-        self.span = ndarrays.empty((3, n, n, 2), ti.i32)  # kernels/sparse.column_spans
+        self.span = ndarrays.empty((3, n, n, 2), ti.i32)  # kernels/sparse.voxel_spans
 
     def _fit_layout(self):
         """(Re)make the buffers sized by the grid's slots after a relayout."""
         import taichi as ti
 
         if self._layout == self.grid.layout_version:
-            return
+            return False
         self._layout = self.grid.layout_version
-        self.visible = ndarrays.empty((self.grid.capacity,), ti.u8)
         self.touched = ndarrays.zeros((self.grid.capacity,), ti.u8)
         self.class_value = ndarrays.zeros((self.grid.capacity,))
         self._stamp = ndarrays.full((self.grid.voxels,), -1, ti.i32)
+        return True
 
     def forward(self, density, colour, quantizer=None, refresh_spans=True):
+        """As AxisViewRenderer.forward; the spans are also recomputed after a relayout (a block
+        that comes back may hold a voxel above the skip threshold)."""
         from ..kernels import sparse
 
-        self._fit_layout()
-        sparse.flag_blocks_above(density, self.threshold, self.visible)
-        sparse.column_spans(self.grid.block_map, self.visible, self.span)
+        if self._fit_layout() or refresh_spans:
+            sparse.voxel_spans(self.grid.block_coords, density, self.threshold, self.span)
         self._pass_id += 1
         arrays = self.grid.arrays
         if quantizer is None:  # an rgb grid: the logits, palette, noise and soft go unused
-            sparse.render_axis_views(self.grid.block_map, self.visible, self.span, density,
-                                     colour, self.shift, self.t_min, *self.out,
-                                     self.grid.block_coords,
+            sparse.render_axis_views(self.grid.block_map, self.span, density, colour, self.shift,
+                                     self.t_min, *self.out, self.grid.block_coords,
                                      density, density, density, 0, 0.0, 1.0, 0, self._stamp,
                                      self._pass_id, density, False, 0)
             return
-        sparse.render_axis_views(self.grid.block_map, self.visible, self.span, density,
-                                 arrays["rgb"], self.shift, self.t_min, *self.out,
-                                 self.grid.block_coords,
+        sparse.render_axis_views(self.grid.block_map, self.span, density, arrays["rgb"],
+                                 self.shift, self.t_min, *self.out, self.grid.block_coords,
                                  colour, *quantizer.kernel_args(), self._stamp, self._pass_id,
                                  arrays["soft"], True, quantizer.palette.shape[0])
 
@@ -194,7 +193,7 @@ class SparseAxisViewRenderer:
         rgb, grad_rgb = ((colour, grad_colour) if quantizer is None
                          else (arrays["rgb"], arrays["rgb_grad"]))
         sparse.render_axis_views_backward(
-            self.grid.block_map, self.visible, self.span, density, rgb, self.shift, self.t_min,
+            self.grid.block_map, self.span, density, rgb, self.shift, self.t_min,
             *self.out, *self.grads, grad_density, grad_rgb, self.touched,
             class_target if with_classes else self._no_target, colours,
             arrays["hist"] if with_classes else density, with_classes)
