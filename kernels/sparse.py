@@ -59,8 +59,8 @@ def march_stride(view):
 
 @ti.func
 def block_segment(block_map: ti.template(), view: ti.template(), n, r, c, s):
-    """The ray of pixel (r, c) at step s: the flat voxel id there (-1 when its block is absent
-    or invisible) and the first step past its block; in between, the id moves by
+    """The ray of pixel (r, c) at step s: the flat voxel id there (-1 when its block is absent)
+    and the first step past its block; in between, the id moves by
     march_stride(view) a step, so a ray looks the block map up once per block."""
     return (voxel_id(block_map, column_voxel(view, n, r, c, s)),
             step_past_block(view, n, s))
