@@ -10,9 +10,9 @@ covering the mask grown by two cells (stage1_sparse.covering_blocks) holds every
 reads. A voxel outside the active blocks reads as masked out (its samples are skipped);
 a corner or neighbour outside them, which that active set rules out, would read as 0.
 
-Rays step over absent blocks: a sample whose nearest cell lies in an absent block jumps to the
-first sample that can lie past that block, so the samples visited, and their order, are the
-dense march's kept samples.
+Rays step over absent blocks: from a sample whose nearest cell lies in an absent block, a ray
+jumps to its last sample among that block's cells (looked at again, so rounding never skips a
+sample past the block); the samples kept, and their order, are the dense march's.
 """
 import taichi as ti
 
