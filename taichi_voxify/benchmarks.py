@@ -71,6 +71,7 @@ def convert_once(mesh, resolution, engine="dense", seed=0, preset="fast", format
     iterations = meta2["config"]["iterations"]
     return dict(
         mesh=os.path.basename(str(mesh)), resolution=resolution, engine=meta2["engine"],
+        stage1_engine=meta1.get("engine"),
         init_s=init_s, timings_s=dict(conv.timings_s, export=sum(export.values())),
         export_s=export, total_s=time.perf_counter() - start,
         stage2_ms_per_iteration=1000 * meta2["loop_seconds"] / max(iterations, 1),
@@ -405,15 +406,16 @@ def _fraction(value):
 
 
 def side_by_side(rows, ortho=()):
-    """Text table of conversion rows, one per (mesh, N, engine): seconds per stage, Stage 2 ms
-    per iteration (next to the six-view ortho fwd+bwd at that N, from `ortho` rows), active
-    fractions, peak RSS, IoU and colour error."""
+    """Text table of conversion rows, one per (mesh, N, engine): the engines of Stage 1 and
+    Stage 2, seconds per stage, Stage 2 ms per iteration (next to the six-view ortho fwd+bwd at
+    that N, from `ortho` rows), active fractions, peak RSS, IoU and colour error."""
     ortho_ms = {r["resolution"]: r["fwd_bwd_ms"] for r in ortho}
-    lines = [f"{'mesh':<12}{'N':>4} {'engine':<7}" + "".join(f"{s:>10}" for s in STAGES)
+    lines = [f"{'mesh':<12}{'N':>4} {'engines':<14}" + "".join(f"{s:>10}" for s in STAGES)
              + f"{'total':>9}{'s2 ms/it':>9}{'ortho ms':>9}{'active1':>8}{'active2':>8}"
              f"{'peak MB':>8}{'IoU':>7}{'dE76':>7}"]
     for r in rows:
-        head = f"{r['mesh']:<12}{r['resolution']:>4} {r['engine']:<7}"
+        engines = f"{r.get('stage1_engine') or '-'}/{r['engine']}"
+        head = f"{r['mesh']:<12}{r['resolution']:>4} {engines:<14}"
         if "error" in r:
             lines.append(head + f"failed: {r['error']}")
             continue

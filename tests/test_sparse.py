@@ -453,6 +453,6 @@ def test_engine_comparison_tables_pair_dense_and_sparse_rows():
     convert = dict(mesh="cow", resolution=128, engine="sparse", stage2_ms_per_iteration=90.0,
                    timings_s=dict(stage1=20.0, stage2=70.0, total=100.0), peak_rss_mb=900.0,
                    stage1_active_fraction=0.3, stage2_active_fraction=0.1, iou=0.99,
-                   color_de76=5.0)
+                   color_de76=5.0, stage1_engine="dense")
     text = side_by_side([convert, rows[2]])
-    assert "0.100" in text and "failed: out of memory" in text
+    assert "0.100" in text and "failed: out of memory" in text and "dense/sparse" in text
