@@ -45,7 +45,13 @@ def _lab_f_inverse(f):
 
 def srgb_to_lab(rgb):
     """(..., 3) sRGB (float in [0, 1] or uint8) -> (..., 3) float64 Lab."""
-    xyz = srgb_to_linear(rgb) @ _RGB_TO_XYZ.T
+    return linear_to_lab(srgb_to_linear(rgb))
+
+
+def linear_to_lab(linear):
+    """(..., 3) linear RGB (srgb_to_linear's output) -> (..., 3) float64 Lab: for callers
+    that need both of a large image (the power law is most of the conversion's cost)."""
+    xyz = np.asarray(linear) @ _RGB_TO_XYZ.T
     f = _lab_f(xyz / _WHITE_D65)
     lightness = 116.0 * f[..., 1] - 16.0
     a = 500.0 * (f[..., 0] - f[..., 1])

@@ -42,8 +42,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .color import (delta_e76, lab_to_srgb, linear_to_srgb, pil_to_rgba8, segment_distance,
-                    srgb_to_lab, srgb_to_linear)
+from .color import (delta_e76, lab_to_srgb, linear_to_lab, linear_to_srgb, pil_to_rgba8,
+                    segment_distance, srgb_to_lab, srgb_to_linear)
 from .errors import InputError, OptionError
 from .palette import (DEFAULT_COLORS, check_colors, nearest_palette_index, parse_palette,
                       resolve_palette, spend_twins)
@@ -266,8 +266,10 @@ def _kcentroid(cell_rgb, w, mask):
     major, minor = np.full((2, rows * cols, 3), 100.0)
     share = np.zeros(rows * cols)
     busy = w.sum(1) > 0  # only cells the object touches
-    rgb = cell_rgb.reshape(-1, p, 3)[busy]
-    c0, c1, m0, m1 = _two_means(srgb_to_lab(rgb).astype(np.float32), w[busy].astype(np.float32))
+    linear = srgb_to_linear(cell_rgb)  # each pixel converted once for the three reductions
+    lab = linear_to_lab(linear)
+    c0, c1, m0, m1 = _two_means(lab.reshape(-1, p, 3)[busy].astype(np.float32),
+                                w[busy].astype(np.float32))
     first = (m0 >= m1)[:, None]
     major[busy] = np.where(first, c0, c1)
     minor[busy] = np.where(first, c1, c0)
@@ -277,20 +279,19 @@ def _kcentroid(cell_rgb, w, mask):
     w = w.reshape(rows, cols, p)
     # one region's shading (no second colour in the cell): its mean, as a box filter reads it
     shading = delta_e76(major, minor) < FEATURE_DELTA
-    major = np.where(shading[..., None], _box(cell_rgb, w), major)
-    look = np.where(feature[..., None], minor, _lab_mean(cell_rgb, w))
+    major = np.where(shading[..., None], _box(linear, w), major)
+    look = np.where(feature[..., None], minor, _lab_mean(lab, w))
     return np.where(feature[..., None], minor, major), look, feature
 
 
-def _lab_mean(rgb, w):
+def _lab_mean(lab, w):
     """Per-cell mean of the covered pixels' Lab colours, weighted by coverage."""
-    lab = srgb_to_lab(rgb)
     return (w[..., None] * lab).sum(2) / np.maximum(w.sum(2), 1e-12)[..., None]
 
 
-def _box(rgb, w):
-    lin = srgb_to_linear(rgb)
-    mean = (w[..., None] * lin).sum(2) / np.maximum(w.sum(2), 1e-12)[..., None]
+def _box(linear, w):
+    """Per-cell colour of a box filter: the coverage-weighted mean in linear light, as Lab."""
+    mean = (w[..., None] * linear).sum(2) / np.maximum(w.sum(2), 1e-12)[..., None]
     return srgb_to_lab(linear_to_srgb(mean))
 
 
@@ -324,7 +325,7 @@ def cell_colors(render_rgb, render_alpha, cells, method="kcentroid"):
             lab = np.where(feature[..., None], lab, _superpixel_colors(rgb, alpha, mask, lab))
             look = None
     elif method == "box":
-        lab = _box(cell_rgb, w)
+        lab = _box(srgb_to_linear(cell_rgb), w)
     else:
         sub_rows = -(-alpha.shape[0] // rows)
         lab = _nearest_pixel(cell_rgb, w, sub_rows, cell_rgb.shape[2] // sub_rows)
