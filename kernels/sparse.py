@@ -107,7 +107,7 @@ def voxel_spans(block_coords: ti.types.ndarray(), density: ti.types.ndarray(),
         span[axis, a, b, 1] = -1
     for v in range(density.shape[0]):
         if density[v] > threshold:
-            idx = _grid_index(block_coords, v)
+            idx = grid_index(block_coords, v)
             if idx[0] < n and idx[1] < n and idx[2] < n:  # not the last block's padding
                 for axis in ti.static(range(3)):
                     oa, ob = ti.static(other_axes(axis))
@@ -116,7 +116,8 @@ def voxel_spans(block_coords: ti.types.ndarray(), density: ti.types.ndarray(),
 
 
 @ti.func
-def _grid_index(block_coords: ti.template(), v):
+def grid_index(block_coords: ti.template(), v):
+    """Grid index (i, j, k) of flat voxel id v (voxel_id's inverse)."""
     slot = v // BLOCK_VOXELS
     q = v - slot * BLOCK_VOXELS
     local = ti.Vector([q // (BLOCK * BLOCK), (q // BLOCK) % BLOCK, q % BLOCK])
@@ -137,7 +138,7 @@ def quantize_voxel(block_coords: ti.template(), n, logits: ti.template(),
     """gumbel.quantize on voxel v of the flat arrays: its probabilities into soft, its colour
     into rgb. The noise is hashed from the voxel's grid index, so sparse and dense grids
     sample the same noise."""
-    idx = _grid_index(block_coords, v)
+    idx = grid_index(block_coords, v)
     s, mix = quantize(_entries(logits, v, colours), noise, quant,
                       grid_entry(n, idx, colours), palette, colours)
     for c in ti.static(range(colours)):

@@ -20,21 +20,7 @@ from .funcs import box_clip, sigmoid, softplus, voxel_alpha
 from .grid import corner_base, corner_weight, grid_coord, nearest_cell, to_fixed
 from .raymarch import STEP_VOXELS, load_ray, sample_count
 from .regularizers import noise_grad_at
-
-BLOCK = 4
-BLOCK_VOXELS = BLOCK ** 3
-
-
-@ti.func
-def stored_voxel(block_map: ti.template(), idx):
-    """Flat voxel id of grid index idx, or -1 when its block is absent."""
-    b = idx // BLOCK
-    slot = block_map[b[0], b[1], b[2]]
-    out = -1
-    if slot >= 0:
-        local = idx - b * BLOCK
-        out = slot * BLOCK_VOXELS + (local[0] * BLOCK + local[1]) * BLOCK + local[2]
-    return out
+from .sparse import BLOCK, BLOCK_VOXELS, grid_index, voxel_id
 
 
 @ti.func
@@ -44,7 +30,7 @@ def corner_ids(block_map: ti.template(), base):
     ids = ti.Vector([0, 0, 0, 0, 0, 0, 0, 0], dt=ti.i32)
     local = base % BLOCK
     if local[0] < BLOCK - 1 and local[1] < BLOCK - 1 and local[2] < BLOCK - 1:
-        first = stored_voxel(block_map, base)
+        first = voxel_id(block_map, base)
         for c in ti.static(range(8)):
             ids[c] = first + ti.static((c & 1) * BLOCK * BLOCK + ((c >> 1) & 1) * BLOCK
                                        + ((c >> 2) & 1))
@@ -52,7 +38,7 @@ def corner_ids(block_map: ti.template(), base):
             ids = ti.Vector([-1, -1, -1, -1, -1, -1, -1, -1], dt=ti.i32)
     else:
         for c in ti.static(range(8)):
-            ids[c] = stored_voxel(block_map,
+            ids[c] = voxel_id(block_map,
                                   base + ti.Vector([c & 1, (c >> 1) & 1, (c >> 2) & 1]))
     return ids
 
@@ -114,7 +100,7 @@ def sparse_sample(o, d, t0, k, res, block_map: ti.template(), mask: ti.template(
     g = grid_coord(o + t * d, res)
     cell = nearest_cell(g, res)
     base, frac = corner_base(g, res)
-    v = stored_voxel(block_map, cell)
+    v = voxel_id(block_map, cell)
     kept = False
     nxt = k + 1
     ids = ti.Vector([-1, -1, -1, -1, -1, -1, -1, -1], dt=ti.i32)
@@ -219,14 +205,6 @@ def backward_rays(block_map: ti.types.ndarray(), mask: ti.types.ndarray(),
 
 
 @ti.func
-def grid_index(block_coords: ti.template(), v):
-    slot = v // BLOCK_VOXELS
-    q = v - slot * BLOCK_VOXELS
-    local = ti.Vector([q // (BLOCK * BLOCK), (q // BLOCK) % BLOCK, q % BLOCK])
-    return ti.Vector([block_coords[slot, a] for a in ti.static(range(3))]) * BLOCK + local
-
-
-@ti.func
 def neighbour_ids(block_map: ti.template(), idx, res):
     """Flat ids of the 6 face neighbours of grid index idx (order: axis, then -1, +1); -2 for
     those outside the grid, -1 for those in absent blocks."""
@@ -237,7 +215,7 @@ def neighbour_ids(block_map: ti.template(), idx, res):
             e[a] = 2 * s - 1
             nb = idx + e
             if 0 <= nb[0] < res and 0 <= nb[1] < res and 0 <= nb[2] < res:
-                ids[2 * a + s] = stored_voxel(block_map, nb)
+                ids[2 * a + s] = voxel_id(block_map, nb)
     return ids
 
 
@@ -303,12 +281,6 @@ def refresh_sigmoid_slots(raw: ti.types.ndarray(), out: ti.types.ndarray(),
             for q in range(per_slot):
                 out[slot * per_slot + q] = sigmoid(raw[slot * per_slot + q])
             touched[slot] = ti.u8(0)
-
-
-@ti.kernel
-def sigmoid_all(raw: ti.types.ndarray(), out: ti.types.ndarray()):
-    for v in range(raw.shape[0]):
-        out[v] = sigmoid(raw[v])
 
 
 @ti.kernel

@@ -101,13 +101,13 @@ class SparseStage1Grid(SparseGrid):
     def _fit_slots(self):
         import taichi as ti
 
-        from .kernels.sparse_march import sigmoid_all
+        from .kernels.grid import sigmoid_grid
 
         self.fixed_density = ndarrays.zeros((self.voxels,), ti.i64)
         self.fixed_rgb = ndarrays.zeros((self.voxels * 3,), ti.i64)
         self.mask = ndarrays.zeros((self.voxels,), ti.u8)
         self.touched = ndarrays.zeros((self.capacity,), ti.u8)
-        sigmoid_all(self.arrays["raw_rgb"], self.arrays["rgb"])
+        sigmoid_grid(self.arrays["raw_rgb"], self.arrays["rgb"])
 
     def relayout(self, blocks, init=None):
         changed = super().relayout(blocks, init)
@@ -316,7 +316,7 @@ class SparseStage1Trainer(Stage1Trainer):
     def dense_state(self):
         """(raw density (R,R,R), colour (R,R,R,3)) numpy: the active blocks, the parked ones
         and the start values elsewhere, as the dense trainer would hold them."""
-        from .kernels.sparse_march import sigmoid_all
+        from .kernels.grid import sigmoid_grid
 
         g, n = self.grid, self.grid_resolution
         nb, fd = block_count(n), backend.float_dtype()
@@ -344,5 +344,5 @@ class SparseStage1Trainer(Stage1Trainer):
         density = np.ascontiguousarray(density[:n, :n, :n, 0])
         raw = np.ascontiguousarray(raw[:n, :n, :n])
         rgb = np.empty_like(raw)
-        sigmoid_all(raw.reshape(-1), rgb.reshape(-1))
+        sigmoid_grid(raw, rgb)
         return density, rgb
