@@ -148,9 +148,9 @@ def quantize_voxel(block_coords: ti.template(), n, logits: ti.template(),
 
 
 @ti.kernel
-def render_axis_views(block_map: ti.types.ndarray(), span: ti.types.ndarray(), density: ti.types.ndarray(),
-                      rgb: ti.types.ndarray(), shift: float, t_min: float,
-                      out_rgb: ti.types.ndarray(), out_depth: ti.types.ndarray(),
+def render_axis_views(block_map: ti.types.ndarray(), span: ti.types.ndarray(),
+                      density: ti.types.ndarray(), rgb: ti.types.ndarray(), shift: float,
+                      t_min: float, out_rgb: ti.types.ndarray(), out_depth: ti.types.ndarray(),
                       out_opacity: ti.types.ndarray(), block_coords: ti.types.ndarray(),
                       logits: ti.types.ndarray(), palette: ti.types.ndarray(),
                       noise: ti.types.ndarray(), step_key: ti.u32, noise_scale: float,
@@ -195,9 +195,9 @@ def render_axis_views(block_map: ti.types.ndarray(), span: ti.types.ndarray(), d
 
 
 @ti.kernel
-def render_axis_views_backward(block_map: ti.types.ndarray(), span: ti.types.ndarray(), density: ti.types.ndarray(),
-                               rgb: ti.types.ndarray(), shift: float, t_min: float,
-                               out_rgb: ti.types.ndarray(),
+def render_axis_views_backward(block_map: ti.types.ndarray(), span: ti.types.ndarray(),
+                               density: ti.types.ndarray(), rgb: ti.types.ndarray(),
+                               shift: float, t_min: float, out_rgb: ti.types.ndarray(),
                                out_depth: ti.types.ndarray(), out_opacity: ti.types.ndarray(),
                                g_rgb: ti.types.ndarray(), g_depth: ti.types.ndarray(),
                                g_opacity: ti.types.ndarray(), grad_density: ti.types.ndarray(),
