@@ -27,6 +27,14 @@ def block_count(n):
     return -(-n // BLOCK)
 
 
+def block_voxel_coords(coords):
+    """(K * 64, 3) grid index of every voxel of the blocks coords (K, 3), in voxel id order
+    ((i, j, k) order inside each block, as kernels/sparse.py lays them out)."""
+    q = np.arange(BLOCK_VOXELS)
+    local = np.stack([q // (BLOCK * BLOCK), (q // BLOCK) % BLOCK, q % BLOCK], axis=1)
+    return (np.asarray(coords)[:, None, :] * BLOCK + local[None]).reshape(-1, 3)
+
+
 def blocks_of(voxel_mask):
     """(nb, nb, nb) bool: the blocks holding any True voxel of an (N, N, N) mask."""
     n = voxel_mask.shape[0]
@@ -106,12 +114,8 @@ class SparseGrid:
     def voxel_coords(self, slots=None):
         """(V, 3) int grid index of every stored voxel (padding voxels lie at >= N), or of the
         voxels of `slots` only, in voxel id order."""
-        q = np.arange(BLOCK_VOXELS)
-        local = np.stack([q // (BLOCK * BLOCK), (q // BLOCK) % BLOCK, q % BLOCK], axis=1)
         coords = self.coords if self.slots else np.full((1, 3), block_count(self.n), np.int32)
-        if slots is not None:
-            coords = coords[slots]
-        return (coords[:, None, :] * BLOCK + local[None]).reshape(-1, 3)
+        return block_voxel_coords(coords if slots is None else coords[slots])
 
     def inside(self):
         """(V,) bool: the stored voxels that lie inside the grid (not padding, not spare)."""

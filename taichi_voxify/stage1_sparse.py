@@ -21,7 +21,8 @@ import numpy as np
 
 from . import backend, ndarrays
 from .errors import OptionError
-from .sparse_grid import BLOCK, BLOCK_VOXELS, Channel, SparseGrid, block_count
+from .sparse_grid import (BLOCK, BLOCK_VOXELS, Channel, SparseGrid, block_count,
+                          block_voxel_coords)
 from .stage1 import Stage1Trainer, upsample_field
 
 ENGINES = ("auto", "dense", "sparse")
@@ -74,13 +75,6 @@ def covering_blocks(mask):
     return out
 
 
-def _block_cells(coords):
-    """(K * 64, 3) grid index of every voxel of the blocks coords (K, 3), in voxel id order."""
-    q = np.arange(BLOCK_VOXELS)
-    local = np.stack([q // (BLOCK * BLOCK), (q // BLOCK) % BLOCK, q % BLOCK], axis=1)
-    return (np.asarray(coords)[:, None, :] * BLOCK + local[None]).reshape(-1, 3)
-
-
 def _put_blocks(dense, coords, values):
     """Write values (K, 64, w) of the blocks coords (K, 3) into dense (nb*4, nb*4, nb*4, w)."""
     nb = dense.shape[0] // BLOCK
@@ -95,6 +89,7 @@ class SparseStage1Grid(SparseGrid):
     touched flags of the slots (capacity,) u8. "rgb" always holds sigmoid("raw_rgb")."""
 
     def __init__(self, n, blocks, init=None):
+        self._cells_layout = None  # the layout `cells()` was worked out for
         super().__init__(n, blocks, CHANNELS, init)
         self._fit_slots()
 
@@ -118,7 +113,7 @@ class SparseStage1Grid(SparseGrid):
     def cells(self):
         """(inside (V,) bool, grid index (V, 3) of those voxels) of the stored voxels, made
         once a layout."""
-        if getattr(self, "_cells_layout", None) != self.layout_version:
+        if self._cells_layout != self.layout_version:
             inside = self.inside()
             self._cells = inside, self.voxel_coords()[inside]
             self._cells_layout = self.layout_version
@@ -330,7 +325,7 @@ class SparseStage1Trainer(Stage1Trainer):
             if not len(coords):
                 continue
             if values is None:
-                values = self._start_values.at(np.minimum(_block_cells(coords), n - 1))
+                values = self._start_values.at(np.minimum(block_voxel_coords(coords), n - 1))
             elif values == "park":
                 rows = self._park.rows(coords)
                 values = {name: self._park.data[name][rows] for name in ("density", "raw_rgb")}
