@@ -280,19 +280,18 @@ def _kcentroid(cell_rgb, w, mask):
     # one region's shading (no second colour in the cell): its mean, as a box filter reads it
     shading = delta_e76(major, minor) < FEATURE_DELTA
     major = np.where(shading[..., None], _box(linear, w), major)
-    look = np.where(feature[..., None], minor, _lab_mean(lab, w))
+    look = np.where(feature[..., None], minor, _cell_mean(lab, w))
     return np.where(feature[..., None], minor, major), look, feature
 
 
-def _lab_mean(lab, w):
-    """Per-cell mean of the covered pixels' Lab colours, weighted by coverage."""
-    return (w[..., None] * lab).sum(2) / np.maximum(w.sum(2), 1e-12)[..., None]
+def _cell_mean(values, w):
+    """Per-cell mean of the pixels' values (N, M, P, C), weighted by their coverage w."""
+    return (w[..., None] * values).sum(2) / np.maximum(w.sum(2), 1e-12)[..., None]
 
 
 def _box(linear, w):
     """Per-cell colour of a box filter: the coverage-weighted mean in linear light, as Lab."""
-    mean = (w[..., None] * linear).sum(2) / np.maximum(w.sum(2), 1e-12)[..., None]
-    return srgb_to_lab(linear_to_srgb(mean))
+    return srgb_to_lab(linear_to_srgb(_cell_mean(linear, w)))
 
 
 def _nearest_pixel(rgb, w, sub_rows, sub_cols):
