@@ -64,15 +64,24 @@ def adam_update(param, grad, m, v, lr, beta1, beta2, bias1, bias2, eps):
 
 
 @ti.func
-def _adam_entry(param: ti.template(), grad: ti.template(), exp_avg: ti.template(),
-                exp_avg_sq: ti.template(), idx, lr, beta1, beta2, bias1, bias2, eps, low, high):
-    g = grad[idx]
+def adam_entry(param: ti.template(), exp_avg: ti.template(), exp_avg_sq: ti.template(), idx,
+               g, lr, beta1, beta2, bias1, bias2, eps, low, high):
+    """The masked Adam step of entry idx for gradient g: it moves (clamped to [low, high])
+    only when g is nonzero."""
     if g != 0.0:
         p, m, v = adam_update(param[idx], g, exp_avg[idx], exp_avg_sq[idx], lr, beta1, beta2,
                               bias1, bias2, eps)
         param[idx] = ti.math.clamp(p, low, high)
         exp_avg[idx], exp_avg_sq[idx] = m, v
-        grad[idx] = 0.0
+
+
+@ti.func
+def consume_adam_entry(param: ti.template(), grad: ti.template(), exp_avg: ti.template(),
+                       exp_avg_sq: ti.template(), idx, lr, beta1, beta2, bias1, bias2, eps, low, high):
+    """adam_entry from a gradient array, consuming the gradient."""
+    adam_entry(param, exp_avg, exp_avg_sq, idx, grad[idx], lr, beta1, beta2, bias1, bias2, eps,
+               low, high)
+    grad[idx] = 0.0
 
 
 @ti.kernel
@@ -94,8 +103,9 @@ def masked_adam(param: ti.types.ndarray(), grad: ti.types.ndarray(),
                                       block_span(bk, res)):
                 if ti.static(len(param.shape) == 4):
                     for ch in range(param.shape[3]):
-                        _adam_entry(param, grad, exp_avg, exp_avg_sq, ti.Vector([i, j, k, ch]),
-                                    lr, beta1, beta2, bias1, bias2, eps, low, high)
+                        consume_adam_entry(param, grad, exp_avg, exp_avg_sq,
+                                           ti.Vector([i, j, k, ch]), lr, beta1, beta2, bias1,
+                                           bias2, eps, low, high)
                 else:
-                    _adam_entry(param, grad, exp_avg, exp_avg_sq, ti.Vector([i, j, k]), lr,
-                                beta1, beta2, bias1, bias2, eps, low, high)
+                    consume_adam_entry(param, grad, exp_avg, exp_avg_sq, ti.Vector([i, j, k]),
+                                       lr, beta1, beta2, bias1, bias2, eps, low, high)

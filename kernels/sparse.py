@@ -18,7 +18,7 @@ step over absent blocks a whole block at a time.
 import taichi as ti
 
 from ..views import LAYOUT, NUM_VIEWS
-from .adam import _adam_entry
+from .adam import adam_entry, consume_adam_entry
 from .funcs import crossing
 from .gumbel import class_cross_entropy, grid_entry, quantize, quantizer_grad
 from .ortho import BACKGROUND, column_voxel, other_axes, step_range
@@ -254,39 +254,83 @@ def render_axis_views_backward(block_map: ti.types.ndarray(), span: ti.types.nda
                 s = end
 
 
+@ti.func
+def _voxel_logit_grad(v, soft: ti.template(), palette: ti.template(), rgb_grad: ti.template(),
+                      inv_tau, logits: ti.template(), hist: ti.template(), class_scale,
+                      colours: ti.template()):
+    """d loss / d logits of voxel v, which the last pass quantized, and its cross-entropy value:
+    the quantizer's, gumbel.quantizer_grad, from rgb_grad (consumed: set to 0); with
+    class_scale > 0 the palette cross-entropy's, gumbel.class_cross_entropy, over the voxel's
+    class histogram (consumed)."""
+    grad = quantizer_grad(_entries(soft, v, colours), _rgb_at(rgb_grad, v), palette, inv_tau,
+                          colours)
+    for ch in ti.static(range(3)):
+        rgb_grad[v * 3 + ch] = 0.0
+    value = 0.0
+    if class_scale > 0.0:
+        ce_grad, value = class_cross_entropy(_entries(logits, v, colours),
+                                             _entries(hist, v, colours), class_scale)
+        grad += ce_grad
+        for c in ti.static(range(colours)):
+            hist[v * colours + c] = 0.0
+    return grad, value
+
+
 @ti.kernel
 def logit_grads(touched: ti.types.ndarray(), stamp: ti.types.ndarray(), pass_id: ti.i32,
                 soft: ti.types.ndarray(), palette: ti.types.ndarray(),
                 rgb_grad: ti.types.ndarray(), inv_tau: float, logits: ti.types.ndarray(),
                 hist: ti.types.ndarray(), class_scale: float, grad_logits: ti.types.ndarray(),
                 class_value: ti.types.ndarray(), colours: ti.template()):
-    """d loss / d logits of the voxels the last pass quantized (stamp == pass_id; they lie in
-    touched slots), added to grad_logits:
-      the quantizer's, gumbel.quantizer_grad, from rgb_grad (consumed: set to 0);
-      with class_scale > 0 the palette cross-entropy's, gumbel.class_cross_entropy, over the
-        voxel's class histogram (consumed); its value goes to class_value[slot] (0 elsewhere).
-    One thread per slot, so each slot's value is summed in a fixed order. `colours` (the
-    palette size) is a compile-time constant: the per-colour loops unroll into registers."""
+    """Add d loss / d logits (_voxel_logit_grad) of the voxels the last pass quantized
+    (stamp == pass_id; they lie in touched slots) to grad_logits; the cross-entropy's value
+    goes to class_value[slot] (0 elsewhere). One thread per slot, so each slot's value is
+    summed in a fixed order. `colours` (the palette size) is a compile-time constant: the
+    per-colour loops unroll into registers."""
     for slot in range(touched.shape[0]):
         value = 0.0
         if touched[slot] != 0:
             for q in range(BLOCK_VOXELS):
                 v = slot * BLOCK_VOXELS + q
                 if stamp[v] == pass_id:
-                    grad = quantizer_grad(_entries(soft, v, colours), _rgb_at(rgb_grad, v),
-                                          palette, inv_tau, colours)
-                    for ch in ti.static(range(3)):
-                        rgb_grad[v * 3 + ch] = 0.0
-                    if class_scale > 0.0:
-                        ce_grad, ce_value = class_cross_entropy(
-                            _entries(logits, v, colours), _entries(hist, v, colours),
-                            class_scale)
-                        grad += ce_grad
-                        value += ce_value
-                        for c in ti.static(range(colours)):
-                            hist[v * colours + c] = 0.0
+                    grad, ce = _voxel_logit_grad(v, soft, palette, rgb_grad, inv_tau, logits,
+                                                 hist, class_scale, colours)
+                    value += ce
                     for c in ti.static(range(colours)):
                         grad_logits[v * colours + c] += grad[c]
+        class_value[slot] = value
+
+
+@ti.kernel
+def adam_slots(touched: ti.types.ndarray(), stamp: ti.types.ndarray(), pass_id: ti.i32,
+               soft: ti.types.ndarray(), palette: ti.types.ndarray(),
+               rgb_grad: ti.types.ndarray(), inv_tau: float, hist: ti.types.ndarray(),
+               class_scale: float, class_value: ti.types.ndarray(),
+               density: ti.types.ndarray(), grad_density: ti.types.ndarray(),
+               density_m: ti.types.ndarray(), density_v: ti.types.ndarray(),
+               logits: ti.types.ndarray(), logits_m: ti.types.ndarray(),
+               logits_v: ti.types.ndarray(), lr_density: float, lr_logits: float,
+               beta1: float, beta2: float, bias1: float, bias2: float, eps: float,
+               colours: ti.template()):
+    """logit_grads and the masked Adam step of density and logits in one pass over the touched
+    slots (clearing their flags): each logit gradient goes straight into its Adam update, never
+    through memory. The same numbers as logit_grads followed by masked_adam on both, in a
+    quarter of the launches and without the logit gradient array's write and read."""
+    for slot in range(touched.shape[0]):
+        value = 0.0
+        if touched[slot] != 0:
+            for q in range(BLOCK_VOXELS):
+                v = slot * BLOCK_VOXELS + q
+                consume_adam_entry(density, grad_density, density_m, density_v, v, lr_density,
+                                   beta1, beta2, bias1, bias2, eps, -1e30, 1e30)
+                if stamp[v] == pass_id:
+                    grad, ce = _voxel_logit_grad(v, soft, palette, rgb_grad, inv_tau, logits,
+                                                 hist, class_scale, colours)
+                    value += ce
+                    for c in ti.static(range(colours)):
+                        adam_entry(logits, logits_m, logits_v, v * colours + c, grad[c],
+                                   lr_logits, beta1, beta2, bias1, bias2, eps, -1e30, 1e30)
+            touched[slot] = ti.u8(0)
         class_value[slot] = value
 
 
@@ -328,5 +372,5 @@ def masked_adam(param: ti.types.ndarray(), grad: ti.types.ndarray(),
     per_slot = param.shape[0] // touched.shape[0]
     for slot, q in ti.ndrange(touched.shape[0], per_slot):
         if touched[slot] != 0:
-            _adam_entry(param, grad, exp_avg, exp_avg_sq, slot * per_slot + q, lr, beta1,
-                        beta2, bias1, bias2, eps, low, high)
+            consume_adam_entry(param, grad, exp_avg, exp_avg_sq, slot * per_slot + q, lr,
+                               beta1, beta2, bias1, bias2, eps, low, high)

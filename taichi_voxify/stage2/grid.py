@@ -14,7 +14,9 @@ in for DenseGrid by providing the same attributes and methods:
     begin_step(step)   anything the grid does before a step renders (a sparse grid refreshes
                        its active blocks every so many steps; the dense grid nothing)
     adam_step(t)       one masked Adam step (iteration t >= 1) on what the backward touched,
-                       consuming the gradients and clearing the touched-block flags
+                       consuming the gradients and clearing the touched-block flags (the
+                       sparse grid computes the logits' gradients inside this step, so its
+                       colour has no gradient array)
     arrays()           numpy (density (N,N,N), colour (N,N,N,K or 3)) for the result
 
 Here every per-voxel pass (Adam, gradient clearing, quantizing) runs over the blocks the render

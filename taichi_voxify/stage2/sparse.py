@@ -115,13 +115,13 @@ def target_band(masks, depth_target, band):
 # --- the grid and its passes (stage2/grid.py's interface) ------------------------------------
 
 def sparse_channels(colours):
-    names = (("density", 1, EMPTY_DENSITY), ("logits", colours, 0.0))
-    channels = []
-    for name, width, fill in names:
-        channels += [Channel(name, width, fill), Channel(name + "_grad", width),
-                     Channel(name + "_m", width), Channel(name + "_v", width)]
-    return channels + [Channel("soft", colours), Channel("rgb", 3), Channel("rgb_grad", 3),
-                       Channel("hist", colours)]
+    """The per-voxel arrays of Stage 2's sparse grid. The logits have no gradient array: their
+    gradient goes straight into Adam (SparseAxisViewRenderer.adam_step)."""
+    return [Channel("density", 1, EMPTY_DENSITY), Channel("density_grad", 1),
+            Channel("density_m", 1), Channel("density_v", 1), Channel("logits", colours, 0.0),
+            Channel("logits_m", colours), Channel("logits_v", colours),
+            Channel("soft", colours), Channel("rgb", 3), Channel("rgb_grad", 3),
+            Channel("hist", colours)]
 
 
 class SparseAxisViewRenderer:
@@ -132,13 +132,19 @@ class SparseAxisViewRenderer:
     (into the grid's "soft" and "rgb"), the backward collects d loss / d rgb ("rgb_grad") and
     the palette cross-entropy's class histogram ("hist") of the voxels it visits, and one pass
     over the touched slots turns them into logit gradients. `touched` flags the slots the
-    backward visited (for Adam; the grid clears it)."""
+    backward visited (for Adam; the grid clears it).
 
-    def __init__(self, grid, shift, skip_alpha=1e-4, t_min=1e-4):
+    defer_logit_grads: the backward leaves the logit gradients to adam_step, which computes
+    each one inside its Adam update (what SparseStage2Grid trains with); otherwise backward
+    adds them to grad_colour, as the dense renderer does."""
+
+    def __init__(self, grid, shift, skip_alpha=1e-4, t_min=1e-4, defer_logit_grads=False):
         import taichi as ti
 
         n = grid.n
         self.grid, self.shift, self.t_min = grid, float(shift), float(t_min)
+        self.defer_logit_grads = defer_logit_grads
+        self._pending = None  # the quantizer of a backward whose logit gradients wait
         self.threshold = density_threshold(skip_alpha, shift)
         self.out = (ndarrays.zeros((NUM_VIEWS, n, n, 3)), ndarrays.zeros((NUM_VIEWS, n, n)),
                     ndarrays.zeros((NUM_VIEWS, n, n)))
@@ -197,11 +203,30 @@ class SparseAxisViewRenderer:
             *self.out, *self.grads, grad_density, grad_rgb, self.touched,
             class_target if with_classes else self._no_target, colours,
             arrays["hist"] if with_classes else density, with_classes)
-        if quantizer is not None:
+        if quantizer is not None and self.defer_logit_grads:
+            self._pending = quantizer
+        elif quantizer is not None:
             sparse.logit_grads(self.touched, self._stamp, self._pass_id, arrays["soft"],
                                quantizer.palette, arrays["rgb_grad"], quantizer.inv_tau, colour,
                                arrays["hist"], self._class_scale, grad_colour,
                                self.class_value, colours)
+
+    def adam_step(self, t, density, logits, beta1=0.9, beta2=0.99, eps=1e-12):
+        """After a deferred backward: one masked Adam step (iteration t >= 1) of the density
+        and logits (_GridParam) in the touched slots, each logit's gradient computed inside
+        its update (kernels/sparse.adam_slots); consumes the gradients, clears the flags."""
+        from ..kernels import sparse
+
+        quantizer, self._pending = self._pending, None
+        if quantizer is None:
+            raise RuntimeError("adam_step needs a backward with a quantizer before it")
+        arrays = self.grid.arrays
+        sparse.adam_slots(self.touched, self._stamp, self._pass_id, arrays["soft"],
+                          quantizer.palette, arrays["rgb_grad"], quantizer.inv_tau,
+                          arrays["hist"], self._class_scale, self.class_value, density.value,
+                          density.grad, density.m, density.v, logits.value, logits.m,
+                          logits.v, density.lr, logits.lr, beta1, beta2, 1.0 - beta1 ** t,
+                          1.0 - beta2 ** t, eps, quantizer.palette.shape[0])
 
     class_term = AxisViewRenderer.class_term  # from class_value and _class_scale, as dense
     images = AxisViewRenderer.images
@@ -209,23 +234,17 @@ class SparseAxisViewRenderer:
 
 
 class _GridParam:
-    """A trained channel of a SparseGrid with its gradient and Adam moments (the arrays are
-    looked up on every use: a refresh replaces them)."""
+    """A trained channel of a SparseGrid with its gradient (None for the logits, see
+    sparse_channels) and Adam moments; the arrays are looked up on every use: a refresh
+    replaces them."""
 
-    def __init__(self, grid, name, lr, low=-1e30, high=1e30):
-        self.grid, self.name, self.lr, self.low, self.high = grid, name, lr, low, high
+    def __init__(self, grid, name, lr):
+        self.grid, self.name, self.lr = grid, name, lr
 
     value = property(lambda self: self.grid.arrays[self.name])
-    grad = property(lambda self: self.grid.arrays[self.name + "_grad"])
+    grad = property(lambda self: self.grid.arrays.get(self.name + "_grad"))
     m = property(lambda self: self.grid.arrays[self.name + "_m"])
     v = property(lambda self: self.grid.arrays[self.name + "_v"])
-
-    def step(self, t, touched, beta1=0.9, beta2=0.99, eps=1e-12):
-        """Adam on the entries with gradient (consumed) in the slots flagged in `touched`."""
-        from ..kernels.sparse import masked_adam
-
-        masked_adam(self.value, self.grad, self.m, self.v, touched, self.lr, beta1, beta2,
-                    1.0 - beta1 ** t, 1.0 - beta2 ** t, eps, self.low, self.high)
 
 
 class SparseStage2Grid:
@@ -250,7 +269,7 @@ class SparseStage2Grid:
         self.density = _GridParam(self.grid, "density", config.lr_density)
         self.colour = _GridParam(self.grid, "logits", config.lr_logits)
         self.renderer = SparseAxisViewRenderer(self.grid, coarse.shift, config.skip_alpha,
-                                               config.t_min)
+                                               config.t_min, defer_logit_grads=True)
         self.active_history = []
         self.refresh()
 
@@ -288,10 +307,7 @@ class SparseStage2Grid:
             self.refresh()
 
     def adam_step(self, t):
-        touched = self.renderer.touched
-        self.density.step(t, touched)
-        self.colour.step(t, touched)
-        touched.fill(0)
+        self.renderer.adam_step(t, self.density, self.colour)
 
     def arrays(self):
         """Dense (density, logits), absent voxels empty."""

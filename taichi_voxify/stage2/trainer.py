@@ -73,9 +73,10 @@ class Stage2Trainer:
             self.quantizer.backward(colour.value, self.grad_rgb, colour.grad)  # consumes it
         else:
             renderer.backward(density.value, colour.value, density.grad, colour.grad)
-        terms = self._terms(clip_loss) if log else None  # of this render, before the update
         grid.adam_step(step + 1)
-        return terms
+        # of this render: Adam changes no loss buffer (a sparse grid's step computes the class
+        # term it reports)
+        return self._terms(clip_loss) if log else None
 
     def _forward(self, step):
         """Render this step's views; the colour grid the perspective ablation rendered."""
