@@ -29,8 +29,10 @@ def pcg_hash(x):
 @ti.func
 def noise_slot(step_key, flat, table_size):
     """Table slot of entry `flat` at a step; step_key is the step's PCG hash (hashed once by
-    the caller, stage2.ops.step_key, rather than once per entry)."""
-    return ti.cast(pcg_hash(ti.cast(flat, ti.u32) ^ step_key) % ti.u32(table_size), ti.i32)
+    the caller, stage2.ops.step_key, rather than once per entry). The table size is a power of
+    two (PaletteQuantizer checks), so a mask takes the remainder: a runtime-size modulo is an
+    integer division, six per voxel quantized."""
+    return ti.cast(pcg_hash(ti.cast(flat, ti.u32) ^ step_key) & ti.u32(table_size - 1), ti.i32)
 
 
 @ti.func

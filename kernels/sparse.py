@@ -359,18 +359,3 @@ def fill_rows(dst: ti.types.ndarray(), ids: ti.types.ndarray(), width: ti.i32, v
     """dst[ids[f] * width + c] = value for every c < width."""
     for f, c in ti.ndrange(ids.shape[0], width):
         dst[ids[f] * width + c] = value
-
-
-@ti.kernel
-def masked_adam(param: ti.types.ndarray(), grad: ti.types.ndarray(),
-                exp_avg: ti.types.ndarray(), exp_avg_sq: ti.types.ndarray(),
-                touched: ti.types.ndarray(), lr: float, beta1: float, beta2: float,
-                bias1: float, bias2: float, eps: float, low: float, high: float):
-    """adam.masked_adam on flat per-voxel arrays of the slots flagged in `touched` (the only
-    ones a backward writes gradient into): entries with a nonzero gradient move (clamped to
-    [low, high]); the gradient is consumed (set to 0)."""
-    per_slot = param.shape[0] // touched.shape[0]
-    for slot, q in ti.ndrange(touched.shape[0], per_slot):
-        if touched[slot] != 0:
-            consume_adam_entry(param, grad, exp_avg, exp_avg_sq, slot * per_slot + q, lr,
-                               beta1, beta2, bias1, bias2, eps, low, high)

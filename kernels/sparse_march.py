@@ -16,6 +16,7 @@ sample past the block); the samples kept, and their order, are the dense march's
 """
 import taichi as ti
 
+from .adam import consume_adam_entry
 from .funcs import box_clip, sigmoid, softplus, voxel_alpha
 from .grid import corner_base, corner_weight, grid_coord, nearest_cell, to_fixed
 from .raymarch import STEP_VOXELS, load_ray, sample_count
@@ -271,15 +272,25 @@ def gather_grads(block_map: ti.types.ndarray(), block_coords: ti.types.ndarray()
 
 
 @ti.kernel
-def refresh_sigmoid_slots(raw: ti.types.ndarray(), out: ti.types.ndarray(),
-                          touched: ti.types.ndarray()):
-    """grid.refresh_sigmoid_blocks on flat (V * C,) arrays: out = sigmoid(raw) in the touched
-    slots, then the flags are cleared."""
-    per_slot = raw.shape[0] // touched.shape[0]
+def adam_slots(density: ti.types.ndarray(), grad_density: ti.types.ndarray(),
+               density_m: ti.types.ndarray(), density_v: ti.types.ndarray(),
+               raw_rgb: ti.types.ndarray(), grad_raw_rgb: ti.types.ndarray(),
+               rgb_m: ti.types.ndarray(), rgb_v: ti.types.ndarray(), rgb: ti.types.ndarray(),
+               touched: ti.types.ndarray(), lr_density: float, lr_rgb: float, beta1: float,
+               beta2: float, bias1: float, bias2: float, eps: float, low: float, high: float):
+    """adam.masked_adam on the density and the raw colour of the touched slots (gradients
+    consumed), then grid.refresh_sigmoid_blocks (rgb = sigmoid(raw)) there, and the flags
+    cleared: one pass over the slots where three launches each walked them."""
     for slot in range(touched.shape[0]):
         if touched[slot] != 0:
-            for q in range(per_slot):
-                out[slot * per_slot + q] = sigmoid(raw[slot * per_slot + q])
+            for q in range(BLOCK_VOXELS):
+                v = slot * BLOCK_VOXELS + q
+                consume_adam_entry(density, grad_density, density_m, density_v, v, lr_density,
+                                   beta1, beta2, bias1, bias2, eps, low, high)
+                for ch in ti.static(range(3)):
+                    consume_adam_entry(raw_rgb, grad_raw_rgb, rgb_m, rgb_v, v * 3 + ch, lr_rgb,
+                                       beta1, beta2, bias1, bias2, eps, low, high)
+                    rgb[v * 3 + ch] = sigmoid(raw_rgb[v * 3 + ch])
             touched[slot] = ti.u8(0)
 
 

@@ -242,15 +242,12 @@ class SparseStage1Trainer(Stage1Trainer):
                      FIXED_POINT_SCALE, self.shift, w_tv_density, w_tv_rgb, w_noise)
 
     def _adam(self, lr_density, lr_rgb, adam):
-        from .kernels.sparse import masked_adam
-        from .kernels.sparse_march import refresh_sigmoid_slots
+        from .kernels.sparse_march import adam_slots
 
-        g, a = self.grid, self.grid.arrays
-        masked_adam(a["density"], a["density_grad"], a["density_m"], a["density_v"], g.touched,
-                    lr_density, *adam)
-        masked_adam(a["raw_rgb"], a["raw_rgb_grad"], a["raw_rgb_m"], a["raw_rgb_v"], g.touched,
-                    lr_rgb, *adam)
-        refresh_sigmoid_slots(a["raw_rgb"], a["rgb"], g.touched)  # and clears the flags
+        a = self.grid.arrays
+        adam_slots(a["density"], a["density_grad"], a["density_m"], a["density_v"], a["raw_rgb"],
+                   a["raw_rgb_grad"], a["raw_rgb_m"], a["raw_rgb_v"], a["rgb"], self.grid.touched,
+                   lr_density, lr_rgb, *adam)  # and clears the flags
 
     # --- the active set --------------------------------------------------------------------
 

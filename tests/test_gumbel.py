@@ -102,3 +102,13 @@ def test_noise_is_seeded_per_step_and_follows_gumbel_max():
     chosen = np.argmin(np.abs(first.reshape(-1, 1, 3) - PALETTE).sum(-1), axis=1)
     freq = np.bincount(chosen, minlength=4) / chosen.size
     np.testing.assert_allclose(freq, probs, atol=0.03)  # Gumbel-max samples the softmax
+
+
+def test_noise_table_size_must_be_a_power_of_two():
+    """The kernels take a slot's remainder with a mask, which is only the remainder for a
+    power of two: any other size is refused, not silently skewed."""
+    from taichi_voxify.errors import OptionError
+
+    with pytest.raises(OptionError, match="power of two"):
+        PaletteQuantizer(PALETTE, seed=0, table_size=3000)
+    assert PaletteQuantizer(PALETTE, seed=0, table_size=1 << 10).noise.shape == (1 << 10,)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import backend, ndarrays
+from ..errors import OptionError
 from ..cameras import Camera, axis_views
 from ..views import NUM_VIEWS
 
@@ -217,6 +218,9 @@ class PaletteQuantizer:
     renderers that read a colour grid)."""
 
     def __init__(self, palette, seed=0, table_size=1 << 18):
+        if table_size < 1 or table_size & (table_size - 1):
+            raise OptionError(f"the Gumbel noise table's size must be a power of two, got "
+                              f"{table_size}")
         self.palette = ndarrays.from_numpy(palette)
         self.noise = ndarrays.from_numpy(gumbel_noise_table(seed, table_size))
         self.set_step(0, 1.0)
