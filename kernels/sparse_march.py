@@ -16,7 +16,7 @@ sample past the block); the samples kept, and their order, are the dense march's
 """
 import taichi as ti
 
-from .adam import consume_adam_entry
+from .adam import adam_entry, consume_adam_entry
 from .funcs import box_clip, sigmoid, softplus, voxel_alpha
 from .grid import corner_base, corner_weight, grid_coord, nearest_cell, to_fixed
 from .raymarch import STEP_VOXELS, load_ray, sample_count
@@ -279,8 +279,9 @@ def adam_slots(density: ti.types.ndarray(), grad_density: ti.types.ndarray(),
                touched: ti.types.ndarray(), lr_density: float, lr_rgb: float, beta1: float,
                beta2: float, bias1: float, bias2: float, eps: float, low: float, high: float):
     """adam.masked_adam on the density and the raw colour of the touched slots (gradients
-    consumed), then grid.refresh_sigmoid_blocks (rgb = sigmoid(raw)) there, and the flags
-    cleared: one pass over the slots where three launches each walked them."""
+    consumed), the shown colour rgb = sigmoid(raw) of each raw colour it moved, and the flags
+    cleared: one pass over the slots where three launches each walked them (and took the
+    sigmoid of every colour there, moved or not)."""
     for slot in range(touched.shape[0]):
         if touched[slot] != 0:
             for q in range(BLOCK_VOXELS):
@@ -288,9 +289,13 @@ def adam_slots(density: ti.types.ndarray(), grad_density: ti.types.ndarray(),
                 consume_adam_entry(density, grad_density, density_m, density_v, v, lr_density,
                                    beta1, beta2, bias1, bias2, eps, low, high)
                 for ch in ti.static(range(3)):
-                    consume_adam_entry(raw_rgb, grad_raw_rgb, rgb_m, rgb_v, v * 3 + ch, lr_rgb,
-                                       beta1, beta2, bias1, bias2, eps, low, high)
-                    rgb[v * 3 + ch] = sigmoid(raw_rgb[v * 3 + ch])
+                    e = v * 3 + ch
+                    g = grad_raw_rgb[e]
+                    if g != 0.0:
+                        adam_entry(raw_rgb, rgb_m, rgb_v, e, g, lr_rgb, beta1, beta2, bias1,
+                                   bias2, eps, low, high)
+                        rgb[e] = sigmoid(raw_rgb[e])
+                        grad_raw_rgb[e] = 0.0
             touched[slot] = ti.u8(0)
 
 
