@@ -178,7 +178,7 @@ def _two_means(lab, w, iterations=5):
     """
     total = w.sum(1)
     c0 = _weighted_mean(lab, w, total, np.zeros((len(lab), 3), lab.dtype))
-    far = np.where(w > 0, ((lab - c0[:, None]) ** 2).sum(-1), -1.0).argmax(1)
+    far = np.where(w > 0, _squared_distance(lab, c0), -1.0).argmax(1)
     c1 = lab[np.arange(len(lab)), far]
     for _ in range(iterations):
         # nearer to c1 than to c0  <=>  x . (c1 - c0) > (|c1|^2 - |c0|^2) / 2
@@ -193,10 +193,18 @@ def _two_means(lab, w, iterations=5):
 def _seek_mode(lab, w, centre, bandwidth=MODE_BANDWIDTH, steps=3):
     """Gaussian mean-shift steps toward the densest colour of a cluster (per cell)."""
     for _ in range(steps):
-        d2 = ((lab - centre[:, None]) ** 2).sum(-1)
+        d2 = _squared_distance(lab, centre)
         k = w * np.exp(-d2 / (2.0 * bandwidth ** 2))
         centre = _weighted_mean(lab, k, k.sum(1), centre)
     return centre
+
+
+def _squared_distance(lab, centre):
+    """Per-pixel squared distance (C, P) from its cell's centre (C, 3). The channels are added
+    as np.sum adds them, but without its slow reduction over an axis three long."""
+    d = lab - centre[:, None]
+    d *= d
+    return d[..., 0] + d[..., 1] + d[..., 2]
 
 
 def _weighted_mean(lab, w, mass, fallback):
@@ -263,35 +271,44 @@ def _bridges(major, minor, share, mask, keep):
 def _kcentroid(cell_rgb, w, mask):
     rows, cols, p = w.shape
     w = w.reshape(-1, p)
+    busy = w.sum(1) > 0  # only cells the object touches: the rest is background
+    w = w[busy]
+    # each pixel of those converted once for the three reductions (colour conversions of
+    # every pixel of the large renders are most of the cost)
+    linear = srgb_to_linear(cell_rgb.reshape(-1, p, 3)[busy])
+    lab = linear_to_lab(linear)
+    c0, c1, m0, m1 = _two_means(lab.astype(np.float32), w.astype(np.float32))
     major, minor = np.full((2, rows * cols, 3), 100.0)
     share = np.zeros(rows * cols)
-    busy = w.sum(1) > 0  # only cells the object touches
-    linear = srgb_to_linear(cell_rgb)  # each pixel converted once for the three reductions
-    lab = linear_to_lab(linear)
-    c0, c1, m0, m1 = _two_means(lab.reshape(-1, p, 3)[busy].astype(np.float32),
-                                w[busy].astype(np.float32))
     first = (m0 >= m1)[:, None]
     major[busy] = np.where(first, c0, c1)
     minor[busy] = np.where(first, c1, c0)
     share[busy] = np.minimum(m0, m1) / np.maximum(m0 + m1, 1e-12)
     major, minor = major.reshape(rows, cols, 3), minor.reshape(rows, cols, 3)
     feature = _keep_features(major, minor, share.reshape(rows, cols), mask)
-    w = w.reshape(rows, cols, p)
     # one region's shading (no second colour in the cell): its mean, as a box filter reads it
     shading = delta_e76(major, minor) < FEATURE_DELTA
-    major = np.where(shading[..., None], _box(linear, w), major)
-    look = np.where(feature[..., None], minor, _cell_mean(lab, w))
+    box = _linear_to_lab(_on_grid(_cell_mean(linear, w), busy, (rows, cols)))
+    major = np.where(shading[..., None], box, major)
+    look = np.where(feature[..., None], minor, _on_grid(_cell_mean(lab, w), busy, (rows, cols)))
     return np.where(feature[..., None], minor, major), look, feature
 
 
+def _on_grid(values, busy, shape):
+    """Values (B, C) of the busy cells on the (rows, cols) grid, 0 (no pixels' mean) elsewhere."""
+    grid = np.zeros((busy.size, values.shape[-1]))
+    grid[busy] = values
+    return grid.reshape(*shape, -1)
+
+
 def _cell_mean(values, w):
-    """Per-cell mean of the pixels' values (N, M, P, C), weighted by their coverage w."""
-    return (w[..., None] * values).sum(2) / np.maximum(w.sum(2), 1e-12)[..., None]
+    """Per-cell mean of the pixels' values (..., P, C), weighted by their coverage w (..., P)."""
+    return (w[..., None] * values).sum(-2) / np.maximum(w.sum(-1), 1e-12)[..., None]
 
 
-def _box(linear, w):
-    """Per-cell colour of a box filter: the coverage-weighted mean in linear light, as Lab."""
-    return srgb_to_lab(linear_to_srgb(_cell_mean(linear, w)))
+def _linear_to_lab(linear):
+    """Lab of mean colours taken in linear light (a box filter's colours)."""
+    return srgb_to_lab(linear_to_srgb(linear))
 
 
 def _nearest_pixel(rgb, w, sub_rows, sub_cols):
@@ -324,7 +341,7 @@ def cell_colors(render_rgb, render_alpha, cells, method="kcentroid"):
             lab = np.where(feature[..., None], lab, _superpixel_colors(rgb, alpha, mask, lab))
             look = None
     elif method == "box":
-        lab = _box(srgb_to_linear(cell_rgb), w)
+        lab = _linear_to_lab(_cell_mean(srgb_to_linear(cell_rgb), w))
     else:
         sub_rows = -(-alpha.shape[0] // rows)
         lab = _nearest_pixel(cell_rgb, w, sub_rows, cell_rgb.shape[2] // sub_rows)
