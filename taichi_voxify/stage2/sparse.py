@@ -31,10 +31,11 @@ from .inputs import softplus_inverse
 from .ops import AxisViewRenderer, density_threshold, initial_logits
 
 ENGINES = ("auto", "dense", "sparse")
-# `auto` picks sparse from this N when the hull's blocks fill less than this share of the box
-# (measured, bundled cow, 2 loaded cores: per iteration N=32 dense 31 ms / sparse 33 ms, N=64
-# dense 283 ms / sparse 125 ms with the hull's blocks at 24% of the box)
-SPARSE_FROM_N = 64
+# `auto` picks sparse from this N when the hull's blocks fill less than this share of the box.
+# Measured on the bundled cow (hull blocks 24-36% of the box), Stage 2 per iteration on one
+# thread: N=16 dense 3.6-4.1 / sparse 3.5-3.7 ms, N=32 8.1 / 6.6 ms (same IoU, colour error
+# 3.17 vs 3.18); N=64 27 / 14 ms on two threads.
+SPARSE_FROM_N = 32
 SPARSE_BELOW_FRACTION = 0.6
 EMPTY_DENSITY = -1e4  # raw density of absent voxels: softplus(-1e4 + shift) is 0 in f32 and f64
 
