@@ -225,16 +225,17 @@ def rasterize(proj: ti.types.ndarray(), items: ti.types.ndarray(),
               mat_tex: ti.types.ndarray(), alpha_modes: ti.types.ndarray(),
               alphas: ti.types.ndarray(), tex: ti.types.ndarray(), table: ti.types.ndarray()):
     """Write the nearest face's depth key into every covered sample of `keys` (where its
-    alpha passes): one loop over the faces of a single band, one over the bands of the larger
-    faces."""
-    for f in range(items.shape[0]):
-        if items[f] == 1:
-            _raster_band(proj, f, 0, 1.0 * ortho, keys, uvs, face_mat, mat_tex, alpha_modes,
+    alpha passes): one loop over the faces of a single band, then the bands of the larger
+    faces (one loop, so that the band's code is compiled once)."""
+    n_faces = items.shape[0]
+    for item in range(n_faces + big_total):
+        f, band = item, 0
+        if item >= n_faces:
+            f = _face_of_item(offsets, item - n_faces)
+            band = ti.cast(item - n_faces - offsets[f], ti.i32)
+        if item >= n_faces or items[f] == 1:
+            _raster_band(proj, f, band, 1.0 * ortho, keys, uvs, face_mat, mat_tex, alpha_modes,
                          alphas, tex, table)
-    for item in range(big_total):
-        f = _face_of_item(offsets, item)
-        _raster_band(proj, f, ti.cast(item - offsets[f], ti.i32), 1.0 * ortho, keys, uvs,
-                     face_mat, mat_tex, alpha_modes, alphas, tex, table)
 
 
 @ti.func
