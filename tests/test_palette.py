@@ -198,6 +198,25 @@ def test_kmeans_centres_are_medians_of_their_colours():
     assert abs(centre[0] - 50.0) < 0.5
 
 
+@pytest.mark.parametrize("n, k, seed", [(40, 3, 0), (300, 6, 1), (900, 12, 2)])
+def test_kmeans_gives_scikit_learns_centres_bit_for_bit(n, k, seed, monkeypatch):
+    """The palettes did not change when the clustering stopped importing scikit-learn: the
+    centres before the median steps equal KMeans(n_init=4, random_state=seed)'s exactly (300
+    and 900 colours take several distance blocks)."""
+    sklearn_cluster = pytest.importorskip("sklearn.cluster")
+    from taichi_voxify import palette
+
+    rng = np.random.default_rng(seed)
+    lab = np.stack([rng.uniform(0, 100, n), rng.normal(0, 30, n), rng.normal(0, 30, n)], 1)
+    w = rng.exponential(size=n)
+    monkeypatch.setattr(palette, "_median_steps", lambda lab, w, centres: centres)
+    ours = palette._kmeans(lab, w, k, seed)
+    with pytest.importorskip("threadpoolctl").threadpool_limits(limits=1):  # as it was called
+        theirs = sklearn_cluster.KMeans(n_clusters=k, n_init=4, random_state=seed).fit(
+            lab, sample_weight=w).cluster_centers_
+    assert ours.tobytes() == theirs.tobytes()
+
+
 def test_a_stray_shade_of_a_colour_the_palette_has_does_not_buy_a_twin():
     """The farthest colour from the palette is a dark grey's stray shade (6 ΔE off) whose
     support centres on the dark grey the palette already has; trading the closest pair (two
