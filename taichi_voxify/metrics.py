@@ -154,15 +154,20 @@ def render_voxels_axis(art):
     lut = np.concatenate([np.ones((1, 3)), art.palette / 255.0]).astype(np.float32)
     images, masks, depths = [], [], []
     for view in VIEW_NAMES:
-        cols = view_volume(art.indices, view)
-        hit = cols > 0
-        mask = hit.any(axis=2)
-        step = np.argmax(hit, axis=2)
-        first = np.take_along_axis(cols, step[..., None], axis=2)[..., 0]
+        mask, step, first = first_filled(art.indices > 0, view, art.indices)
         images.append(lut[first])
         masks.append(mask)
         depths.append(np.where(mask, step / n, np.inf).astype(np.float32))
     return np.stack(images), np.stack(masks), np.stack(depths)
+
+
+def first_filled(occupancy, view, values):
+    """The first filled cell of each pixel's column in axis view `view`: (hit (N, N) bool,
+    its step from the camera (N, N) int, 0 where none, and `values` (N, N, N) there)."""
+    hit = view_volume(occupancy, view)
+    step = np.argmax(hit, axis=2)
+    first = np.take_along_axis(view_volume(values, view), step[..., None], axis=2)[..., 0]
+    return hit.any(axis=2), step, first
 
 
 def depth_error(depth_a, depth_b, mask):

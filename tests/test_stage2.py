@@ -2,6 +2,8 @@
 import numpy as np
 import pytest
 
+from conftest import f64_ndarray
+
 from taichi_voxify.cameras import axis_views
 from taichi_voxify.coarse_field import CoarseField, density_shift, softplus
 from taichi_voxify.errors import InputError, OptionError
@@ -187,3 +189,21 @@ def test_conflicting_views_give_the_majority_colour_not_the_mean(w_class, colour
     assert result.color_index[corner] == colour  # black (2 views of 3) with the cross-entropy
     if w_class:
         assert "class" in result.history[-1]
+
+
+def test_voxel_art_views_are_what_the_axis_renderer_draws_of_solid_voxels():
+    """render_voxel_art finds the first filled voxel per column in numpy; the differentiable
+    axis renderer, given the same voxels as fully opaque cells, must draw the same images."""
+    from taichi_voxify.stage2 import AxisViewRenderer, render_voxel_art
+
+    n, rng = 7, np.random.default_rng(4)
+    occupancy = rng.random((n, n, n)) < 0.15
+    occupancy[0, 0, :] = False  # some columns see nothing
+    index = rng.integers(0, len(PALETTE), (n, n, n))
+    palette = PALETTE / 255.0
+    renderer = AxisViewRenderer(n, 0.0, skip_alpha=1e-4, t_min=1e-6)
+    renderer.forward(f64_ndarray(np.where(occupancy, 40.0, -40.0)), f64_ndarray(palette[index]))
+    want, got = renderer.images(), render_voxel_art(occupancy, index, palette)
+    assert 0 < got.opacity.mean() < 1
+    for a, b in ((got.rgb, want.rgb), (got.depth, want.depth), (got.opacity, want.opacity)):
+        np.testing.assert_allclose(a, b, atol=1e-12)

@@ -32,10 +32,10 @@ from .inputs import check_inputs, resample_field, stage1_depth
 from .losses import ViewLosses, palette_targets
 from .ops import (AxisViewRenderer, PaletteQuantizer, PerspectiveRenderer, ViewRender,
                   density_threshold, gumbel_noise_table, initial_logits, perspective_cameras)
-from .result import OPAQUE_DENSITY, Stage2Result, fill_interior, render_voxel_art
+from .result import Stage2Result, fill_interior, render_voxel_art
 from .trainer import Stage2Trainer, train_stage2
 
-__all__ = ["AdamParam", "AxisViewRenderer", "DenseGrid", "OPAQUE_DENSITY", "PRESETS",
+__all__ = ["AdamParam", "AxisViewRenderer", "DenseGrid", "PRESETS",
            "PaletteQuantizer", "PerspectiveRenderer", "Stage2Config", "Stage2Result",
            "Stage2Trainer", "ViewLosses", "ViewRender", "check_inputs", "density_threshold",
            "fill_interior", "gumbel_noise_table", "initial_logits", "palette_targets",

@@ -3,11 +3,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .. import backend, ndarrays
+from ..views import NUM_VIEWS
 from ..voxelart import VoxelArt
-from .ops import AxisViewRenderer, ViewRender
-
-OPAQUE_DENSITY = 40.0  # raw density whose voxel opacity is 1 to float precision (for renders)
+from .ops import ViewRender
 
 
 def fill_interior(occupancy, color_index):
@@ -25,14 +23,23 @@ def fill_interior(occupancy, color_index):
 
 
 def render_voxel_art(occupancy, color_index, palette):
-    """The six axis views of opaque palette-coloured voxels (what the exports show)."""
+    """The six axis views (ViewRender) of opaque palette-coloured voxels, what the exports
+    show, as AxisViewRenderer draws solid voxels: a pixel shows the palette colour of the first
+    filled voxel along its column at the depth of that voxel's centre, else white at the far
+    face. Found per column in numpy: hard voxels need no ray march (nor the renderer's kernels
+    and float N^3 grids)."""
+    from ..metrics import first_filled
+
     n = occupancy.shape[0]
-    fd = backend.float_dtype()  # no float64 copies of N^3 grids (1.2 GB at N=256)
-    density = np.where(occupancy, fd(OPAQUE_DENSITY), fd(-OPAQUE_DENSITY))
-    renderer = AxisViewRenderer(n, 0.0, skip_alpha=1e-4, t_min=1e-6)
-    renderer.forward(ndarrays.from_numpy(density),
-                     ndarrays.from_numpy(np.asarray(palette, fd)[color_index]))
-    return renderer.images()
+    palette = np.asarray(palette, dtype=np.float64)
+    rgb, depth = np.ones((NUM_VIEWS, n, n, 3)), np.ones((NUM_VIEWS, n, n))
+    opacity = np.zeros((NUM_VIEWS, n, n))
+    for view in range(NUM_VIEWS):
+        hit, step, index = first_filled(occupancy, view, color_index)
+        rgb[view][hit] = palette[index[hit]]
+        depth[view][hit] = (step[hit] + 0.5) / n
+        opacity[view][hit] = 1.0
+    return ViewRender(rgb, depth, opacity)
 
 
 @dataclass
