@@ -110,18 +110,15 @@ class _PixelRays:
         self.full = np.array(shape, np.float64)
         self.voxel = 1.0 / self.full.max()
         u, v = camera.plane_coords(width, height)
-        self.u, self.v = u[0], v[:, 0]  # per column, per row
+        # every pixel's ray origin, once: a picture tests several faces per pixel
+        offset = u[0][None, :, None] * camera.right + v[:, 0][:, None, None] * camera.up
+        self.origin = (camera.origin + offset + 0.5 * self.voxel * self.full) / self.voxel
         # to find the pixel centres near a face: one column right, one row down, in voxels ...
         step = np.stack([camera.right * camera.width / width,
                          -camera.up * camera.height / height]) / self.voxel
         # ... so a step along x, y or z moves the ray through (columns, rows) to_pixel[axis]
         self.to_pixel = (step / (step ** 2).sum(1, keepdims=True)).T
-        self.first = self.origins(np.zeros(1, np.int64), np.zeros(1, np.int64))[0]
-
-    def origins(self, col, row):
-        cam = self.camera
-        offset = self.u[col, None] * cam.right + self.v[row, None] * cam.up
-        return (cam.origin + offset + 0.5 * self.voxel * self.full) / self.voxel
+        self.first = self.origin[0, 0]
 
     def face_hits(self, cells, axis, sign, depth):
         """Where the rays meet the voxel faces (axis, sign) of `cells`: (pixel (flat index),
@@ -152,7 +149,7 @@ class _PixelRays:
         face = np.repeat(np.arange(len(cells)), len(offsets))
         keep = (col >= 0) & (col < self.width) & (row >= 0) & (row < self.height)
         col, row, face = col[keep], row[keep], face[keep]
-        origin = self.origins(col, row)
+        origin = self.origin[row, col]
         forward = self.camera.forward
         t = (base[face, axis] - origin[:, axis]) / forward[axis]
         point = origin + t[:, None] * forward
