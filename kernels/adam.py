@@ -77,7 +77,8 @@ def adam_entry(param: ti.template(), exp_avg: ti.template(), exp_avg_sq: ti.temp
 
 @ti.func
 def consume_adam_entry(param: ti.template(), grad: ti.template(), exp_avg: ti.template(),
-                       exp_avg_sq: ti.template(), idx, lr, beta1, beta2, bias1, bias2, eps, low, high):
+                       exp_avg_sq: ti.template(), idx, lr, beta1, beta2, bias1, bias2, eps,
+                       low, high):
     """adam_entry from a gradient array, consuming the gradient."""
     adam_entry(param, exp_avg, exp_avg_sq, idx, grad[idx], lr, beta1, beta2, bias1, bias2, eps,
                low, high)
