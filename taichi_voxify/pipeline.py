@@ -2,6 +2,7 @@
 
 `run_pipeline` returns everything the exports and reports need; `convert` returns the VoxelArt.
 """
+import os
 import time
 from dataclasses import dataclass, field
 
@@ -61,16 +62,15 @@ def axis_renders(mesh, resolution):
     return render_views(mesh, axis_views(), hires_size(resolution))
 
 
-def axis_cells(axis_hires, resolution, method):
+def axis_cells(axis_hires, resolution, method, threads=1):
     """The six axis renders reduced to pixel-art cells, before a palette is chosen (the
-    targets start here, and so does a batch's shared palette)."""
+    targets start here, and so does a batch's shared palette); `threads` views at a time."""
     from .pixelart import view_cells
 
-    return view_cells(axis_hires.covered_rgb, axis_hires.alpha, resolution, method)
+    return view_cells(axis_hires.covered_rgb, axis_hires.alpha, resolution, method, threads)
 
 
-def _make_targets(clock, axis_hires, resolution, colors, palette, user_art, method, seed,
-                  weights):
+def _make_targets(clock, axis_hires, opts, user_art, weights):
     """(images, masks, palette) of the six pixel-art targets, ours or the user's (`user_art`:
     loaded images and masks); the user's are snapped to the palette so every target pixel is
     a palette colour."""
@@ -78,12 +78,16 @@ def _make_targets(clock, axis_hires, resolution, colors, palette, user_art, meth
     from .pixelart import apply_palette, cells_palette, quantise_views
 
     if user_art is None:
-        cells = clock.run("pixel_art", axis_cells, axis_hires, resolution, method)
-        pal = clock.run("palette", cells_palette, cells, colors, palette, method, weights, seed)
+        threads = backend.info()["threads"] or os.cpu_count()  # Taichi's CPU threads, or all
+        cells = clock.run("pixel_art", axis_cells, axis_hires, opts.resolution,
+                          opts.pixel_method, threads)
+        pal = clock.run("palette", cells_palette, cells, opts.colors, opts.palette,
+                        opts.pixel_method, weights, opts.seed)
         art = clock.run("pixel_art", quantise_views, cells, pal)
         return art.images, art.masks, art.palette
     images, masks = user_art
-    pal = clock.run("palette", resolve_palette, palette, images, masks, colors, weights, seed)
+    pal = clock.run("palette", resolve_palette, opts.palette, images, masks, opts.colors,
+                    weights, opts.seed)
     return clock.run("pixel_art", apply_palette, images, masks, pal), masks, pal
 
 
@@ -151,8 +155,7 @@ def prepare(mesh_or_path, options=None, *, progress=None, **fields):
     coarse = clock.run("stage1", train_stage1, train_views, coarse_n, cfg1, seed, report,
                        opts.engine)
 
-    images, masks, pal = _make_targets(clock, axis_hires, n, opts.colors, opts.palette,
-                                       user_art, opts.pixel_method, seed, weights)
+    images, masks, pal = _make_targets(clock, axis_hires, opts, user_art, weights)
     report("pixel_art", 1, 1, {"colors": len(pal)})
     return Prepared(mesh, opts, axis_hires, axis_lowres, train_views, coarse, images, masks,
                     pal, clip_loss, clock)

@@ -37,6 +37,7 @@ cell's colour is taken from its covered samples only (pixels weighted by their c
 the edge of a dark object over white stays dark, and nothing needs un-blending. The result is
 float32 sRGB in [0, 1] with white background and a boolean foreground mask.
 """
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -495,14 +496,18 @@ def make_pixel_art_views(renders_rgb, renders_alpha, cells=32, colors=DEFAULT_CO
     return quantise_views(per_view, pal, outline, cleanup)
 
 
-def view_cells(renders_rgb, renders_alpha, cells=32, method="kcentroid"):
-    """Each view reduced to cells (CellColors), before any palette is chosen."""
+def view_cells(renders_rgb, renders_alpha, cells=32, method="kcentroid", threads=1):
+    """Each view reduced to cells (CellColors), before any palette is chosen; `threads` views
+    at a time (numpy lets go of the GIL in the large array operations; the cells are the same
+    whatever the number)."""
     if len(renders_rgb) == 0:
         raise InputError("no views to make pixel art from")
     alphas = [None] * len(renders_rgb) if renders_alpha is None else renders_alpha
     if len(alphas) != len(renders_rgb):
         raise InputError(f"{len(renders_rgb)} colour views but {len(alphas)} alpha views")
-    per_view = [cell_colors(rgb, a, cells, method) for rgb, a in zip(renders_rgb, alphas)]
+    with ThreadPoolExecutor(max(1, int(threads))) as pool:
+        per_view = list(pool.map(lambda rgb, a: cell_colors(rgb, a, cells, method),
+                                 renders_rgb, alphas))
     if not any(c.mask.any() for c in per_view):
         raise InputError("the renders are empty: no cell is covered by the object")
     return per_view
