@@ -96,7 +96,8 @@ def write_outputs(conv, out_dir, formats=DEFAULT_FORMATS, stem=None):
             images.palette_png(art.palette, path("_palette.png"), counts=counts)
             files[fmt] = [stem + "_views.png", stem + "_palette.png"]
         elif fmt == "gif":
-            images.turntable_gif(art, path("_turntable.gif"))
+            images.turntable_gif(art, path("_turntable.gif"),
+                                 threads=conv.options.threads or os.cpu_count())
             files[fmt] = [stem + "_turntable.gif"]
         elif fmt == "lego":
             plan = lego.build_plan(art, name=stem, support=conv.options.lego_support,
