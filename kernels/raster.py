@@ -243,19 +243,20 @@ def rasterize(proj: ti.types.ndarray(), items: ti.types.ndarray(),
 
 @ti.func
 def _wrap(i, n, mode):
-    r = i - i  # same integer type as i
-    if mode == 1:  # clamp to edge
-        r = ti.min(ti.max(i, 0), n - 1)
-    elif mode == 2:  # mirrored repeat
-        m = i % (2 * n)
-        if m < 0:
-            m += 2 * n
-        r = m if m < n else 2 * n - 1 - m
-    else:  # repeat
-        m = i % n
-        if m < 0:
-            m += n
-        r = m
+    r = i  # a texel inside the texture is itself in every mode: most are, and skip the division
+    if i < 0 or i >= n:
+        if mode == 1:  # clamp to edge
+            r = ti.min(ti.max(i, 0), n - 1)
+        elif mode == 2:  # mirrored repeat
+            m = i % (2 * n)
+            if m < 0:
+                m += 2 * n
+            r = m if m < n else 2 * n - 1 - m
+        else:  # repeat
+            m = i % n
+            if m < 0:
+                m += n
+            r = m
     return r
 
 
