@@ -11,8 +11,8 @@ from taichi_voxify.sparse_grid import BLOCK, Channel, SparseGrid, block_count, b
 from taichi_voxify.stage2 import (AxisViewRenderer, PaletteQuantizer, Stage2Config,
                                   Stage2Trainer, palette_targets)
 from taichi_voxify.stage2.sparse import (EMPTY_DENSITY, SparseAxisViewRenderer, SparseSettings,
-                                         SparseStage2Grid, sparse_channels, target_band,
-                                         visual_hull)
+                                         SparseStage2Grid, buried_voxels, sparse_channels,
+                                         target_band, visual_hull)
 
 pytestmark = pytest.mark.usefixtures("f64_backend")
 SHIFT = density_shift(1e-6)
@@ -285,6 +285,49 @@ def test_refresh_keeps_opaque_blocks_and_the_target_band_and_drops_empty_space()
     alpha = 1.0 - np.exp(-np.logaddexp(0.0, grid.to_dense("density") + SHIFT))
     block = alpha[tuple(slice(c * BLOCK, c * BLOCK + BLOCK) for c in chosen)]
     assert block.max() <= sparse.settings.keep_alpha * (1 + 1e-9)
+
+
+def _solid_cube(n, lo, hi):
+    inside = np.zeros((n,) * 3, bool)
+    inside[lo:hi, lo:hi, lo:hi] = True
+    return inside
+
+
+def test_buried_voxels_lie_more_than_the_band_behind_the_surface_in_every_view():
+    n, band = 16, 2
+    _, _, masks, depth = _sphere_problem(n, inside=_solid_cube(n, 2, 14))
+    # the surface voxel is 2 steps in from every face; 2 more are the band behind it
+    np.testing.assert_array_equal(buried_voxels(masks, depth, band), _solid_cube(n, 5, 11))
+    depth[0][~np.isnan(depth[0])] = np.nan  # one view without depth asks for whole columns
+    assert not buried_voxels(masks, depth, band).any()
+
+
+def test_buried_blocks_are_never_stored_and_keep_stage1_values_as_on_the_dense_grid():
+    """A solid opaque cube: its inside is out of every ray's reach, so the dense grid leaves it
+    at Stage 1's values; the sparse grid never stores it and gives the same arrays."""
+    n = 24
+    cube = _solid_cube(n, 2, 22)
+    coarse, pixel_art, masks, depth = _sphere_problem(n, inside=cube)
+    coarse.density[cube] = 12.0 - SHIFT  # opaque: no ray passes the first voxel
+    config = _config()
+    targets = (pixel_art, masks, depth)
+    sparse, sgrid = _sparse_trainer(coarse, n, config, masks, depth, targets)
+    inside = _solid_cube(block_count(n), 2, 4)  # blocks 2..3: voxels 8..15, all buried
+    np.testing.assert_array_equal(sgrid.buried, inside)
+    assert not (sgrid.grid.blocks & sgrid.buried).any()
+    start = sgrid.arrays()
+    dense = _dense_twin(sparse, coarse, n, config, targets)
+    dense.grid.density.value.from_numpy(start[0])
+    dense.grid.colour.value.from_numpy(start[1])
+    for step in range(6):
+        sparse.step(step)
+        dense.step(step)
+    got, want = sgrid.arrays(), (dense.grid.density.value.to_numpy(),
+                                 dense.grid.colour.value.to_numpy())
+    for a, b, before in zip(got, want, start):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-11)
+        assert np.abs(a - before).max() > 1e-3  # the surface trained
+    assert np.abs(got[0] - coarse.density)[_voxels_of(inside, n)].max() < 1e-9
 
 
 def test_a_foreground_pixel_without_target_depth_keeps_its_whole_column():

@@ -4,7 +4,11 @@ trainer, losses and maths as the dense path, with every per-voxel pass over the 
 Which blocks are active:
 - the candidates: the blocks of the six-view visual hull (the voxels every view's pixel-art mask
   covers) grown by one voxel; a voxel outside cannot be filled without turning a background
-  pixel opaque, which the alpha loss forbids;
+  pixel opaque, which the alpha loss forbids; less the buried blocks, whose voxels all lie more
+  than `band` voxels behind the target depth in every view: the inside of a solid part, which
+  no view asks anything of and no ray reaches once the surface is opaque. They keep Stage 1's
+  values and are never stored (a box-filling object at N=256 would otherwise hold the whole
+  grid);
 - at the start, and every `refresh_every` iterations, within the candidates: the blocks holding
   a voxel whose opacity is at least `keep_alpha` (anything still visible or still opaque,
   hidden or not), and the band of `band` voxels around the target depth of every foreground
@@ -25,7 +29,7 @@ import numpy as np
 
 from .. import ndarrays
 from ..errors import OptionError
-from ..sparse_grid import BLOCK, Channel, SparseGrid, blocks_of
+from ..sparse_grid import BLOCK, Channel, SparseGrid, block_voxel_coords, blocks_of
 from ..views import LAYOUT, NUM_VIEWS
 from .inputs import softplus_inverse
 from .ops import AxisViewRenderer, density_threshold, initial_logits
@@ -38,6 +42,7 @@ ENGINES = ("auto", "dense", "sparse")
 SPARSE_FROM_N = 32
 SPARSE_BELOW_FRACTION = 0.6
 EMPTY_DENSITY = -1e4  # raw density of absent voxels: softplus(-1e4 + shift) is 0 in f32 and f64
+BURIED_CHUNK = 1 << 20  # buried voxels filled from Stage 1's field at a time (~0.2 GB of scratch)
 
 
 @dataclass(frozen=True)
@@ -93,24 +98,50 @@ def dilate_voxels(mask):
     return binary_dilation(mask, np.ones((3, 3, 3), bool)) if mask.any() else mask
 
 
+def _planes(view, n):
+    """(s, index) of each plane of an (N, N, N) grid across a view's rays, s steps from its
+    camera (one plane at a time: an (N, N, N) float64 difference is 134 MB at N=256)."""
+    march, sign = LAYOUT[view][0]
+    for s in range(n):
+        plane = [slice(None)] * 3
+        plane[march] = slice(s, s + 1) if sign > 0 else slice(n - 1 - s, n - s)
+        yield s, tuple(plane)
+
+
+def _surface_steps(masks, depth_target, view):
+    """(foreground pixels with a target depth, the step of their surface voxel, -1e9 elsewhere)
+    of one view; depth in box lengths from the entry face, NaN where there is none."""
+    n = masks.shape[1]
+    valid = masks[view] & np.isfinite(depth_target[view])
+    return valid, np.where(valid, np.nan_to_num(depth_target[view]) * n - 0.5, -1e9)
+
+
 def target_band(masks, depth_target, band):
-    """(N, N, N) bool: voxels within `band` steps of a foreground pixel's target depth (depth in
-    box lengths from the entry face, NaN where there is none), and the whole column of a
-    foreground pixel that has none: a part the pixel art keeps but the mesh covers less than
-    half of (a thin part) has no depth, and its voxels must stay free to fill in."""
+    """(N, N, N) bool: voxels within `band` steps of a foreground pixel's target depth, and the
+    whole column of a foreground pixel that has none: a part the pixel art keeps but the mesh
+    covers less than half of (a thin part) has no depth, and its voxels must stay free to fill
+    in."""
     n = masks.shape[1]
     near = np.zeros((n,) * 3, dtype=bool)
     for view in range(NUM_VIEWS):
-        valid = masks[view] & np.isfinite(depth_target[view])
-        surface = np.where(valid, np.nan_to_num(depth_target[view]) * n - 0.5, -1e9)
+        valid, surface = _surface_steps(masks, depth_target, view)
         whole_column = masks[view] & ~valid
-        march, sign = LAYOUT[view][0]
-        for s in range(n):  # a plane at a time: an (N, N, N) float64 difference is 134 MB
-            plane = [slice(None)] * 3
-            plane[march] = slice(s, s + 1) if sign > 0 else slice(n - 1 - s, n - s)
-            near[tuple(plane)] |= image_to_volume((np.abs(s - surface) <= band) | whole_column,
-                                                  view)
+        for s, plane in _planes(view, n):
+            near[plane] |= image_to_volume((np.abs(s - surface) <= band) | whole_column, view)
     return near
+
+
+def buried_voxels(masks, depth_target, band):
+    """(N, N, N) bool: voxels more than `band` steps behind the target depth of their pixel in
+    every view, i.e. inside a solid part: no view asks anything of them, and once the surface
+    in front of them is opaque no ray reaches them."""
+    n = masks.shape[1]
+    buried = np.ones((n,) * 3, dtype=bool)
+    for view in range(NUM_VIEWS):
+        valid, surface = _surface_steps(masks, depth_target, view)
+        for s, plane in _planes(view, n):
+            buried[plane] &= image_to_volume(valid & (s - surface > band), view)
+    return buried
 
 
 # --- the grid and its passes (stage2/grid.py's interface) ------------------------------------
@@ -259,8 +290,11 @@ class SparseStage2Grid:
         self._coarse = coarse
         self.keep_density = density_threshold(settings.keep_alpha, coarse.shift)
         self.candidates = blocks_of(dilate_voxels(visual_hull(masks)))
+        self.buried = np.zeros_like(self.candidates)
         if depth_target is not None:
             self.band = blocks_of(target_band(masks, depth_target, settings.band))
+            self.buried = ~blocks_of(~buried_voxels(masks, depth_target, settings.band))
+            self.candidates &= ~self.buried
         else:
             self.band = self.candidates
         self.seen = np.zeros_like(self.candidates)  # blocks whose state lived on the grid
@@ -311,8 +345,17 @@ class SparseStage2Grid:
         self.renderer.adam_step(t, self.density, self.colour)
 
     def arrays(self):
-        """Dense (density, logits), absent voxels empty."""
-        return self.grid.to_dense("density"), self.grid.to_dense("logits")
+        """Dense (density, logits): the buried blocks hold Stage 1's values (no ray reached
+        them), the other absent voxels are empty."""
+        density, logits = self.grid.to_dense("density"), self.grid.to_dense("logits")
+        coords = block_voxel_coords(np.argwhere(self.buried))
+        coords = coords[(coords < self.n).all(axis=1)]
+        for start in range(0, len(coords), BURIED_CHUNK):  # bounded scratch memory
+            part = coords[start:start + BURIED_CHUNK]
+            values = self._initial_values(part)
+            density[tuple(part.T)] = values["density"]
+            logits[tuple(part.T)] = values["logits"]
+        return density, logits
 
 
 def sample_coarse(coarse, n, coords):
