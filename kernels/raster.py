@@ -34,6 +34,35 @@ NEAR = 1e-4
 ROWS_PER_ITEM = 8
 
 
+# Taichi's front end builds its generic vector reductions (v.min(), .max(), .sum(), .dot(),
+# .normalized()) anew at every call, a fifth of these kernels' loading time; these do the same
+# operations in the same order.
+@ti.func
+def _min3(v):
+    return ti.min(ti.min(v[0], v[1]), v[2])
+
+
+@ti.func
+def _max3(v):
+    return ti.max(ti.max(v[0], v[1]), v[2])
+
+
+@ti.func
+def _sum3(v):
+    return v[0] + v[1] + v[2]
+
+
+@ti.func
+def _dot3(a, b):
+    return _sum3(a * b)
+
+
+@ti.func
+def _normalized3(v):
+    return (1 / ti.sqrt(_dot3(v, v))) * v
+
+
+
 @ti.func
 def _camera(cams: ti.template(), v):
     origin = ti.Vector([cams[v, 0, 0], cams[v, 0, 1], cams[v, 0, 2]])
@@ -58,7 +87,7 @@ def _project(tris: ti.template(), cams: ti.template(), v, f, width, height):
     zs = ti.Vector([0.0, 0.0, 0.0])
     for k in ti.static(range(3)):
         p = _corner(tris, f, k) - origin
-        x, y, z = p.dot(right), p.dot(up), p.dot(fwd)
+        x, y, z = _dot3(p, right), _dot3(p, up), _dot3(p, fwd)
         if ortho < 0.5:
             inv = 1.0 / ti.max(z, NEAR)
             x, y = x * inv, y * inv
@@ -80,11 +109,11 @@ def _edge_weights(xs, ys, px, py):
 @ti.func
 def _view_depth_and_bary(b, zs, ortho):
     """Depth along forward and perspective-correct barycentrics from screen weights b."""
-    z = b.dot(zs)
+    z = _dot3(b, zs)
     bary = b
     if ortho < 0.5:
         q = b / zs
-        s = q.sum()
+        s = _sum3(q)
         z = 1.0 / s
         bary = q / s
     return z, bary
@@ -118,9 +147,9 @@ def project_faces(tris: ti.types.ndarray(), cams: ti.types.ndarray(), v: ti.i32,
         for k in ti.static(range(3)):
             proj[f, k], proj[f, 3 + k], proj[f, 6 + k] = xs[k], ys[k], zs[k]
         area = _edge_weights(xs, ys, xs[0], ys[0])[0]
-        behind = ortho < 0.5 and zs.min() <= NEAR
-        on_screen = xs.max() >= 0.0 and xs.min() <= width - 1.0 and ys.max() >= 0.0 \
-            and ys.min() <= height - 1.0
+        behind = ortho < 0.5 and _min3(zs) <= NEAR
+        on_screen = _max3(xs) >= 0.0 and _min3(xs) <= width - 1.0 and _max3(ys) >= 0.0 \
+            and _min3(ys) <= height - 1.0
         count = 0
         if area != 0.0 and not behind and on_screen:
             y0, y1 = _row_range(ys, height)
@@ -141,8 +170,8 @@ def prefix_sum(items: ti.types.ndarray(), offsets: ti.types.ndarray()):
 
 @ti.func
 def _row_range(ys, height):
-    y0 = ti.cast(ti.max(ti.ceil(ys.min()), 0.0), ti.i32)
-    y1 = ti.cast(ti.min(ti.floor(ys.max()), height - 1.0), ti.i32)
+    y0 = ti.cast(ti.max(ti.ceil(_min3(ys)), 0.0), ti.i32)
+    y1 = ti.cast(ti.min(ti.floor(_max3(ys)), height - 1.0), ti.i32)
     return y0, y1
 
 
@@ -201,13 +230,13 @@ def _raster_band(proj: ti.template(), f, band, ortho, keys: ti.template(), uvs: 
     sign = 1.0 if area > 0.0 else -1.0
     y0, y1 = _row_range(ys, height)
     band_start = y0 + band * ROWS_PER_ITEM
-    x0 = ti.cast(ti.max(ti.ceil(xs.min()), 0.0), ti.i32)
-    x1 = ti.cast(ti.min(ti.floor(xs.max()), width - 1.0), ti.i32)
+    x0 = ti.cast(ti.max(ti.ceil(_min3(xs)), 0.0), ti.i32)
+    x1 = ti.cast(ti.min(ti.floor(_max3(xs)), width - 1.0), ti.i32)
     for py in range(band_start, ti.min(band_start + ROWS_PER_ITEM, y1 + 1)):
         c0, c1 = _column_span(xs, ys, sign, float(py), x0, x1)
         for px in range(c0, c1 + 1):
             w = _edge_weights(xs, ys, float(px), float(py)) * sign
-            if w.min() >= 0.0:
+            if _min3(w) >= 0.0:
                 z, bary = _view_depth_and_bary(w / (area * sign), zs, ortho)
                 passes = True
                 if mode != ALPHA_OPAQUE:
@@ -359,7 +388,7 @@ def _ray_dir(cams: ti.template(), v, px, py, width, height):
     if cams[v, 4, 2] < 0.5:
         u = ((px + 0.5) / width - 0.5) * cams[v, 4, 0]
         w = (0.5 - (py + 0.5) / height) * cams[v, 4, 1]
-        d = (fwd + u * right + w * up).normalized()
+        d = _normalized3(fwd + u * right + w * up)
     return d
 
 
@@ -393,7 +422,7 @@ def resolve(tris: ti.types.ndarray(), proj: ti.types.ndarray(), uvs: ti.types.nd
                 area = _edge_weights(xs, ys, xs[0], ys[0])[0]
                 wts = _edge_weights(xs, ys, float(px), float(py)) / area
                 wts = ti.max(wts, 0.0)  # a sample on an edge may round just outside
-                wts = wts / wts.sum() if wts.sum() > 0.0 else ti.Vector([1.0, 1.0, 1.0]) / 3.0
+                wts = wts / _sum3(wts) if _sum3(wts) > 0.0 else ti.Vector([1.0, 1.0, 1.0]) / 3.0
                 z, bary = _view_depth_and_bary(wts, zs, ortho)
                 acc += _albedo(f, bary, uvs, corners, face_mat, mat_col, mat_tex, tex, table, lut)
                 covered += 1
@@ -402,11 +431,11 @@ def resolve(tris: ti.types.ndarray(), proj: ti.types.ndarray(), uvs: ti.types.nd
                     d = _ray_dir(cams, v, px, py, sw, sh)
                     _, _, _, fwd = _camera(cams, v)
                     p0, p1, p2 = _corner(tris, f, 0), _corner(tris, f, 1), _corner(tris, f, 2)
-                    n = (p1 - p0).cross(p2 - p0).normalized()
-                    if n.dot(d) > 0.0:
+                    n = _normalized3((p1 - p0).cross(p2 - p0))
+                    if _dot3(n, d) > 0.0:
                         n = -n
                     best, best_face, best_normal = dist, f, n
-                    best_depth = z / d.dot(fwd)
+                    best_depth = z / _dot3(d, fwd)
         n_samples = ss * ss
         cover = covered / n_samples
         color = _to_srgb(acc / n_samples + (1.0 - cover))
