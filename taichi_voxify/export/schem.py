@@ -35,6 +35,8 @@ def varint_bytes(values):
     """Unsigned LEB128 'varint' encoding of non-negative integers below 2**35: seven bits a
     byte, low bits first, the top bit set on every byte but a value's last."""
     v = np.asarray(values, dtype=np.uint64).ravel()
+    if not v.size or v.max() < 0x80:  # one byte each: a schematic's few block kinds
+        return v.astype(np.uint8).tobytes()
     shifts = 7 * np.arange(5, dtype=np.uint64)
     groups = (v[:, None] >> shifts[None]) & np.uint64(0x7F)
     length = 1 + ((v[:, None] >> shifts[None, 1:]) > 0).sum(axis=1)
