@@ -289,7 +289,7 @@ def _kcentroid(cell_rgb, w, mask):
     feature = _keep_features(major, minor, share.reshape(rows, cols), mask)
     # one region's shading (no second colour in the cell): its mean, as a box filter reads it
     shading = delta_e76(major, minor) < FEATURE_DELTA
-    box = _linear_to_lab(_on_grid(_cell_mean(linear, w), busy, (rows, cols)))
+    box = _box_lab(_on_grid(_cell_mean(linear, w), busy, (rows, cols)))
     major = np.where(shading[..., None], box, major)
     look = np.where(feature[..., None], minor, _on_grid(_cell_mean(lab, w), busy, (rows, cols)))
     return np.where(feature[..., None], minor, major), look, feature
@@ -307,9 +307,9 @@ def _cell_mean(values, w):
     return (w[..., None] * values).sum(-2) / np.maximum(w.sum(-1), 1e-12)[..., None]
 
 
-def _linear_to_lab(linear):
-    """Lab of mean colours taken in linear light (a box filter's colours)."""
-    return srgb_to_lab(linear_to_srgb(linear))
+def _box_lab(mean_linear):
+    """Lab of a box filter's colours: means taken in linear light, through sRGB as stored."""
+    return srgb_to_lab(linear_to_srgb(mean_linear))
 
 
 def _nearest_pixel(rgb, w, sub_rows, sub_cols):
@@ -342,7 +342,7 @@ def cell_colors(render_rgb, render_alpha, cells, method="kcentroid"):
             lab = np.where(feature[..., None], lab, _superpixel_colors(rgb, alpha, mask, lab))
             look = None
     elif method == "box":
-        lab = _linear_to_lab(_cell_mean(srgb_to_linear(cell_rgb), w))
+        lab = _box_lab(_cell_mean(srgb_to_linear(cell_rgb), w))
     else:
         sub_rows = -(-alpha.shape[0] // rows)
         lab = _nearest_pixel(cell_rgb, w, sub_rows, cell_rgb.shape[2] // sub_rows)
