@@ -444,21 +444,19 @@ def test_thin_shell_at_256_takes_far_less_memory_than_dense():
 
 # --- choosing the engine ------------------------------------------------------------------------
 
-def test_auto_engine_follows_resolution_and_hull_and_ablations_stay_dense():
+def test_auto_engine_follows_resolution_and_ablations_stay_dense():
     from taichi_voxify.errors import OptionError
     from taichi_voxify.options import Options
     from taichi_voxify.stage2.sparse import SPARSE_FROM_N, choose_engine
 
     n = SPARSE_FROM_N
-    small = np.zeros((6, n, n), bool)
-    small[:, n // 4:n // 2, n // 4:n // 2] = True
-    assert choose_engine("auto", n, small) == "sparse"
-    assert choose_engine("auto", n, np.ones((6, n, n), bool)) == "dense"  # fills the box
-    assert choose_engine("auto", n // 2, small[:, ::2, ::2]) == "dense"  # small grid
-    assert choose_engine("sparse", 8, np.ones((6, 8, 8), bool)) == "sparse"
-    assert choose_engine("auto", n, small, ortho=False) == "dense"
+    assert choose_engine("auto", n) == "sparse"
+    assert choose_engine("auto", n // 2) == "dense"  # small grid
+    assert choose_engine("sparse", 8) == "sparse"
+    assert choose_engine("dense", 4 * n) == "dense"
+    assert choose_engine("auto", n, ortho=False) == "dense"
     with pytest.raises(OptionError):
-        choose_engine("sparse", n, small, use_gumbel=False)
+        choose_engine("sparse", n, use_gumbel=False)
     with pytest.raises(OptionError, match="engine"):
         Options(engine="blocks")
     with pytest.raises(OptionError, match="ablations"):

@@ -35,12 +35,11 @@ from .inputs import softplus_inverse
 from .ops import AxisViewRenderer, density_threshold, initial_logits
 
 ENGINES = ("auto", "dense", "sparse")
-# `auto` picks sparse from this N when the hull's blocks fill less than this share of the box.
-# Measured on the bundled cow (hull blocks 24-36% of the box), Stage 2 per iteration on one
-# thread: N=16 dense 3.6-4.1 / sparse 3.5-3.7 ms, N=32 8.1 / 6.6 ms (same IoU, colour error
-# 3.17 vs 3.18); N=64 27 / 14 ms on two threads.
+# `auto` picks sparse from this N. Measured with this module's buried-block rule (N=32, 64:
+# whole conversions, load ~3): the cow N=32 Stage 2 6.6 vs 8.1 ms an iteration (one thread);
+# the box-filling BoxVertexColors N=32 14.5 vs 16.3 s, N=64 27.5 vs 46.1 s, N=128 63 vs 129 s,
+# same IoU and colour error. At N=16 the two are even and dense, the reference, stays.
 SPARSE_FROM_N = 32
-SPARSE_BELOW_FRACTION = 0.6
 EMPTY_DENSITY = -1e4  # raw density of absent voxels: softplus(-1e4 + shift) is 0 in f32 and f64
 BURIED_CHUNK = 1 << 20  # buried voxels filled from Stage 1's field at a time (~0.2 GB of scratch)
 
@@ -53,7 +52,7 @@ class SparseSettings:
     retire_share: float = 0.05  # drop-only refreshes relayout from this share of the blocks
 
 
-def choose_engine(engine, n, masks, ortho=True, use_gumbel=True):
+def choose_engine(engine, n, ortho=True, use_gumbel=True):
     """"dense" or "sparse" for a requested engine; the sparse grid serves the axis views with
     palette logits (the ablations run dense)."""
     if engine not in ENGINES:
@@ -64,8 +63,7 @@ def choose_engine(engine, n, masks, ortho=True, use_gumbel=True):
                               "the ortho/gumbel ablations need engine='dense'")
         return "dense"
     if engine == "auto":
-        hull = blocks_of(visual_hull(np.asarray(masks, dtype=bool))).mean()
-        return "sparse" if n >= SPARSE_FROM_N and hull < SPARSE_BELOW_FRACTION else "dense"
+        return "sparse" if n >= SPARSE_FROM_N else "dense"
     return engine
 
 

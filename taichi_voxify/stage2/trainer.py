@@ -141,7 +141,7 @@ def train_stage2(coarse, pixel_art, masks, palette, depth_target=None, mesh_view
     backend.ensure_init()
     n, pixel_art, masks, palette_f = check_inputs(coarse, pixel_art, masks, palette,
                                                   depth_target, mesh_views_hr, clip)
-    engine = choose_engine(engine, n, masks, ortho, use_gumbel)
+    engine = choose_engine(engine, n, ortho, use_gumbel)
     depth_source = "given" if depth_target is not None else "stage1"
     if depth_target is None and cfg.w_depth > 0:
         depth_target = stage1_depth(coarse, n)
