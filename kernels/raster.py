@@ -127,11 +127,8 @@ def _depth_key(z, f):
 
 @ti.kernel
 def clear_keys(keys: ti.types.ndarray()):
-    # parallel over rows, a plain loop along each: a 2D parallel loop splits every flat index
-    # into (row, column) with an integer division, 20x slower than the stores themselves
-    for i in range(keys.shape[0]):
-        for j in range(keys.shape[1]):
-            keys[i, j] = ti.i64(EMPTY_KEY)
+    for i, j in keys:
+        keys[i, j] = ti.i64(EMPTY_KEY)
 
 
 @ti.kernel
