@@ -178,6 +178,21 @@ def test_atomic_dir_refuses_a_link_or_file_in_the_way_and_restores_on_failure(tm
     assert not list(tmp_path.glob(".*part*"))
 
 
+def test_remove_dead_dirs_takes_only_the_temporaries_of_that_folder(tmp_path):
+    """A process killed inside atomic_dir leaves its .NAME.XXXXXXXX.part folder; a later try
+    of NAME removes it, and nothing of another name (box.v2 beside box) or the folder itself."""
+    import tempfile
+
+    from taichi_voxify.export.atomic import remove_dead_dirs
+
+    dead = tempfile.mkdtemp(prefix=".box.", suffix=".part", dir=tmp_path)
+    other = tempfile.mkdtemp(prefix=".box.v2.", suffix=".part", dir=tmp_path)
+    (tmp_path / "box").mkdir()
+    remove_dead_dirs(tmp_path / "box")
+    assert not os.path.exists(dead)
+    assert sorted(os.listdir(tmp_path)) == sorted([os.path.basename(other), "box"])
+
+
 def test_a_palette_file_given_as_input_is_never_an_output(tmp_path):
     """STEM_palette.gpl is written on every run; read back as --palette it is an input."""
     shutil.copy(mesh_path("BoxVertexColors.glb"), tmp_path / "cube.glb")

@@ -37,12 +37,14 @@ def _guarded(job, task):
 
 
 def _convert(task):
-    from ..export.atomic import atomic_dir
+    from ..export.atomic import atomic_dir, remove_dead_dirs
     from ..outputs import write_conversion
     from ..pipeline import run_pipeline
 
     conv = run_pipeline(task["input"], task["options"])
-    with atomic_dir(os.path.join(task["out_dir"], task["name"])) as folder:
+    target = os.path.join(task["out_dir"], task["name"])
+    remove_dead_dirs(target)  # an earlier try's, killed while writing: one try runs at a time
+    with atomic_dir(target) as folder:
         report = write_conversion(conv, folder, task["options"], task["input"])
     art = conv.art
     return {"files": [f"{task['name']}/{f}" for names in report["files"].values() for f in names],

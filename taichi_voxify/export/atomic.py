@@ -4,6 +4,7 @@ A reader never sees a half-written file, and a failure leaves any older file unt
 """
 import contextlib
 import os
+import re
 import shutil
 import tempfile
 
@@ -84,6 +85,17 @@ def atomic_dir(path):
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def remove_dead_dirs(path):
+    """Remove the temporary folders atomic_dir(path) left beside `path` when its process died
+    while writing (killed: no cleanup ran). Only for a caller that knows no live process is
+    writing `path` now."""
+    parent, name = os.path.split(os.path.abspath(os.fspath(path)))
+    dead = re.compile(r"\.%s\.[a-z0-9_]{8}\.part" % re.escape(name))  # mkdtemp's names
+    for entry in os.listdir(parent):
+        if dead.fullmatch(entry):
+            shutil.rmtree(os.path.join(parent, entry), ignore_errors=True)
 
 
 def _umask():
