@@ -18,7 +18,7 @@ rather than R^3; Stage 2 flags its active blocks. One Adam kernel serves both st
 """
 import taichi as ti
 
-from .grid import block_span
+from .grid import BLOCK, block_voxel
 from .regularizers import colour_reg_grad, density_reg_grad
 
 
@@ -34,25 +34,27 @@ def gather_grads(fixed_density: ti.types.ndarray(), fixed_rgb: ti.types.ndarray(
     res = density.shape[0]
     for bi, bj, bk in ti.ndrange(blocks.shape[0], blocks.shape[1], blocks.shape[2]):
         if blocks[bi, bj, bk] != 0:
-            for i, j, k in ti.ndrange(block_span(bi, res), block_span(bj, res),
-                                      block_span(bk, res)):
-                touched = fixed_density[i, j, k] != 0
-                for ch in ti.static(range(3)):
-                    touched = touched or fixed_rgb[i, j, k, ch] != 0
-                g_d = 0.0
-                g_c = ti.Vector([0.0, 0.0, 0.0])
-                if touched:
-                    g_d = fixed_density[i, j, k] / scale + density_reg_grad(
-                        density, i, j, k, shift, w_tv_density, w_noise)
+            for q in range(BLOCK ** 3):
+                i, j, k = block_voxel(bi, bj, bk, q)
+                if i < res and j < res and k < res:
+                    touched = fixed_density[i, j, k] != 0
                     for ch in ti.static(range(3)):
-                        s = rgb[i, j, k, ch]
-                        g_c[ch] = (fixed_rgb[i, j, k, ch] / scale
-                                   + colour_reg_grad(rgb, i, j, k, ch, w_tv_rgb)) * s * (1.0 - s)
-                        fixed_rgb[i, j, k, ch] = ti.i64(0)
-                    fixed_density[i, j, k] = ti.i64(0)
-                grad_density[i, j, k] = g_d
-                for ch in ti.static(range(3)):
-                    grad_raw_rgb[i, j, k, ch] = g_c[ch]
+                        touched = touched or fixed_rgb[i, j, k, ch] != 0
+                    g_d = 0.0
+                    g_c = ti.Vector([0.0, 0.0, 0.0])
+                    if touched:
+                        g_d = fixed_density[i, j, k] / scale + density_reg_grad(
+                            density, i, j, k, shift, w_tv_density, w_noise)
+                        for ch in ti.static(range(3)):
+                            s = rgb[i, j, k, ch]
+                            g_c[ch] = (fixed_rgb[i, j, k, ch] / scale
+                                       + colour_reg_grad(rgb, i, j, k, ch, w_tv_rgb)) * s * (
+                                           1.0 - s)
+                            fixed_rgb[i, j, k, ch] = ti.i64(0)
+                        fixed_density[i, j, k] = ti.i64(0)
+                    grad_density[i, j, k] = g_d
+                    for ch in ti.static(range(3)):
+                        grad_raw_rgb[i, j, k, ch] = g_c[ch]
 
 
 @ti.func
@@ -100,13 +102,15 @@ def masked_adam(param: ti.types.ndarray(), grad: ti.types.ndarray(),
     res = param.shape[0]
     for bi, bj, bk in ti.ndrange(blocks.shape[0], blocks.shape[1], blocks.shape[2]):
         if blocks[bi, bj, bk] != 0:
-            for i, j, k in ti.ndrange(block_span(bi, res), block_span(bj, res),
-                                      block_span(bk, res)):
-                if ti.static(len(param.shape) == 4):
-                    for ch in range(param.shape[3]):
+            for q in range(BLOCK ** 3):
+                i, j, k = block_voxel(bi, bj, bk, q)
+                if i < res and j < res and k < res:
+                    if ti.static(len(param.shape) == 4):
+                        for ch in range(param.shape[3]):
+                            consume_adam_entry(param, grad, exp_avg, exp_avg_sq,
+                                               ti.Vector([i, j, k, ch]), lr, beta1, beta2,
+                                               bias1, bias2, eps, low, high)
+                    else:
                         consume_adam_entry(param, grad, exp_avg, exp_avg_sq,
-                                           ti.Vector([i, j, k, ch]), lr, beta1, beta2, bias1,
-                                           bias2, eps, low, high)
-                else:
-                    consume_adam_entry(param, grad, exp_avg, exp_avg_sq, ti.Vector([i, j, k]),
-                                       lr, beta1, beta2, bias1, bias2, eps, low, high)
+                                           ti.Vector([i, j, k]), lr, beta1, beta2, bias1, bias2,
+                                           eps, low, high)

@@ -42,7 +42,7 @@ import taichi as ti
 from ..views import LAYOUT, NUM_VIEWS
 from . import gumbel
 from .funcs import box_clip, crossing, sigmoid, softplus
-from .grid import BLOCK, block_span
+from .grid import BLOCK, block_voxel
 
 BACKGROUND = 1.0  # white
 
@@ -248,15 +248,16 @@ def logit_grads(blocks: ti.types.ndarray(), stamp: ti.types.ndarray(), pass_id: 
     for bi, bj, bk in ti.ndrange(blocks.shape[0], blocks.shape[1], blocks.shape[2]):
         value = 0.0
         if blocks[bi, bj, bk] != 0:
-            for i, j, k in ti.ndrange(block_span(bi, n), block_span(bj, n),
-                                      block_span(bk, n)):
-                if stamp[i, j, k] == pass_id:
-                    idx = ti.Vector([i, j, k])
-                    gumbel.add_quantizer_grad(grad_logits, soft, palette, idx, rgb_grad, inv_tau,
-                                              colours)
-                    if class_scale > 0.0:
-                        value += gumbel.add_class_cross_entropy(grad_logits, logits, hist, idx,
-                                                                class_scale, colours)
+            for q in range(BLOCK ** 3):
+                i, j, k = block_voxel(bi, bj, bk, q)
+                if i < n and j < n and k < n:
+                    if stamp[i, j, k] == pass_id:
+                        idx = ti.Vector([i, j, k])
+                        gumbel.add_quantizer_grad(grad_logits, soft, palette, idx, rgb_grad,
+                                                  inv_tau, colours)
+                        if class_scale > 0.0:
+                            value += gumbel.add_class_cross_entropy(grad_logits, logits, hist,
+                                                                    idx, class_scale, colours)
         class_value[bi, bj, bk] = value
 
 

@@ -338,11 +338,14 @@ def adam_slots(touched: ti.types.ndarray(), stamp: ti.types.ndarray(), pass_id: 
 def move_slots(src: ti.types.ndarray(), new_slot: ti.types.ndarray(), per_slot: ti.i32,
                dst: ti.types.ndarray()):
     """dst[new_slot[s] * per_slot + q] = src[s * per_slot + q] for slots s kept (new_slot >= 0):
-    how a refresh carries the state of surviving blocks into the new arrays."""
-    for s, q in ti.ndrange(new_slot.shape[0], per_slot):
+    how a refresh carries the state of surviving blocks into the new arrays. (Loops here run
+    over rows in parallel and along each row in a plain loop: a 2-D ndrange divides every flat
+    index by the run-time row length.)"""
+    for s in range(new_slot.shape[0]):
         t = new_slot[s]
         if t >= 0:
-            dst[t * per_slot + q] = src[s * per_slot + q]
+            for q in range(per_slot):
+                dst[t * per_slot + q] = src[s * per_slot + q]
 
 
 @ti.kernel
@@ -350,12 +353,14 @@ def scatter_rows(dst: ti.types.ndarray(), ids: ti.types.ndarray(),
                  values: ti.types.ndarray()):
     """dst[ids[f] * width + c] = values[f, c]: set the rows (voxels) ids of a flat array of
     `width` values per voxel."""
-    for f, c in ti.ndrange(ids.shape[0], values.shape[1]):
-        dst[ids[f] * values.shape[1] + c] = values[f, c]
+    for f in range(ids.shape[0]):
+        for c in range(values.shape[1]):
+            dst[ids[f] * values.shape[1] + c] = values[f, c]
 
 
 @ti.kernel
 def fill_rows(dst: ti.types.ndarray(), ids: ti.types.ndarray(), width: ti.i32, value: float):
     """dst[ids[f] * width + c] = value for every c < width."""
-    for f, c in ti.ndrange(ids.shape[0], width):
-        dst[ids[f] * width + c] = value
+    for f in range(ids.shape[0]):
+        for c in range(width):
+            dst[ids[f] * width + c] = value
