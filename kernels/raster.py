@@ -62,7 +62,6 @@ def _normalized3(v):
     return (1 / ti.sqrt(_dot3(v, v))) * v
 
 
-
 @ti.func
 def _camera(cams: ti.template(), v):
     origin = ti.Vector([cams[v, 0, 0], cams[v, 0, 1], cams[v, 0, 2]])
@@ -254,8 +253,8 @@ def rasterize(proj: ti.types.ndarray(), items: ti.types.ndarray(),
               mat_tex: ti.types.ndarray(), alpha_modes: ti.types.ndarray(),
               alphas: ti.types.ndarray(), tex: ti.types.ndarray(), table: ti.types.ndarray()):
     """Write the nearest face's depth key into every covered sample of `keys` (where its
-    alpha passes): one loop over the faces of a single band, then the bands of the larger
-    faces (one loop, so that the band's code is compiled once)."""
+    alpha passes). One loop over the faces of a single band, then the bands of the larger
+    faces, so that Taichi builds the band's code once."""
     n_faces = items.shape[0]
     for item in range(n_faces + big_total):
         f, band = item, 0
