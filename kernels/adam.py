@@ -1,4 +1,4 @@
-"""Stage 1's gradient gathering and the masked Adam step both stages use.
+"""Stage 1's gradient gathering and the masked Adam step, on the dense grids of both stages.
 
 Why masked (DVGO's choice) rather than visibility-count learning rates: each step sees a random
 batch of rays, so most voxels get no data gradient in a given step. Plain Adam would still move
@@ -14,7 +14,9 @@ rule through the sigmoid is applied here, where the gradient is gathered.
 
 Both passes walk only the blocks (grid.BLOCK^3 voxels) that are flagged, one block per thread:
 Stage 1 flags the blocks its rays touched, so the cost follows the surface the rays reach
-rather than R^3; Stage 2 flags its active blocks. One Adam kernel serves both stages.
+rather than R^3; Stage 2 flags its active blocks. One Adam kernel serves both stages; the
+masked step of a single entry (adam_entry, consume_adam_entry) is also what the sparse grids'
+fused passes (kernels/sparse.py, kernels/sparse_march.py) apply.
 """
 import taichi as ti
 

@@ -10,7 +10,7 @@ Everything here lives on the Taichi device and moves nothing to the host unless 
     PaletteQuantizer  the palette Gumbel-Softmax: set_step(step, tau, hard) before a render
     view_losses       pixel, alpha and depth losses of the six views against six target images,
                       writing the renderer's output gradients on the device
-    masked_adam       the Adam kernel both stages use (any (N,N,N[,C]) array, flagged blocks)
+    masked_adam       the dense grids' Adam kernel (any (N,N,N[,C]) array, flagged blocks)
     initial_logits, density_shift, VIEWS
 
 A minimal loop (examples/engine_finetune.py is a complete, documented one):
