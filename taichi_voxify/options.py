@@ -58,7 +58,7 @@ class Options:
     arch: str = flag("auto", "auto | cpu | cuda (used when this starts Taichi)")
     engine: str = flag("auto", "grid of both stages: auto | dense | sparse (auto: sparse 4^3 "
                                "blocks for Stage 1 from a 64^3 coarse field, for Stage 2 from "
-                               "N=32)")
+                               "N=64)")
     threads: int = flag(None, "CPU threads for Taichi (used when this starts Taichi)", type=int)
     formats: tuple = flag(DEFAULT_FORMATS, f"comma list of {','.join(FORMATS)} "
                                            f"(default {','.join(DEFAULT_FORMATS)})")

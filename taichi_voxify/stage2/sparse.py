@@ -35,11 +35,12 @@ from .inputs import softplus_inverse
 from .ops import AxisViewRenderer, density_threshold, initial_logits
 
 ENGINES = ("auto", "dense", "sparse")
-# `auto` picks sparse from this N. Measured with this module's buried-block rule (N=32, 64:
-# whole conversions, load ~3): the cow N=32 Stage 2 6.6 vs 8.1 ms an iteration (one thread);
-# the box-filling BoxVertexColors N=32 14.5 vs 16.3 s, N=64 27.5 vs 46.1 s, N=128 63 vs 129 s,
-# same IoU and colour error. At N=16 the two are even and dense, the reference, stays.
-SPARSE_FROM_N = 32
+# `auto` picks sparse from this N, whatever the mesh fills: with this module's buried-block
+# rule the box-filling BoxVertexColors is faster sparse (whole conversions, load ~3: N=64 27.5
+# vs 46.1 s, N=128 63 vs 129 s, same IoU and colour error). At N=32 sparse is a little faster
+# too (quiet, cow: 11.1 vs 11.5 s) but its colour error differs from the dense grid's by up to
+# 1.9% on the shipped meshes (examples/engine_quality.py); N=32 stays on the dense reference.
+SPARSE_FROM_N = 64
 EMPTY_DENSITY = -1e4  # raw density of absent voxels: softplus(-1e4 + shift) is 0 in f32 and f64
 BURIED_CHUNK = 1 << 20  # buried voxels filled from Stage 1's field at a time (~0.2 GB of scratch)
 
