@@ -293,13 +293,14 @@ def _solid_cube(n, lo, hi):
     return inside
 
 
-def test_buried_voxels_lie_more_than_the_band_behind_the_surface_in_every_view():
-    n, band = 16, 2
+def test_buried_voxels_lie_more_than_a_depth_behind_the_surface_in_every_view():
+    n = 16
     _, _, masks, depth = _sphere_problem(n, inside=_solid_cube(n, 2, 14))
-    # the surface voxel is 2 steps in from every face; 2 more are the band behind it
-    np.testing.assert_array_equal(buried_voxels(masks, depth, band), _solid_cube(n, 5, 11))
+    # the surface voxel is 2 steps in from every face; buried: more than 2 or 3 behind it
+    np.testing.assert_array_equal(buried_voxels(masks, depth, 2), _solid_cube(n, 5, 11))
+    np.testing.assert_array_equal(buried_voxels(masks, depth, 3), _solid_cube(n, 6, 10))
     depth[0][~np.isnan(depth[0])] = np.nan  # one view without depth asks for whole columns
-    assert not buried_voxels(masks, depth, band).any()
+    assert not buried_voxels(masks, depth, 2).any()
 
 
 def test_buried_blocks_are_never_stored_and_keep_stage1_values_as_on_the_dense_grid():
@@ -312,6 +313,7 @@ def test_buried_blocks_are_never_stored_and_keep_stage1_values_as_on_the_dense_g
     config = _config()
     targets = (pixel_art, masks, depth)
     sparse, sgrid = _sparse_trainer(coarse, n, config, masks, depth, targets)
+    # surface voxels at 2 and 21, buried (more than `bury` = 4 behind them): 7..16
     inside = _solid_cube(block_count(n), 2, 4)  # blocks 2..3: voxels 8..15, all buried
     np.testing.assert_array_equal(sgrid.buried, inside)
     assert not (sgrid.grid.blocks & sgrid.buried).any()

@@ -5,7 +5,7 @@ Which blocks are active:
 - the candidates: the blocks of the six-view visual hull (the voxels every view's pixel-art mask
   covers) grown by one voxel; a voxel outside cannot be filled without turning a background
   pixel opaque, which the alpha loss forbids; less the buried blocks, whose voxels all lie more
-  than `band` voxels behind the target depth in every view: the inside of a solid part, which
+  than `bury` voxels behind the target depth in every view: the inside of a solid part, which
   no view asks anything of and no ray reaches once the surface is opaque. They keep Stage 1's
   values and are never stored (a box-filling object at N=256 would otherwise hold the whole
   grid);
@@ -50,6 +50,10 @@ class SparseSettings:
     refresh_every: int = 25  # iterations between refreshes of the active set
     keep_alpha: float = 1e-3  # a block with a voxel at least this opaque stays
     band: int = 2  # voxels in front of and behind the target depth that stay active
+    # a block is buried when all its voxels lie more than this behind the target depth in every
+    # view; at the band itself (2) alien N=128 lost 0.0018 IoU (rays still cross half-formed
+    # surfaces), at 4 it keeps 0.9993 of 0.9995 with 9% of the grid active instead of 14%
+    bury: int = 4
     retire_share: float = 0.05  # drop-only refreshes relayout from this share of the blocks
 
 
@@ -130,8 +134,8 @@ def target_band(masks, depth_target, band):
     return near
 
 
-def buried_voxels(masks, depth_target, band):
-    """(N, N, N) bool: voxels more than `band` steps behind the target depth of their pixel in
+def buried_voxels(masks, depth_target, depth):
+    """(N, N, N) bool: voxels more than `depth` steps behind the target depth of their pixel in
     every view, i.e. inside a solid part: no view asks anything of them, and once the surface
     in front of them is opaque no ray reaches them."""
     n = masks.shape[1]
@@ -139,7 +143,7 @@ def buried_voxels(masks, depth_target, band):
     for view in range(NUM_VIEWS):
         valid, surface = _surface_steps(masks, depth_target, view)
         for s, plane in _planes(view, n):
-            buried[plane] &= image_to_volume(valid & (s - surface > band), view)
+            buried[plane] &= image_to_volume(valid & (s - surface > depth), view)
     return buried
 
 
@@ -292,7 +296,7 @@ class SparseStage2Grid:
         self.buried = np.zeros_like(self.candidates)
         if depth_target is not None:
             self.band = blocks_of(target_band(masks, depth_target, settings.band))
-            self.buried = ~blocks_of(~buried_voxels(masks, depth_target, settings.band))
+            self.buried = ~blocks_of(~buried_voxels(masks, depth_target, settings.bury))
             self.candidates &= ~self.buried
         else:
             self.band = self.candidates
