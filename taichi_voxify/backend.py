@@ -158,6 +158,12 @@ def info():
                 cache_dir=cfg.offline_cache_file_path if cfg.offline_cache else None)
 
 
+def worker_threads():
+    """How many threads the conversion's numpy work (pixel-art cells, GIF frames) may use:
+    Taichi's CPU threads, or every core where Taichi runs on a GPU or has not started."""
+    return info().get("threads") or os.cpu_count()
+
+
 def require_conversion_arch(stage):
     """BackendError naming `stage` when the running arch cannot run the conversion stages."""
     arch = ensure_init()["arch"]

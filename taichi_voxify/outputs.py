@@ -12,6 +12,7 @@ import time
 
 import numpy as np
 
+from . import backend
 from .errors import OptionError, VoxifyError
 
 FORMATS = ("vox", "glb", "obj", "ply", "schem", "npz", "png", "gif", "lego")
@@ -97,7 +98,7 @@ def write_outputs(conv, out_dir, formats=DEFAULT_FORMATS, stem=None):
             files[fmt] = [stem + "_views.png", stem + "_palette.png"]
         elif fmt == "gif":
             images.turntable_gif(art, path("_turntable.gif"),
-                                 threads=conv.options.threads or os.cpu_count())
+                                 threads=backend.worker_threads())
             files[fmt] = [stem + "_turntable.gif"]
         elif fmt == "lego":
             plan = lego.build_plan(art, name=stem, support=conv.options.lego_support,

@@ -2,7 +2,6 @@
 
 `run_pipeline` returns everything the exports and reports need; `convert` returns the VoxelArt.
 """
-import os
 import time
 from dataclasses import dataclass, field
 
@@ -78,9 +77,8 @@ def _make_targets(clock, axis_hires, opts, user_art, weights):
     from .pixelart import apply_palette, cells_palette, quantise_views
 
     if user_art is None:
-        threads = backend.info()["threads"] or os.cpu_count()  # Taichi's CPU threads, or all
         cells = clock.run("pixel_art", axis_cells, axis_hires, opts.resolution,
-                          opts.pixel_method, threads)
+                          opts.pixel_method, backend.worker_threads())
         pal = clock.run("palette", cells_palette, cells, opts.colors, opts.palette,
                         opts.pixel_method, weights, opts.seed)
         art = clock.run("pixel_art", quantise_views, cells, pal)

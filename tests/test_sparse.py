@@ -259,11 +259,15 @@ def test_training_equals_dense_through_retired_and_activated_blocks():
         sgrid.grid.blocks, n)].max() > 1e-3  # training really moved the state
 
 
+def _ball_grid(retire_share, n=16):
+    """(Stage 1's field, the pixel-art masks, a SparseStage2Grid) of a ball."""
+    coarse, _, masks, depth = _sphere_problem(n, radius=0.35)
+    return coarse, masks, SparseStage2Grid(coarse, n, PALETTE, _config(), masks, depth,
+                                           SparseSettings(retire_share=retire_share))
+
+
 def test_refresh_keeps_opaque_blocks_and_the_target_band_and_drops_empty_space():
-    n = 16
-    coarse, pixel_art, masks, depth = _sphere_problem(n, radius=0.35)
-    sparse = SparseStage2Grid(coarse, n, PALETTE, _config(), masks, depth,
-                              SparseSettings(retire_share=0.0))
+    coarse, masks, sparse = _ball_grid(retire_share=0.0)
     grid = sparse.grid
     opaque = blocks_of(coarse.voxel_alpha() >= sparse.settings.keep_alpha)
     assert np.all(grid.blocks[opaque & sparse.candidates])
@@ -352,10 +356,7 @@ def test_a_foreground_pixel_without_target_depth_keeps_its_whole_column():
 
 
 def test_a_refresh_that_drops_only_a_few_blocks_keeps_the_layout():
-    n = 16
-    coarse, pixel_art, masks, depth = _sphere_problem(n, radius=0.35)
-    sparse = SparseStage2Grid(coarse, n, PALETTE, _config(), masks, depth,
-                              SparseSettings(retire_share=0.25))
+    _, _, sparse = _ball_grid(retire_share=0.25)
     grid = sparse.grid
     version, slots = grid.layout_version, grid.slots
     assert slots >= 8
